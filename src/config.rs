@@ -1,0 +1,794 @@
+//! Daemon configuration: TOML parsed in two phases.
+//!
+//! Phase one ([`RawConfig`]) is serde with unknown keys rejected and value formats (durations,
+//! sizes, modes) checked as they are read. Phase two ([`Config::from_raw`]) checks what spans
+//! several keys or touches files (keys decode, threshold fits, the card key file reads) and yields
+//! the typed [`Config`] the daemon runs on; nothing downstream re-checks it. Every error names the
+//! file, the line and the key: `pintu.toml:12: door.unlock_for: expected a duration like "5s"`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+
+use crate::core::card::CardKey;
+use crate::core::list::{TrustPolicy, TrustedKey};
+
+/// A configuration error: where, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `door.unlock_for` or `trust.keys[1].public_key`.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match (self.line, self.key.is_empty()) {
+            (Some(line), false) => write!(f, "{file}:{line}: {}: {}", self.key, self.message),
+            (Some(line), true) => write!(f, "{file}:{line}: {}", self.message),
+            (None, false) => write!(f, "{file}: {}: {}", self.key, self.message),
+            (None, true) => write!(f, "{file}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All errors found in one file (phase two reports every problem it finds, not just the first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// A duration written like `"5s"`, `"500ms"`, `"2m"` or `"30days"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(DURATION_HINT))?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|_| serde::de::Error::custom(format!("{DURATION_HINT}, found {s:?}")))
+    }
+}
+
+const DURATION_HINT: &str = "expected a duration like \"5s\"";
+
+/// A byte size written like `"64MiB"` or `"512KiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const HINT: &str = "expected a size like \"64MiB\"";
+        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(HINT))?;
+        s.parse::<bytesize::ByteSize>()
+            .map(|b| ByteSize(b.as_u64()))
+            .map_err(|_| serde::de::Error::custom(format!("{HINT}, found {s:?}")))
+    }
+}
+
+/// A Unix file mode written as an octal string like `"0660"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const HINT: &str = "expected an octal file mode like \"0660\"";
+        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(HINT))?;
+        match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 => Ok(FileMode(m)),
+            _ => Err(serde::de::Error::custom(format!("{HINT}, found {s:?}"))),
+        }
+    }
+}
+
+/// Phase one: the file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Site id; lists for other sites are rejected.
+    pub site: String,
+    /// This door: id and timing.
+    pub door: RawDoor,
+    /// Where the store, the last good list and the inbox live.
+    pub state_dir: PathBuf,
+    /// Trusted keys and the card key.
+    pub trust: RawTrust,
+    /// List intake.
+    #[serde(default)]
+    pub list: RawList,
+    /// Lock hardware.
+    #[serde(default, rename = "lock")]
+    pub lock: RawLock,
+    /// Card readers.
+    #[serde(default, rename = "reader")]
+    pub readers: Vec<RawReader>,
+    /// Local control socket.
+    #[serde(default)]
+    pub control: RawControl,
+    /// Embedded store.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[trust]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrust {
+    /// Signatures needed from distinct trusted keys.
+    #[serde(default = "one")]
+    pub threshold: usize,
+    /// File holding the site's card key (64 hex digits).
+    pub card_key_file: PathBuf,
+    /// Trusted public keys.
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// `[[trust.keys]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Key id named by signatures.
+    pub id: String,
+    /// ed25519 public key, base64 (32 bytes).
+    pub public_key: String,
+}
+
+/// `[list]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    /// Drop directory watched for new signed lists; default `<state_dir>/inbox`.
+    pub inbox: Option<PathBuf>,
+    /// A signed list offered at start (e.g. shipped with the install).
+    pub initial: Option<PathBuf>,
+    /// Largest signed list accepted.
+    #[serde(default = "default_max_size")]
+    pub max_size: ByteSize,
+    /// How often the inbox is scanned.
+    #[serde(default = "default_poll")]
+    pub poll_interval: HumanDuration,
+}
+
+impl Default for RawList {
+    fn default() -> Self {
+        RawList {
+            inbox: None,
+            initial: None,
+            max_size: default_max_size(),
+            poll_interval: default_poll(),
+        }
+    }
+}
+
+fn default_max_size() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+fn default_poll() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+/// `[door]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDoor {
+    /// This door's id, unique within the site.
+    pub id: String,
+    /// How long a grant releases the lock.
+    #[serde(default = "default_unlock_for")]
+    pub unlock_for: HumanDuration,
+}
+
+/// Lock backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockBackend {
+    /// Simulated relay that logs and records every change.
+    Sim,
+}
+
+/// `[lock]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLock {
+    /// Backend.
+    #[serde(default = "default_lock_backend")]
+    pub backend: LockBackend,
+}
+
+impl Default for RawLock {
+    fn default() -> Self {
+        RawLock {
+            backend: default_lock_backend(),
+        }
+    }
+}
+
+fn default_lock_backend() -> LockBackend {
+    LockBackend::Sim
+}
+
+fn default_unlock_for() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+/// Which side of the door a reader is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderRole {
+    /// Outside: taps to enter.
+    Entry,
+    /// Inside: taps to leave.
+    Exit,
+}
+
+/// Reader backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderBackend {
+    /// Taps arrive through the control socket (`pintuctl tap`).
+    Sim,
+}
+
+/// `[[reader]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReader {
+    /// Name used in events and logs.
+    pub name: String,
+    /// Entry or exit.
+    #[serde(default = "default_role")]
+    pub role: ReaderRole,
+    /// Backend.
+    pub backend: ReaderBackend,
+}
+
+fn default_role() -> ReaderRole {
+    ReaderRole::Entry
+}
+
+/// `[control]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    /// Socket path; default `<state_dir>/control.sock`.
+    pub socket: Option<PathBuf>,
+    /// Socket file mode.
+    #[serde(default = "default_mode")]
+    pub mode: FileMode,
+    /// Group given access to the socket (operators); default: the daemon's own group.
+    pub group: Option<String>,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            socket: None,
+            mode: default_mode(),
+            group: None,
+        }
+    }
+}
+
+fn default_mode() -> FileMode {
+    FileMode(0o660)
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// sled page cache size (sled's own default is 1 GiB: far too much for a Pi).
+    #[serde(default = "default_cache")]
+    pub cache_size: ByteSize,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            cache_size: default_cache(),
+        }
+    }
+}
+
+fn default_cache() -> ByteSize {
+    ByteSize(32 << 20)
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `tracing` filter, e.g. `info` or `pintu=debug`.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// Text or JSON.
+    #[serde(default = "default_format")]
+    pub format: LogFormat,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: default_level(),
+            format: default_format(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+fn default_format() -> LogFormat {
+    LogFormat::Text
+}
+
+/// A configured card reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderConfig {
+    /// Name.
+    pub name: String,
+    /// Entry or exit.
+    pub role: ReaderRole,
+    /// Backend.
+    pub backend: ReaderBackend,
+}
+
+/// Phase two: the validated configuration the daemon runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Site id.
+    pub site: String,
+    /// Door id.
+    pub door: String,
+    /// State directory (absolute or relative to the working directory).
+    pub state_dir: PathBuf,
+    /// List trust rules for this door.
+    pub trust: TrustPolicy,
+    /// The site's card key.
+    pub card_key: CardKey,
+    /// List inbox directory.
+    pub inbox: PathBuf,
+    /// List offered at start.
+    pub initial_list: Option<PathBuf>,
+    /// Inbox scan interval.
+    pub poll_interval: Duration,
+    /// Lock backend.
+    pub lock_backend: LockBackend,
+    /// Release time per grant.
+    pub unlock_for: Duration,
+    /// Readers.
+    pub readers: Vec<ReaderConfig>,
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Control socket mode.
+    pub socket_mode: u32,
+    /// Control socket group.
+    pub socket_group: Option<String>,
+    /// sled cache size in bytes.
+    pub cache_size: u64,
+    /// Log filter.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is used in errors and to resolve relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw = parse_raw(path, text).map_err(|e| ConfigErrors(vec![e]))?;
+        Config::from_raw(path, text, raw)
+    }
+
+    /// Phase two.
+    pub fn from_raw(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, message: String| {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line: line_of_key(text, key),
+                key: key.into(),
+                message,
+            });
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        for (key, value) in [("site", &raw.site), ("door.id", &raw.door.id)] {
+            if !is_identifier(value) {
+                err(key, format!("{value:?} is not a valid id: use letters, digits, '-', '_' or '.' (1-64 chars)"));
+            }
+        }
+
+        let mut keys: Vec<TrustedKey> = Vec::new();
+        for (i, k) in raw.trust.keys.iter().enumerate() {
+            if keys.iter().any(|other| other.id == k.id) {
+                err(
+                    &format!("trust.keys[{i}].id"),
+                    format!("key id {:?} is listed twice", k.id),
+                );
+                continue;
+            }
+            match decode_public_key(&k.public_key) {
+                Ok(key) if keys.iter().any(|other| other.key == key) => err(
+                    &format!("trust.keys[{i}].public_key"),
+                    "this public key is already listed under another id".into(),
+                ),
+                Ok(key) => keys.push(TrustedKey {
+                    id: k.id.clone(),
+                    key,
+                }),
+                Err(m) => err(&format!("trust.keys[{i}].public_key"), m),
+            }
+        }
+        if raw.trust.keys.is_empty() {
+            err(
+                "trust.keys",
+                "no trusted public keys: add at least one [[trust.keys]] (see `pintuctl keygen`)"
+                    .into(),
+            );
+        }
+        if raw.trust.threshold == 0 {
+            err("trust.threshold", "must be at least 1".into());
+        } else if raw.trust.threshold > raw.trust.keys.len() && !raw.trust.keys.is_empty() {
+            err(
+                "trust.threshold",
+                format!(
+                    "{} signatures required but only {} keys are trusted",
+                    raw.trust.threshold,
+                    raw.trust.keys.len()
+                ),
+            );
+        }
+        let card_key_path = resolve(&raw.trust.card_key_file);
+        let card_key = match std::fs::read_to_string(&card_key_path) {
+            Ok(text) => CardKey::from_hex(&text)
+                .map_err(|m| {
+                    err(
+                        "trust.card_key_file",
+                        format!("{}: {m}", card_key_path.display()),
+                    )
+                })
+                .ok(),
+            Err(e) => {
+                err(
+                    "trust.card_key_file",
+                    format!("cannot read {}: {e}", card_key_path.display()),
+                );
+                None
+            }
+        };
+
+        if raw.list.max_size.0 < 1024 {
+            err("list.max_size", "must be at least 1KiB".into());
+        }
+        if raw.list.poll_interval.0 < Duration::from_millis(50) {
+            err("list.poll_interval", "must be at least 50ms".into());
+        }
+        let unlock_for = raw.door.unlock_for.0;
+        if unlock_for < Duration::from_millis(100) || unlock_for > Duration::from_secs(600) {
+            err("door.unlock_for", "must be between 100ms and 10m".into());
+        }
+        let mut readers: Vec<ReaderConfig> = Vec::new();
+        for (i, r) in raw.readers.iter().enumerate() {
+            if !is_identifier(&r.name) {
+                err(
+                    &format!("reader[{i}].name"),
+                    format!("{:?} is not a valid reader name", r.name),
+                );
+            } else if readers.iter().any(|o| o.name == r.name) {
+                err(
+                    &format!("reader[{i}].name"),
+                    format!("reader name {:?} is used twice", r.name),
+                );
+            }
+            readers.push(ReaderConfig {
+                name: r.name.clone(),
+                role: r.role,
+                backend: r.backend,
+            });
+        }
+        if readers.is_empty() {
+            readers.push(ReaderConfig {
+                name: "entry".into(),
+                role: ReaderRole::Entry,
+                backend: ReaderBackend::Sim,
+            });
+        }
+        if raw.store.cache_size.0 < (1 << 20) {
+            err("store.cache_size", "must be at least 1MiB".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            err(
+                "log.level",
+                format!(
+                    "{:?} is not a log filter (try \"info\" or \"pintu=debug\")",
+                    raw.log.level
+                ),
+            );
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let state_dir = resolve(&raw.state_dir);
+        Ok(Config {
+            path: path.to_path_buf(),
+            trust: TrustPolicy {
+                keys,
+                threshold: raw.trust.threshold,
+                site: Some(raw.site.clone()),
+                door: Some(raw.door.id.clone()),
+                max_bytes: usize::try_from(raw.list.max_size.0).unwrap_or(usize::MAX),
+            },
+            card_key: card_key.expect("errors returned above when the card key is missing"),
+            inbox: raw
+                .list
+                .inbox
+                .as_deref()
+                .map(resolve)
+                .unwrap_or_else(|| state_dir.join("inbox")),
+            initial_list: raw.list.initial.as_deref().map(resolve),
+            poll_interval: raw.list.poll_interval.0,
+            lock_backend: raw.lock.backend,
+            unlock_for,
+            readers,
+            socket: raw
+                .control
+                .socket
+                .as_deref()
+                .map(resolve)
+                .unwrap_or_else(|| state_dir.join("control.sock")),
+            socket_mode: raw.control.mode.0,
+            socket_group: raw.control.group,
+            cache_size: raw.store.cache_size.0,
+            log_level: raw.log.level,
+            log_format: raw.log.format,
+            site: raw.site,
+            door: raw.door.id,
+            state_dir,
+        })
+    }
+}
+
+/// The control socket path a config file names, without validating the rest (for `pintuctl`,
+/// which may not be allowed to read the door's card key).
+pub fn socket_path_from_file(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read config file: {e}"),
+    })?;
+    let raw = parse_raw(path, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    Ok(raw
+        .control
+        .socket
+        .as_deref()
+        .map(resolve)
+        .unwrap_or_else(|| resolve(&raw.state_dir).join("control.sock")))
+}
+
+/// Ids for sites, doors and readers: safe in MQTT topics, file names and logs.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Decodes a base64 ed25519 public key.
+pub fn decode_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| "expected a base64 ed25519 public key (32 bytes)".to_string())?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| {
+        format!(
+            "expected a base64 ed25519 public key of 32 bytes, found {} bytes",
+            v.len()
+        )
+    })?;
+    let key =
+        VerifyingKey::from_bytes(&arr).map_err(|_| "not a valid ed25519 public key".to_string())?;
+    if key.is_weak() {
+        return Err("weak ed25519 public key (small-order point) refused".into());
+    }
+    Ok(key)
+}
+
+/// Phase one: TOML → [`RawConfig`], errors with line and key path.
+pub fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    parse_toml(path, text)
+}
+
+/// Deserializes TOML text strictly; an error names the file, the line and the dotted key.
+/// Shared by the daemon config and `pintuctl`'s register.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let to_error = |line: Option<usize>, key: String, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        key,
+        message,
+    };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| {
+        to_error(
+            e.span().map(|s| line_at(text, s.start)),
+            String::new(),
+            one_line(e.message()),
+        )
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = toml_key_path(e.path());
+        let inner = e.into_inner();
+        let line = inner
+            .span()
+            .map(|s| line_at(text, s.start))
+            .or_else(|| line_of_key(text, &key));
+        let mut message = one_line(inner.message());
+        if let Some(field) = message.strip_prefix("unknown field `") {
+            let field = field.split('`').next().unwrap_or_default();
+            let key = if key.is_empty() || key == "?" {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            return to_error(line, key, "unknown key".into());
+        }
+        if message.starts_with("missing field") {
+            message = format!("{message} (required)");
+        }
+        to_error(line, key, message)
+    })
+}
+
+/// serde_path_to_error's path in TOML's dotted form: `reader[0].name`.
+fn toml_key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn one_line(message: &str) -> String {
+    message.trim().replace('\n', " ")
+}
+
+/// 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where a dotted key path (`trust.keys[1].public_key`) is written, if it is.
+pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut span = None;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, indices) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        let (k, mut value) = table.get_key_value(name)?;
+        span = Some(k.span());
+        for idx in indices.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let i: usize = idx.parse().ok()?;
+            value = value.get_ref().as_array()?.get(i)?;
+            span = Some(value.span());
+        }
+        if parts.peek().is_some() {
+            table = value.get_ref().as_table()?;
+        }
+    }
+    span.map(|s| line_at(text, s.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_key_finds_nested_keys() {
+        let text = "site = \"a\"\n\n[lock]\nunlock_for = \"5s\"\n\n[[reader]]\nname = \"x\"\n\n[[reader]]\nname = \"y\"\n";
+        assert_eq!(line_of_key(text, "site"), Some(1));
+        assert_eq!(line_of_key(text, "lock.unlock_for"), Some(4));
+        assert_eq!(line_of_key(text, "reader[1].name"), Some(10));
+        assert_eq!(line_of_key(text, "nope"), None);
+    }
+
+    #[test]
+    fn durations_sizes_modes() {
+        #[derive(Deserialize)]
+        struct T {
+            d: HumanDuration,
+            s: ByteSize,
+            m: FileMode,
+        }
+        let t: T = toml::from_str("d = \"1500ms\"\ns = \"2MiB\"\nm = \"0640\"").unwrap();
+        assert_eq!(t.d.0, Duration::from_millis(1500));
+        assert_eq!(t.s.0, 2 << 20);
+        assert_eq!(t.m.0, 0o640);
+        assert!(toml::from_str::<T>("d = \"5x\"\ns = \"2MiB\"\nm = \"0640\"").is_err());
+        assert!(toml::from_str::<T>("d = \"5s\"\ns = \"lots\"\nm = \"0640\"").is_err());
+        assert!(toml::from_str::<T>("d = \"5s\"\ns = \"1KiB\"\nm = \"0999\"").is_err());
+    }
+}

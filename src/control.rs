@@ -1,0 +1,302 @@
+//! The door's local control socket: a Unix socket (owner and group only) speaking one JSON object
+//! per line each way. `pintuctl` uses it for status, recent events, and — with simulated readers —
+//! to tap cards and press buttons. Protocol reference: `docs/control-socket.md`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::codec::{Framed, LinesCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ReaderRole;
+use crate::core::event::Event;
+use crate::daemon::DaemonHandle;
+use crate::hw::sim::LockChange;
+use crate::hw::{DoorInput, LockState};
+
+/// Longest request line accepted.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Present a card to a simulated reader.
+    Tap {
+        /// Card UID in hex.
+        uid: String,
+        /// Reader name; default: the first entry reader.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reader: Option<String>,
+    },
+    /// Change a simulated door input.
+    Input {
+        /// The input change.
+        input: DoorInput,
+    },
+    /// Door status.
+    Status,
+    /// Recent events from the outbox.
+    Events {
+        /// How many (default 20, at most 1000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// A tap was decided (and its event is durable).
+    Tap(TapOutcome),
+    /// An input change was taken.
+    Input {
+        /// The input.
+        input: DoorInput,
+    },
+    /// Door status.
+    Status(Box<Status>),
+    /// Recent events, oldest first.
+    Events {
+        /// The events.
+        events: Vec<Event>,
+    },
+    /// The request failed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The result of a tap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapOutcome {
+    /// Reader name.
+    pub reader: String,
+    /// Masked card id.
+    pub card: String,
+    /// Holder id, when the card is in the list.
+    pub holder: Option<String>,
+    /// `grant` or `deny`.
+    pub decision: String,
+    /// Deny reason.
+    pub reason: Option<String>,
+    /// Microseconds from the read to the relay command.
+    pub micros: u64,
+    /// Sequence number of the tap's event.
+    pub seq: Option<u64>,
+}
+
+/// The active list, as status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListStatus {
+    /// Version.
+    pub version: u64,
+    /// Signing time.
+    pub issued_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Whether it has expired (taps are then denied).
+    pub expired: bool,
+    /// Entries.
+    pub entries: usize,
+    /// Keys that signed it.
+    pub signed_by: Vec<String>,
+}
+
+/// A configured reader, as status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderStatus {
+    /// Name.
+    pub name: String,
+    /// Entry or exit.
+    pub role: ReaderRole,
+    /// Backend name.
+    pub backend: String,
+}
+
+/// Door status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Site id.
+    pub site: String,
+    /// Door id.
+    pub door: String,
+    /// pintud version.
+    pub version: String,
+    /// Start time.
+    pub started_at: Timestamp,
+    /// The door's clock now.
+    pub now: Timestamp,
+    /// Active list, if any.
+    pub list: Option<ListStatus>,
+    /// Highest list version ever accepted.
+    pub highest_list_version: u64,
+    /// Lock state.
+    pub lock: LockState,
+    /// Recent lock changes (simulated lock only).
+    pub lock_changes: Vec<LockChange>,
+    /// Events not yet delivered.
+    pub outbox_depth: u64,
+    /// Readers.
+    pub readers: Vec<ReaderStatus>,
+}
+
+/// Control-socket client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Could not connect.
+    #[error("cannot connect to the control socket {path}: {source} (is pintud running, and are you in its group?)")]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The exchange failed.
+    #[error("control socket {path}: {message}")]
+    Protocol {
+        /// Socket path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Sends one request and waits for the reply (blocking; used by `pintuctl`).
+pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, ControlError> {
+    let proto = |message: String| ControlError::Protocol {
+        path: socket.to_path_buf(),
+        message,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|source| {
+        ControlError::Connect {
+            path: socket.to_path_buf(),
+            source,
+        }
+    })?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| proto(e.to_string()))?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| proto(e.to_string()))?;
+    let mut line = serde_json::to_string(req).map_err(|e| proto(e.to_string()))?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| proto(format!("send: {e}")))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| proto(format!("no reply: {e}")))?;
+    if reply.is_empty() {
+        return Err(proto(
+            "the daemon closed the connection without replying".into(),
+        ));
+    }
+    serde_json::from_str(&reply).map_err(|e| proto(format!("bad reply: {e}")))
+}
+
+/// Binds the socket: parent directory created, a stale socket replaced (a live one is an error),
+/// mode and group applied before the first connection can arrive.
+pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::fsutil::create_dir_with_mode(dir, 0o750)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use: is another pintud running?", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let gid = match group {
+        None => None,
+        Some(name) => Some(
+            nix::unistd::Group::from_name(name)
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| {
+                    std::io::Error::other(format!("control.group: no group named {name:?}"))
+                })?
+                .gid,
+        ),
+    };
+    // Bind under a restrictive umask so there is no window where the socket is world-accessible.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid.as_raw()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+/// Serves connections until `shutdown`.
+pub async fn serve(listener: UnixListener, handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let handle = handle.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move { serve_connection(stream, handle, shutdown).await });
+                }
+                Err(e) => {
+                    tracing::warn!("control socket accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: UnixStream,
+    handle: Arc<DaemonHandle>,
+    shutdown: CancellationToken,
+) {
+    let peer = stream.peer_cred().ok().map(|c| c.uid());
+    let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+    loop {
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            line = framed.next() => line,
+        };
+        let reply = match line {
+            None => return,
+            Some(Err(e)) => Reply::Error {
+                message: format!("bad request line: {e}"),
+            },
+            Some(Ok(line)) => match serde_json::from_str::<Request>(&line) {
+                Err(e) => Reply::Error {
+                    message: format!("bad request: {e}"),
+                },
+                Ok(req) => {
+                    tracing::debug!(?peer, ?req, "control request");
+                    handle.handle(req).await
+                }
+            },
+        };
+        let text = match serde_json::to_string(&reply) {
+            Ok(t) => t,
+            Err(e) => format!("{{\"reply\":\"error\",\"message\":\"cannot encode reply: {e}\"}}"),
+        };
+        if framed.send(text).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Events: what the door tells the office system. Schema in `docs/events.md`.
+//!
+//! The core produces [`EventDraft`]s; the outbox stamps each with its unique id, per-door sequence
+//! number, time, site and door when it makes it durable, giving an [`Event`].
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::decision::Decision;
+
+/// Schema identifier carried by every event.
+pub const EVENT_SCHEMA: &str = "pintu.event.v1";
+
+/// The kinds of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A tap opened the door.
+    #[serde(rename = "access.granted")]
+    AccessGranted,
+    /// A tap was refused.
+    #[serde(rename = "access.denied")]
+    AccessDenied,
+    /// The lock was released.
+    #[serde(rename = "lock.released")]
+    LockReleased,
+    /// The lock was secured again.
+    #[serde(rename = "lock.secured")]
+    LockSecured,
+    /// The door contact opened.
+    #[serde(rename = "door.opened")]
+    DoorOpened,
+    /// The door contact closed.
+    #[serde(rename = "door.closed")]
+    DoorClosed,
+    /// The request-to-exit button was pressed.
+    #[serde(rename = "exit.requested")]
+    ExitRequested,
+    /// A new list became active.
+    #[serde(rename = "list.applied")]
+    ListApplied,
+    /// A list was refused; the current one stays.
+    #[serde(rename = "list.rejected")]
+    ListRejected,
+    /// The store's list cache was rebuilt from the last good list file.
+    #[serde(rename = "store.rebuilt")]
+    StoreRebuilt,
+    /// The daemon started.
+    #[serde(rename = "daemon.started")]
+    DaemonStarted,
+    /// The daemon is stopping (lock secured).
+    #[serde(rename = "daemon.stopping")]
+    DaemonStopping,
+    /// A hardware fault (lock or reader).
+    #[serde(rename = "hardware.fault")]
+    HardwareFault,
+}
+
+impl EventKind {
+    /// The wire name, e.g. `access.granted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AccessGranted => "access.granted",
+            EventKind::AccessDenied => "access.denied",
+            EventKind::LockReleased => "lock.released",
+            EventKind::LockSecured => "lock.secured",
+            EventKind::DoorOpened => "door.opened",
+            EventKind::DoorClosed => "door.closed",
+            EventKind::ExitRequested => "exit.requested",
+            EventKind::ListApplied => "list.applied",
+            EventKind::ListRejected => "list.rejected",
+            EventKind::StoreRebuilt => "store.rebuilt",
+            EventKind::DaemonStarted => "daemon.started",
+            EventKind::DaemonStopping => "daemon.stopping",
+            EventKind::HardwareFault => "hardware.fault",
+        }
+    }
+}
+
+/// An event before the outbox numbers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    /// Kind.
+    pub kind: EventKind,
+    /// Reader name, for taps.
+    pub reader: Option<String>,
+    /// Holder id, when the card is known.
+    pub holder: Option<String>,
+    /// Masked card id (`c:` + 8 hex digits of the keyed hash).
+    pub card: Option<String>,
+    /// `grant` or `deny`, for taps.
+    pub decision: Option<&'static str>,
+    /// Machine-readable reason (deny reason, rejection code).
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    pub detail: Option<String>,
+    /// List version involved (applied, rejected, or the one a tap was decided on).
+    pub list_version: Option<u64>,
+}
+
+impl EventDraft {
+    /// A draft with only its kind set.
+    pub fn new(kind: EventKind) -> Self {
+        EventDraft {
+            kind,
+            reader: None,
+            holder: None,
+            card: None,
+            decision: None,
+            reason: None,
+            detail: None,
+            list_version: None,
+        }
+    }
+
+    /// Sets the human-readable detail.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the machine-readable reason.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the list version.
+    pub fn list_version(mut self, version: Option<u64>) -> Self {
+        self.list_version = version;
+        self
+    }
+
+    /// The event for a decided tap.
+    pub fn tap(
+        decision: Decision,
+        reader: &str,
+        holder: Option<&str>,
+        masked_card: String,
+        list_version: Option<u64>,
+    ) -> Self {
+        let kind = match decision {
+            Decision::Grant => EventKind::AccessGranted,
+            Decision::Deny(_) => EventKind::AccessDenied,
+        };
+        EventDraft {
+            kind,
+            reader: Some(reader.to_string()),
+            holder: holder.map(str::to_string),
+            card: Some(masked_card),
+            decision: Some(decision.as_str()),
+            reason: decision.reason().map(|r| r.as_str().to_string()),
+            detail: None,
+            list_version,
+        }
+    }
+
+    /// Stamps the draft into a full event.
+    pub fn into_event(self, id: Uuid, seq: u64, time: Timestamp, site: &str, door: &str) -> Event {
+        Event {
+            schema: EVENT_SCHEMA.to_string(),
+            id,
+            seq,
+            time,
+            site: site.to_string(),
+            door: door.to_string(),
+            kind: self.kind,
+            reader: self.reader,
+            holder: self.holder,
+            card: self.card,
+            decision: self.decision.map(str::to_string),
+            reason: self.reason,
+            detail: self.detail,
+            list_version: self.list_version,
+        }
+    }
+}
+
+/// An event as stored in the outbox and sent to the office system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Always [`EVENT_SCHEMA`].
+    pub schema: String,
+    /// Unique id, for de-duplication of at-least-once delivery.
+    pub id: Uuid,
+    /// Per-door sequence number, gap-free and increasing.
+    pub seq: u64,
+    /// Wall-clock time at the door.
+    pub time: Timestamp,
+    /// Site id.
+    pub site: String,
+    /// Door id.
+    pub door: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// Reader, for taps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+    /// Holder id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Masked card id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    /// `grant` / `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Machine-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// List version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_version: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::decision::DenyReason;
+
+    /// Snapshot of the wire form: changing it breaks the office system's parser.
+    #[test]
+    fn denied_tap_json_snapshot() {
+        let e = EventDraft::tap(
+            Decision::Deny(DenyReason::UnknownCard),
+            "entry",
+            None,
+            "c:0a1b2c3d".into(),
+            Some(4),
+        )
+        .into_event(
+            Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            17,
+            "2026-11-23T04:00:00Z".parse().unwrap(),
+            "kominfo",
+            "server-room",
+        );
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"schema":"pintu.event.v1","id":"01234567-89ab-cdef-0123-456789abcdef","seq":17,"time":"2026-11-23T04:00:00Z","site":"kominfo","door":"server-room","kind":"access.denied","reader":"entry","card":"c:0a1b2c3d","decision":"deny","reason":"unknown_card","list_version":4}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn kind_names_match_serde() {
+        for k in [
+            EventKind::AccessGranted,
+            EventKind::ListRejected,
+            EventKind::StoreRebuilt,
+            EventKind::HardwareFault,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure decision core: no I/O, no async, no dependency on hardware, network or storage.
+//!
+//! Everything here takes its inputs (taps, list bytes, times) as arguments and returns decisions,
+//! lock commands and event drafts, so it can be tested exhaustively.
+
+pub mod card;
+pub mod decision;
+pub mod door;
+pub mod event;
+pub mod list;
+pub mod schedule;

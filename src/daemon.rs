@@ -1,0 +1,650 @@
+//! `pintud`'s runtime: wires the store, the lock, the control socket and the list inbox around
+//! the pure core.
+//!
+//! Tasks:
+//! - the **door task** owns the lock and the relock timer; it decides taps and input changes one
+//!   at a time and never waits on anything slow (no fsync, no network);
+//! - the **list intake** verifies and applies lists from the inbox or the start-up path on a
+//!   blocking thread, so a large list never delays a tap;
+//! - the **control server** answers `pintuctl` and, for a tap, replies only once the tap's event
+//!   is durable.
+//!
+//! On shutdown (signal or error) the door task secures the lock before anything else.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::clock::Clock;
+use crate::config::{Config, LockBackend, ReaderBackend, ReaderRole};
+use crate::control::{self, ListStatus, ReaderStatus, Reply, Request, Status, TapOutcome};
+use crate::core::card::Uid;
+use crate::core::decision::{decide, Decision, DenyReason};
+use crate::core::door::{DoorTimer, LockCommand};
+use crate::core::event::{EventDraft, EventKind};
+use crate::core::list::{ListMeta, Rejection};
+use crate::fsutil;
+use crate::hw::sim::{LockRecord, SimLock};
+use crate::hw::{CardRead, DoorInput, Lock, LockState};
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened or rebuilt.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The control socket could not be bound.
+    #[error("control socket {path}: {source}")]
+    Socket {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The lock could not be driven to its safe state at start.
+    #[error("lock: {0}")]
+    Lock(#[from] crate::hw::HwError),
+    /// A task failed.
+    #[error("{0}")]
+    Task(String),
+}
+
+enum DoorMsg {
+    Tap {
+        read: CardRead,
+        reply: Option<oneshot::Sender<TapOutcome>>,
+    },
+    Input {
+        input: DoorInput,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Shared by the control server and the intake tasks.
+pub struct DaemonHandle {
+    cfg: Arc<Config>,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    door_tx: mpsc::Sender<DoorMsg>,
+    lock_state: Arc<Mutex<LockState>>,
+    lock_record: Option<LockRecord>,
+    started_at: Timestamp,
+    // List applies are serialized: two lists arriving together are checked one after the other.
+    apply_lock: Mutex<()>,
+}
+
+impl DaemonHandle {
+    /// Answers one control request.
+    pub async fn handle(&self, req: Request) -> Reply {
+        match req {
+            Request::Tap { uid, reader } => match self.tap(&uid, reader.as_deref()).await {
+                Ok(outcome) => Reply::Tap(outcome),
+                Err(message) => Reply::Error { message },
+            },
+            Request::Input { input } => {
+                let (tx, rx) = oneshot::channel();
+                if self
+                    .door_tx
+                    .send(DoorMsg::Input { input, reply: tx })
+                    .await
+                    .is_err()
+                    || rx.await.is_err()
+                {
+                    return Reply::Error {
+                        message: "the door task has stopped".into(),
+                    };
+                }
+                match self.store.flush().await {
+                    Ok(()) => Reply::Input { input },
+                    Err(e) => Reply::Error {
+                        message: format!("input handled but its event is not durable: {e}"),
+                    },
+                }
+            }
+            Request::Status => Reply::Status(Box::new(self.status())),
+            Request::Events { limit } => {
+                match self.store.recent_events(limit.unwrap_or(20).min(1000)) {
+                    Ok(events) => Reply::Events { events },
+                    Err(e) => Reply::Error {
+                        message: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Presents a card to a simulated reader and waits for the decision and its durable event.
+    pub async fn tap(&self, uid: &str, reader: Option<&str>) -> Result<TapOutcome, String> {
+        let uid: Uid = uid.parse().map_err(|e| format!("{e}"))?;
+        let reader = match reader {
+            Some(name) => self
+                .cfg
+                .readers
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "no reader named {name:?} (configured: {})",
+                        self.reader_names()
+                    )
+                })?,
+            None => self
+                .cfg
+                .readers
+                .iter()
+                .find(|r| r.role == ReaderRole::Entry)
+                .or(self.cfg.readers.first())
+                .ok_or("no readers configured")?,
+        };
+        if reader.backend != ReaderBackend::Sim {
+            return Err(format!(
+                "reader {:?} is not simulated: tap a real card",
+                reader.name
+            ));
+        }
+        let read = CardRead {
+            reader: reader.name.clone(),
+            role: reader.role,
+            uid,
+            at: Instant::now(),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.door_tx
+            .send(DoorMsg::Tap {
+                read,
+                reply: Some(tx),
+            })
+            .await
+            .map_err(|_| "the door task has stopped")?;
+        let outcome = rx.await.map_err(|_| "the door task dropped the tap")?;
+        // The tap is acknowledged only once its event survives a power cut.
+        self.store
+            .flush()
+            .await
+            .map_err(|e| format!("tap decided but its event is not durable: {e}"))?;
+        Ok(outcome)
+    }
+
+    fn reader_names(&self) -> String {
+        self.cfg
+            .readers
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Current status.
+    pub fn status(&self) -> Status {
+        let now = self.clock.now();
+        Status {
+            site: self.cfg.site.clone(),
+            door: self.cfg.door.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at,
+            now,
+            list: self.store.active().map(|a| ListStatus {
+                version: a.meta.version,
+                issued_at: a.meta.issued_at,
+                expires_at: a.meta.expires_at,
+                expired: now >= a.meta.expires_at,
+                entries: a.meta.entry_count,
+                signed_by: a.meta.signed_by.clone(),
+            }),
+            highest_list_version: self.store.highest_version(),
+            lock: *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()),
+            lock_changes: self
+                .lock_record
+                .as_ref()
+                .map(|r| r.changes())
+                .unwrap_or_default(),
+            outbox_depth: self.store.outbox_depth(),
+            readers: self
+                .cfg
+                .readers
+                .iter()
+                .map(|r| ReaderStatus {
+                    name: r.name.clone(),
+                    role: r.role,
+                    backend: format!("{:?}", r.backend).to_lowercase(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Verifies and applies a signed list (blocking: call from a blocking thread). Emits
+    /// `list.applied` or `list.rejected`.
+    pub fn apply_list(
+        &self,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        let _serialized = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let now = self.clock.now();
+        let result = self.store.verify_and_apply(bytes, &self.cfg.trust, now)?;
+        let draft = match &result {
+            Ok(meta) => {
+                tracing::info!(source, version = meta.version, entries = meta.entry_count, signed_by = ?meta.signed_by, ms = started.elapsed().as_millis() as u64, "list applied");
+                EventDraft::new(EventKind::ListApplied)
+                    .list_version(Some(meta.version))
+                    .detail(format!(
+                        "{} entries from {source}, signed by {}",
+                        meta.entry_count,
+                        meta.signed_by.join(", ")
+                    ))
+            }
+            Err(why) => {
+                tracing::warn!(
+                    source,
+                    reason = why.code(),
+                    "list rejected: {why}; keeping list version {}",
+                    self.store.highest_version()
+                );
+                EventDraft::new(EventKind::ListRejected)
+                    .reason(why.code())
+                    .detail(format!("{source}: {why}"))
+            }
+        };
+        self.store.append(draft, now)?;
+        self.store.flush_blocking()?;
+        Ok(result)
+    }
+
+    /// Reads a list file (size-capped before parsing) and applies it; failures become events.
+    pub fn apply_list_file(&self, path: &Path) -> Result<bool, StoreError> {
+        let source = path.display().to_string();
+        match fsutil::read_capped(path, self.cfg.trust.max_bytes) {
+            Ok(bytes) => Ok(self.apply_list(&bytes, &source)?.is_ok()),
+            Err(e) => {
+                let (reason, detail) = match &e {
+                    fsutil::ReadCappedError::TooLarge { .. } => {
+                        ("oversize", format!("{source}: {e}"))
+                    }
+                    fsutil::ReadCappedError::Io(_) => ("unreadable", format!("{source}: {e}")),
+                };
+                tracing::warn!(source, "list rejected: {e}");
+                self.store.append(
+                    EventDraft::new(EventKind::ListRejected)
+                        .reason(reason)
+                        .detail(detail),
+                    self.clock.now(),
+                )?;
+                self.store.flush_blocking()?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Options beyond the config file.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// A signed list to offer at start (`pintud --list`), after the config's `list.initial`.
+    pub list: Option<PathBuf>,
+}
+
+/// Runs the door until `shutdown` is cancelled. `ready` is called once the door serves taps.
+pub async fn run(
+    cfg: Config,
+    opts: RunOptions,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(),
+) -> Result<(), DaemonError> {
+    let cfg = Arc::new(cfg);
+    // The lock is driven safe before anything else can fail or take time.
+    let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) = match cfg.lock_backend {
+        LockBackend::Sim => {
+            let sim = SimLock::new();
+            let record = sim.record();
+            (Box::new(sim), Some(record))
+        }
+    };
+    lock.secure()?;
+
+    let store_opts = StoreOptions {
+        state_dir: cfg.state_dir.clone(),
+        cache_size: cfg.cache_size,
+        site: cfg.site.clone(),
+        door: cfg.door.clone(),
+    };
+    let policy = cfg.trust.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy))
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))??;
+    let store = Arc::new(store);
+    for draft in report.events {
+        store.append(draft, clock.now())?;
+    }
+    store.append(
+        EventDraft::new(EventKind::DaemonStarted)
+            .list_version(store.active().map(|a| a.meta.version))
+            .detail(format!("pintud {} started", env!("CARGO_PKG_VERSION"))),
+        clock.now(),
+    )?;
+
+    let (door_tx, door_rx) = mpsc::channel(256);
+    let lock_state = Arc::new(Mutex::new(LockState::Secured));
+    let handle = Arc::new(DaemonHandle {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        clock: clock.clone(),
+        door_tx,
+        lock_state: lock_state.clone(),
+        lock_record,
+        started_at: clock.now(),
+        apply_lock: Mutex::new(()),
+    });
+
+    // Lists offered at start go through the same gate as any other.
+    for path in cfg.initial_list.iter().chain(opts.list.iter()) {
+        let h = handle.clone();
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || h.apply_list_file(&path))
+            .await
+            .map_err(|e| DaemonError::Task(e.to_string()))??;
+    }
+    store.flush().await?;
+
+    let listener = control::bind(&cfg.socket, cfg.socket_mode, cfg.socket_group.as_deref())
+        .map_err(|source| DaemonError::Socket {
+            path: cfg.socket.clone(),
+            source,
+        })?;
+
+    let door = DoorTask {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        clock: clock.clone(),
+        lock,
+        lock_state,
+        timer: DoorTimer::new(cfg.unlock_for),
+    };
+    let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
+    let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
+    let inbox_task = tokio::spawn(watch_inbox(handle.clone(), shutdown.clone()));
+
+    tracing::info!(
+        site = %cfg.site,
+        door = %cfg.door,
+        socket = %cfg.socket.display(),
+        inbox = %cfg.inbox.display(),
+        list_version = store.active().map(|a| a.meta.version),
+        "pintud ready"
+    );
+    ready();
+
+    shutdown.cancelled().await;
+    let door_result = door_task.await;
+    let _ = control_task.await;
+    let _ = inbox_task.await;
+    let _ = std::fs::remove_file(&cfg.socket);
+    store.flush().await?;
+    door_result.map_err(|e| DaemonError::Task(format!("door task failed: {e}")))?;
+    tracing::info!("pintud stopped; lock secured");
+    Ok(())
+}
+
+struct DoorTask {
+    cfg: Arc<Config>,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    lock: Box<dyn Lock>,
+    lock_state: Arc<Mutex<LockState>>,
+    timer: DoorTimer,
+}
+
+impl DoorTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<DoorMsg>, shutdown: CancellationToken) {
+        loop {
+            let deadline = self.timer.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    if let Some(cmd) = self.timer.tick(Instant::now()) {
+                        self.drive(cmd);
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    None => break,
+                    Some(DoorMsg::Tap { read, reply }) => {
+                        let span = tracing::info_span!("tap", reader = %read.reader);
+                        let outcome = span.in_scope(|| self.tap(read));
+                        if let Some(reply) = reply {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    Some(DoorMsg::Input { input, reply }) => {
+                        self.input(input);
+                        let _ = reply.send(());
+                    }
+                },
+            }
+        }
+        // Every way out of the loop ends with the lock secured.
+        let cmd = self.timer.secure_now();
+        self.drive(cmd);
+        self.record(EventDraft::new(EventKind::DaemonStopping).detail("lock secured for shutdown"));
+    }
+
+    fn tap(&mut self, read: CardRead) -> TapOutcome {
+        let started = read.at;
+        let card = self.cfg.card_key.hash(&read.uid);
+        let now = self.clock.now();
+        let active = self.store.active();
+        let (decision, entry) = match active.as_deref() {
+            None => (decide(None, None, &self.cfg.door, now), None),
+            Some(list) => match list.lookup(&card) {
+                Ok(entry) => (
+                    decide(Some(&list.meta), entry.as_ref(), &self.cfg.door, now),
+                    entry,
+                ),
+                Err(e) => {
+                    tracing::error!("list lookup failed: {e}; denying");
+                    (Decision::Deny(DenyReason::StoreError), None)
+                }
+            },
+        };
+        if decision == Decision::Grant {
+            if let Some(cmd) = self.timer.grant(Instant::now()) {
+                self.drive(cmd);
+            }
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        let holder = entry.as_ref().map(|e| e.holder.as_str());
+        tracing::info!(
+            card = %card.masked(),
+            holder = holder.unwrap_or("-"),
+            name = entry.as_ref().map(|e| e.name.as_str()).unwrap_or("-"),
+            decision = decision.as_str(),
+            reason = decision.reason().map(|r| r.as_str()).unwrap_or("-"),
+            micros,
+            "tap"
+        );
+        let list_version = active.as_ref().map(|a| a.meta.version);
+        let seq = self.record(EventDraft::tap(
+            decision,
+            &read.reader,
+            holder,
+            card.masked(),
+            list_version,
+        ));
+        TapOutcome {
+            reader: read.reader,
+            card: card.masked(),
+            holder: holder.map(str::to_string),
+            decision: decision.as_str().to_string(),
+            reason: decision.reason().map(|r| r.as_str().to_string()),
+            micros,
+            seq,
+        }
+    }
+
+    fn input(&mut self, input: DoorInput) {
+        tracing::info!(?input, "door input");
+        match input {
+            DoorInput::DoorOpened => {
+                self.record(EventDraft::new(EventKind::DoorOpened));
+            }
+            DoorInput::DoorClosed => {
+                self.record(EventDraft::new(EventKind::DoorClosed));
+            }
+            DoorInput::ExitButton => {
+                self.record(EventDraft::new(EventKind::ExitRequested));
+                if let Some(cmd) = self.timer.grant(Instant::now()) {
+                    self.drive(cmd);
+                }
+            }
+        }
+    }
+
+    /// Drives the relay and records the change. A relay fault is an event, and the door is
+    /// treated as secured (the safe assumption for the timer).
+    fn drive(&mut self, cmd: LockCommand) {
+        let (result, state, kind) = match cmd {
+            LockCommand::Unlock => (
+                self.lock.release(),
+                LockState::Released,
+                EventKind::LockReleased,
+            ),
+            LockCommand::Secure => (
+                self.lock.secure(),
+                LockState::Secured,
+                EventKind::LockSecured,
+            ),
+        };
+        match result {
+            Ok(()) => {
+                *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+                self.record(EventDraft::new(kind));
+            }
+            Err(e) => {
+                tracing::error!("relay fault: {e}");
+                self.timer.secure_now();
+                self.record(
+                    EventDraft::new(EventKind::HardwareFault)
+                        .reason("lock")
+                        .detail(e.to_string()),
+                );
+            }
+        }
+    }
+
+    /// Appends an event; the outbox write is in memory, made durable by the next flush.
+    fn record(&self, draft: EventDraft) -> Option<u64> {
+        match self.store.append(draft, self.clock.now()) {
+            Ok(event) => Some(event.seq),
+            Err(e) => {
+                tracing::error!("cannot append event to the outbox: {e}");
+                None
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Watches the inbox directory for signed lists (USB stick copy, scp). A file is taken once its
+/// size and modification time held still for one scan, so a copy in progress is never read; it is
+/// then moved to `processed/` or `rejected/` with a time prefix.
+async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
+    let inbox = handle.cfg.inbox.clone();
+    for dir in [
+        inbox.clone(),
+        inbox.join("processed"),
+        inbox.join("rejected"),
+    ] {
+        if let Err(e) = fsutil::create_dir_with_mode(&dir, 0o750) {
+            tracing::error!(inbox = %dir.display(), "cannot create the list inbox: {e}; lists can only arrive at start");
+            return;
+        }
+    }
+    let mut pending: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    let mut interval = tokio::time::interval(handle.cfg.poll_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let ready = scan_inbox(&inbox, &mut pending);
+        for path in ready {
+            let h = handle.clone();
+            let p = path.clone();
+            let applied = tokio::task::spawn_blocking(move || h.apply_list_file(&p))
+                .instrument(tracing::info_span!("inbox", file = %path.display()))
+                .await;
+            let accepted = match applied {
+                Ok(Ok(accepted)) => accepted,
+                Ok(Err(e)) => {
+                    tracing::error!("store error while applying {}: {e}", path.display());
+                    false
+                }
+                Err(e) => {
+                    tracing::error!("list intake task failed: {e}");
+                    false
+                }
+            };
+            let dest_dir = inbox.join(if accepted { "processed" } else { "rejected" });
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = dest_dir.join(format!(
+                "{}-{name}",
+                Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+            ));
+            if let Err(e) = std::fs::rename(&path, &dest) {
+                tracing::warn!("cannot move {} to {}: {e}", path.display(), dest.display());
+            }
+        }
+    }
+}
+
+/// One scan: returns files whose size and mtime are unchanged since the previous scan.
+fn scan_inbox(inbox: &Path, pending: &mut HashMap<PathBuf, (u64, SystemTime)>) -> Vec<PathBuf> {
+    let mut ready = Vec::new();
+    let mut seen = HashMap::new();
+    let entries = match std::fs::read_dir(inbox) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(inbox = %inbox.display(), "cannot read the list inbox: {e}");
+            return ready;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Hidden and partial files are copies in progress (scp, rsync, our own temp files).
+        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+            continue;
+        }
+        let Ok(md) = entry.metadata() else { continue };
+        if !md.is_file() {
+            continue;
+        }
+        let stamp = (md.len(), md.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        let path = entry.path();
+        if pending.get(&path) == Some(&stamp) {
+            ready.push(path);
+        } else {
+            seen.insert(path, stamp);
+        }
+    }
+    *pending = seen;
+    ready.sort();
+    ready
+}

@@ -1,0 +1,78 @@
+//! Hardware edges, one small trait each (after embedded-hal): the lock relay and the sources of
+//! card reads. Real backends (GPIO, PC/SC, serial) plug in behind these; [`sim`] holds the
+//! simulated ones used by the demo and the tests.
+
+pub mod sim;
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::ReaderRole;
+use crate::core::card::Uid;
+
+/// What kind of hardware fault happened, for generic handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HwErrorKind {
+    /// The device is gone (unplugged, port vanished).
+    Disconnected,
+    /// The device did not answer in time.
+    Timeout,
+    /// Anything else.
+    Other,
+}
+
+/// A hardware operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{device}: {message}")]
+pub struct HwError {
+    /// Which device (reader name, `lock`).
+    pub device: String,
+    /// Kind, for generic handling.
+    pub kind: HwErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// The lock's two states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    /// Locked: the safe state.
+    Secured,
+    /// Released for a grant or an exit request.
+    Released,
+}
+
+/// The lock relay. Every operation is fallible; [`Lock::secure`] must be safe to call repeatedly.
+pub trait Lock: Send {
+    /// Releases the lock.
+    fn release(&mut self) -> Result<(), HwError>;
+    /// Returns to the safe, locked state.
+    fn secure(&mut self) -> Result<(), HwError>;
+}
+
+/// One card read, as a reader reports it.
+#[derive(Debug, Clone)]
+pub struct CardRead {
+    /// Reader name from the config.
+    pub reader: String,
+    /// Entry or exit side.
+    pub role: ReaderRole,
+    /// The UID read.
+    pub uid: Uid,
+    /// When it was read (monotonic).
+    pub at: Instant,
+}
+
+/// Changes on the door's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorInput {
+    /// Door contact: the door opened.
+    DoorOpened,
+    /// Door contact: the door closed.
+    DoorClosed,
+    /// Request-to-exit button pressed.
+    ExitButton,
+}

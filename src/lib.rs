@@ -1,0 +1,25 @@
+//! Pintu: a door controller for server rooms that decides offline from a signed access list.
+//!
+//! Map of the crate:
+//! - [`core`]: the pure decision core — card ids, the signed list format and its verification,
+//!   weekly schedules, the access decision, lock timing and event drafts. No I/O.
+//! - [`config`]: the daemon's TOML configuration, parsed then validated.
+//! - [`store`]: sled-backed state that survives power cuts: the active list cache (swapped
+//!   atomically), list metadata and the durable event outbox; plus the last good list file.
+//! - [`hw`]: small traits for the hardware edges (lock, card sources) and simulated backends.
+//! - [`control`]: the local control socket (protocol, server and client).
+//! - [`daemon`]: `pintud`'s runtime: the door task, list intake and the inbox watcher.
+//! - [`keys`], [`register`]: the operator side used by `pintuctl` (signing keys, the register).
+//! - [`clock`]: wall-clock source, injectable for tests.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod daemon;
+pub mod fsutil;
+pub mod hw;
+pub mod keys;
+pub mod register;
+pub mod store;

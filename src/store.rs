@@ -1,0 +1,465 @@
+//! What survives a power cut: the last good signed list (a file, the source of truth) and the sled
+//! store built from it — the list cache looked up by card hash, list metadata and the event outbox.
+//!
+//! - **List swap.** Each applied list gets its own sled tree; a list becomes active by one
+//!   in-memory pointer swap (and one metadata batch on disk), so a lookup sees the old list or the
+//!   new one, never a mix. The old tree is dropped once no lookup holds it.
+//! - **Rebuild.** If sled fails to open, panics while opening, or its cache disagrees with the list
+//!   file, the damaged directory is moved aside and the cache is rebuilt from the file.
+//! - **Outbox.** Events are keyed by their sequence number. [`Store::append`] does no fsync (the tap
+//!   path must not wait on the SD card); callers that promise durability await [`Store::flush`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use crate::core::card::CardHash;
+use crate::core::event::{Event, EventDraft, EventKind};
+use crate::core::list::{verify, Accepted, Entry, ListMeta, Rejection, TrustPolicy, VerifiedList};
+use crate::fsutil;
+
+/// File name of the last good signed list inside the state directory.
+pub const LIST_FILE: &str = "list.signed";
+/// Directory name of the sled store inside the state directory.
+pub const STORE_DIR: &str = "store";
+
+const META_ACTIVE_TREE: &[u8] = b"active_tree";
+const META_ACTIVE_DIGEST: &[u8] = b"active_digest";
+const META_ACTIVE_COUNT: &[u8] = b"active_count";
+const META_HIGHEST_VERSION: &[u8] = b"highest_version";
+/// Highest sequence number ever removed from the outbox (by a publisher), so numbering never
+/// restarts below it when the outbox is empty.
+const META_SEQ_FLOOR: &[u8] = b"seq_floor";
+const LIST_TREE_PREFIX: &str = "list.v";
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("store: damaged record: {0}")]
+    Corrupt(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The list the door decides on: its metadata and its sled tree.
+pub struct ActiveList {
+    /// Facts about the list.
+    pub meta: ListMeta,
+    tree: sled::Tree,
+}
+
+impl ActiveList {
+    /// The entry for a card, if the list has one.
+    pub fn lookup(&self, card: &CardHash) -> Result<Option<Entry>, StoreError> {
+        match self.tree.get(card.0)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        }
+    }
+}
+
+/// Settings for opening the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// State directory (holds the list file and the sled directory).
+    pub state_dir: PathBuf,
+    /// sled page cache in bytes.
+    pub cache_size: u64,
+    /// Site id stamped on events.
+    pub site: String,
+    /// Door id stamped on events.
+    pub door: String,
+}
+
+/// The door's durable state.
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    outbox: sled::Tree,
+    active: ArcSwapOption<ActiveList>,
+    highest_version: AtomicU64,
+    // Seq allocation and insert happen under one lock so the outbox never has a gap a reader
+    // could observe before the lower seq lands.
+    next_seq: Mutex<u64>,
+    outbox_len: AtomicU64,
+    list_path: PathBuf,
+    site: String,
+    door: String,
+}
+
+/// What happened while opening, for the daemon to log and emit as events.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// Events to append once the store is open (store rebuilt, list file problems).
+    pub events: Vec<EventDraft>,
+}
+
+impl Store {
+    /// Opens (or creates) the store and loads the last good list, rebuilding the cache when needed.
+    ///
+    /// `policy` verifies the list file again: a file that no longer verifies (damaged, or its keys
+    /// were removed from the config) is not used, and the door starts without a list.
+    pub fn open(
+        opts: &StoreOptions,
+        policy: &TrustPolicy,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let mut report = OpenReport::default();
+        fsutil::create_dir_with_mode(&opts.state_dir, 0o750).map_err(io_err(&opts.state_dir))?;
+        let sled_dir = opts.state_dir.join(STORE_DIR);
+        let db = match open_sled(&sled_dir, opts.cache_size) {
+            Ok(db) => db,
+            Err(why) => {
+                let aside = opts.state_dir.join(format!(
+                    "{STORE_DIR}.damaged-{}",
+                    Timestamp::now().as_second()
+                ));
+                tracing::error!(store = %sled_dir.display(), moved_to = %aside.display(), "store failed to open ({why}); rebuilding from the list file");
+                std::fs::rename(&sled_dir, &aside).map_err(io_err(&sled_dir))?;
+                report.events.push(
+                    EventDraft::new(EventKind::StoreRebuilt)
+                        .reason("open_failed")
+                        .detail(format!(
+                            "store failed to open ({why}); moved to {}",
+                            aside.display()
+                        )),
+                );
+                open_sled(&sled_dir, opts.cache_size).map_err(|why| {
+                    StoreError::Corrupt(format!("fresh store failed to open: {why}"))
+                })?
+            }
+        };
+        let meta = db.open_tree("meta")?;
+        let outbox = db.open_tree("outbox")?;
+        let last_seq = match outbox.last()? {
+            Some((k, _)) => u64_from_key(&k)?,
+            None => 0,
+        };
+        let seq_floor = read_u64(&meta, META_SEQ_FLOOR)?.unwrap_or(0);
+        let outbox_len = outbox.len() as u64;
+        let store = Store {
+            highest_version: AtomicU64::new(read_u64(&meta, META_HIGHEST_VERSION)?.unwrap_or(0)),
+            next_seq: Mutex::new(last_seq.max(seq_floor) + 1),
+            outbox_len: AtomicU64::new(outbox_len),
+            db,
+            meta,
+            outbox,
+            active: ArcSwapOption::empty(),
+            list_path: opts.state_dir.join(LIST_FILE),
+            site: opts.site.clone(),
+            door: opts.door.clone(),
+        };
+        store.load_list_file(policy, &mut report)?;
+        store.drop_stale_trees()?;
+        Ok((store, report))
+    }
+
+    /// Loads the last good list file into the active slot, reusing the sled cache if it matches.
+    fn load_list_file(
+        &self,
+        policy: &TrustPolicy,
+        report: &mut OpenReport,
+    ) -> Result<(), StoreError> {
+        let bytes = match std::fs::read(&self.list_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&self.list_path)(e)),
+        };
+        // Expiry is not checked here: an expired list still loads, and taps are denied with
+        // `list_expired` (the door says why, instead of claiming it has no list).
+        let verified = match verify(&bytes, policy, None, None) {
+            Ok(v) => v,
+            Err(why) => {
+                tracing::error!(file = %self.list_path.display(), "last good list no longer verifies: {why}; starting without a list");
+                report.events.push(
+                    EventDraft::new(EventKind::ListRejected)
+                        .reason(why.code())
+                        .detail(format!(
+                            "stored list {} no longer verifies: {why}",
+                            self.list_path.display()
+                        )),
+                );
+                return Ok(());
+            }
+        };
+        let version = verified.meta.version;
+        if version > self.highest_version.load(Ordering::SeqCst) {
+            self.highest_version.store(version, Ordering::SeqCst);
+        }
+        let tree_name = tree_name(version);
+        let cached_digest = self.meta.get(META_ACTIVE_DIGEST)?;
+        let cached_tree = self.meta.get(META_ACTIVE_TREE)?;
+        let cached_count = read_u64(&self.meta, META_ACTIVE_COUNT)?;
+        let matches = cached_digest.as_deref() == Some(&verified.meta.payload_digest[..])
+            && cached_tree.as_deref() == Some(tree_name.as_bytes())
+            && cached_count == Some(verified.meta.entry_count as u64)
+            && self
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == tree_name.as_bytes());
+        let tree = self.db.open_tree(&tree_name)?;
+        if !matches || tree.len() != verified.meta.entry_count {
+            tracing::warn!(
+                version,
+                entries = verified.meta.entry_count,
+                "list cache missing or out of date; rebuilding it from {}",
+                self.list_path.display()
+            );
+            report.events.push(
+                EventDraft::new(EventKind::StoreRebuilt)
+                    .reason("cache_rebuilt")
+                    .list_version(Some(version))
+                    .detail(format!(
+                        "list cache rebuilt from {}",
+                        self.list_path.display()
+                    )),
+            );
+            let tree = self.build_tree(&verified)?;
+            self.commit_active(&verified.meta, &tree_name)?;
+            self.active.store(Some(Arc::new(ActiveList {
+                meta: verified.meta,
+                tree,
+            })));
+        } else {
+            self.active.store(Some(Arc::new(ActiveList {
+                meta: verified.meta,
+                tree,
+            })));
+        }
+        Ok(())
+    }
+
+    /// The list taps are decided on now.
+    pub fn active(&self) -> Option<Arc<ActiveList>> {
+        self.active.load_full()
+    }
+
+    /// What a new list must be above.
+    pub fn accepted(&self) -> Accepted {
+        let highest = self.highest_version.load(Ordering::SeqCst);
+        let digest = self
+            .active
+            .load()
+            .as_ref()
+            .filter(|a| a.meta.version == highest)
+            .map(|a| a.meta.payload_digest);
+        Accepted {
+            version: highest,
+            payload_digest: digest,
+        }
+    }
+
+    /// Highest list version ever accepted (survives restarts).
+    pub fn highest_version(&self) -> u64 {
+        self.highest_version.load(Ordering::SeqCst)
+    }
+
+    /// Verifies and applies a signed list. On any rejection nothing changes.
+    ///
+    /// Order: verify; write the list file atomically (it is the source of truth from here on);
+    /// build the new tree; commit the metadata; swap the active pointer; drop the old tree.
+    pub fn verify_and_apply(
+        &self,
+        bytes: &[u8],
+        policy: &TrustPolicy,
+        now: Timestamp,
+    ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        let verified = match verify(bytes, policy, Some(self.accepted()), Some(now)) {
+            Ok(v) => v,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        fsutil::write_atomic(&self.list_path, bytes, 0o640).map_err(io_err(&self.list_path))?;
+        self.highest_version
+            .fetch_max(verified.meta.version, Ordering::SeqCst);
+        let tree_name = tree_name(verified.meta.version);
+        let tree = self.build_tree(&verified)?;
+        self.commit_active(&verified.meta, &tree_name)?;
+        let meta = verified.meta.clone();
+        let old = self.active.swap(Some(Arc::new(ActiveList {
+            meta: verified.meta,
+            tree,
+        })));
+        if let Some(old) = old {
+            self.retire(old);
+        }
+        Ok(Ok(meta))
+    }
+
+    fn build_tree(&self, verified: &VerifiedList) -> Result<sled::Tree, StoreError> {
+        let name = tree_name(verified.meta.version);
+        // A tree of this name can only be a leftover of an interrupted apply: start clean.
+        self.db.drop_tree(&name)?;
+        let tree = self.db.open_tree(&name)?;
+        for chunk in verified.payload.entries.chunks(8192) {
+            let mut batch = sled::Batch::default();
+            for entry in chunk {
+                let value =
+                    serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                batch.insert(&entry.card.0, value);
+            }
+            tree.apply_batch(batch)?;
+        }
+        Ok(tree)
+    }
+
+    fn commit_active(&self, meta: &ListMeta, tree_name: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(META_ACTIVE_TREE, tree_name.as_bytes());
+        batch.insert(META_ACTIVE_DIGEST, &meta.payload_digest[..]);
+        batch.insert(
+            META_ACTIVE_COUNT,
+            &(meta.entry_count as u64).to_be_bytes()[..],
+        );
+        batch.insert(
+            META_HIGHEST_VERSION,
+            &self.highest_version().to_be_bytes()[..],
+        );
+        self.meta.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Drops a replaced list's tree once no lookup still holds it.
+    fn retire(&self, old: Arc<ActiveList>) {
+        let name = tree_name(old.meta.version);
+        for _ in 0..200 {
+            if Arc::strong_count(&old) == 1 {
+                drop(old);
+                if let Err(e) = self.db.drop_tree(&name) {
+                    tracing::warn!(
+                        tree = name,
+                        "could not drop the replaced list: {e}; it is dropped at next start"
+                    );
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::debug!(
+            tree = name,
+            "replaced list still in use; it is dropped at next start"
+        );
+    }
+
+    fn drop_stale_trees(&self) -> Result<(), StoreError> {
+        let active = self
+            .active
+            .load()
+            .as_ref()
+            .map(|a| tree_name(a.meta.version));
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if name.starts_with(LIST_TREE_PREFIX) && Some(&name) != active.as_ref() {
+                self.db.drop_tree(name.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers a draft and appends it to the outbox (not yet fsynced: see [`Store::flush`]).
+    pub fn append(&self, draft: EventDraft, now: Timestamp) -> Result<Event, StoreError> {
+        let mut next = self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = *next;
+        let event = draft.into_event(Uuid::new_v4(), seq, now, &self.site, &self.door);
+        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.outbox.insert(seq.to_be_bytes(), bytes)?;
+        *next = seq + 1;
+        self.outbox_len.fetch_add(1, Ordering::Relaxed);
+        Ok(event)
+    }
+
+    /// Makes everything appended so far durable. Concurrent callers share one fsync.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Blocking [`Store::flush`], for shutdown paths and tests.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The newest `limit` events still in the outbox, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::with_capacity(limit.min(1024));
+        for item in self.outbox.iter().rev().take(limit) {
+            let (_, v) = item?;
+            events
+                .push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Events waiting in the outbox.
+    pub fn outbox_depth(&self) -> u64 {
+        self.outbox_len.load(Ordering::Relaxed)
+    }
+
+    /// Path of the last good list file.
+    pub fn list_path(&self) -> &Path {
+        &self.list_path
+    }
+}
+
+fn tree_name(version: u64) -> String {
+    format!("{LIST_TREE_PREFIX}{version}")
+}
+
+fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(v) => u64_from_key(&v).map(Some),
+    }
+}
+
+fn u64_from_key(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// Opens sled, turning panics on damaged files into errors.
+fn open_sled(dir: &Path, cache_size: u64) -> Result<sled::Db, String> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_size)
+        .mode(sled::Mode::LowSpace);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
+        Ok(Ok(db)) => match db
+            .open_tree("meta")
+            .and_then(|m| m.get(META_HIGHEST_VERSION))
+        {
+            Ok(_) => Ok(db),
+            Err(e) => Err(e.to_string()),
+        },
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("sled panicked while opening".into()),
+    }
+}
