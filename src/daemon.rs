@@ -411,7 +411,8 @@ impl DoorTask {
                 _ = shutdown.cancelled() => break,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     if let Some(cmd) = self.timer.tick(Instant::now()) {
-                        self.drive(cmd);
+                        let event = self.drive(cmd);
+                        self.record(event);
                     }
                 }
                 msg = rx.recv() => match msg {
@@ -432,7 +433,8 @@ impl DoorTask {
         }
         // Every way out of the loop ends with the lock secured.
         let cmd = self.timer.secure_now();
-        self.drive(cmd);
+        let event = self.drive(cmd);
+        self.record(event);
         self.record(EventDraft::new(EventKind::DaemonStopping).detail("lock secured for shutdown"));
     }
 
@@ -454,11 +456,12 @@ impl DoorTask {
                 }
             },
         };
-        if decision == Decision::Grant {
-            if let Some(cmd) = self.timer.grant(Instant::now()) {
-                self.drive(cmd);
-            }
-        }
+        // The relay is driven first; its event is recorded after the tap's, so the outbox reads
+        // "granted, then released".
+        let lock_event = match decision {
+            Decision::Grant => self.timer.grant(Instant::now()).map(|cmd| self.drive(cmd)),
+            Decision::Deny(_) => None,
+        };
         let micros = started.elapsed().as_micros() as u64;
         let holder = entry.as_ref().map(|e| e.holder.as_str());
         tracing::info!(
@@ -478,6 +481,9 @@ impl DoorTask {
             card.masked(),
             list_version,
         ));
+        if let Some(event) = lock_event {
+            self.record(event);
+        }
         TapOutcome {
             reader: read.reader,
             card: card.masked(),
@@ -499,17 +505,18 @@ impl DoorTask {
                 self.record(EventDraft::new(EventKind::DoorClosed));
             }
             DoorInput::ExitButton => {
+                let lock_event = self.timer.grant(Instant::now()).map(|cmd| self.drive(cmd));
                 self.record(EventDraft::new(EventKind::ExitRequested));
-                if let Some(cmd) = self.timer.grant(Instant::now()) {
-                    self.drive(cmd);
+                if let Some(event) = lock_event {
+                    self.record(event);
                 }
             }
         }
     }
 
-    /// Drives the relay and records the change. A relay fault is an event, and the door is
-    /// treated as secured (the safe assumption for the timer).
-    fn drive(&mut self, cmd: LockCommand) {
+    /// Drives the relay and returns the event to record. A relay fault becomes a
+    /// `hardware.fault` event, and the timer treats the door as secured (the safe assumption).
+    fn drive(&mut self, cmd: LockCommand) -> EventDraft {
         let (result, state, kind) = match cmd {
             LockCommand::Unlock => (
                 self.lock.release(),
@@ -525,16 +532,14 @@ impl DoorTask {
         match result {
             Ok(()) => {
                 *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
-                self.record(EventDraft::new(kind));
+                EventDraft::new(kind)
             }
             Err(e) => {
                 tracing::error!("relay fault: {e}");
                 self.timer.secure_now();
-                self.record(
-                    EventDraft::new(EventKind::HardwareFault)
-                        .reason("lock")
-                        .detail(e.to_string()),
-                );
+                EventDraft::new(EventKind::HardwareFault)
+                    .reason("lock")
+                    .detail(e.to_string())
             }
         }
     }
