@@ -691,8 +691,11 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
         let mut message = one_line(inner.message());
         if let Some(field) = message.strip_prefix("unknown field `") {
             let field = field.split('`').next().unwrap_or_default();
+            // serde_path_to_error's path may or may not already end at the unknown field.
             let key = if key.is_empty() || key == "?" {
                 field.to_string()
+            } else if key == field || key.ends_with(&format!(".{field}")) {
+                key
             } else {
                 format!("{key}.{field}")
             };

@@ -51,6 +51,18 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The command name, safe to log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Tap { .. } => "tap",
+            Request::Input { .. } => "input",
+            Request::Status => "status",
+            Request::Events { .. } => "events",
+        }
+    }
+}
+
 /// The daemon's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
@@ -286,7 +298,8 @@ async fn serve_connection(
                     message: format!("bad request: {e}"),
                 },
                 Ok(req) => {
-                    tracing::debug!(?peer, ?req, "control request");
+                    // Only the command name: a tap request carries a raw UID, which never goes to logs.
+                    tracing::debug!(?peer, cmd = req.name(), "control request");
                     handle.handle(req).await
                 }
             },

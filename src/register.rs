@@ -24,7 +24,7 @@ use crate::core::schedule::Window;
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     /// A problem in the register text.
-    #[error("{0}")]
+    #[error(transparent)]
     At(#[from] ConfigError),
     /// The file could not be read or written.
     #[error("{path}: {source}")]
@@ -291,7 +291,15 @@ impl LoadedRegister {
         }
         let v =
             i64::try_from(version).map_err(|_| self.error("list.version", "version too large"))?;
-        doc["list"]["version"] = toml_edit::value(v);
+        // Replace the number but keep its comments and spacing.
+        match doc["list"]["version"].as_value_mut() {
+            Some(old) => {
+                let decor = old.decor().clone();
+                *old = v.into();
+                *old.decor_mut() = decor;
+            }
+            None => doc["list"]["version"] = toml_edit::value(v),
+        }
         let text = doc.to_string();
         crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o640).map_err(|source| {
             RegisterError::Io {

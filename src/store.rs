@@ -54,6 +54,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("store: damaged record: {0}")]
     Corrupt(String),
+    /// Another process holds the state directory.
+    #[error("{0} is in use: is another pintud running with the same state_dir?")]
+    Locked(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -97,6 +100,8 @@ pub struct StoreOptions {
 
 /// The door's durable state.
 pub struct Store {
+    // Held for the store's lifetime: one daemon per state directory.
+    _dir_lock: nix::fcntl::Flock<std::fs::File>,
     db: sled::Db,
     meta: sled::Tree,
     outbox: sled::Tree,
@@ -129,9 +134,14 @@ impl Store {
     ) -> Result<(Store, OpenReport), StoreError> {
         let mut report = OpenReport::default();
         fsutil::create_dir_with_mode(&opts.state_dir, 0o750).map_err(io_err(&opts.state_dir))?;
+        let dir_lock = lock_state_dir(&opts.state_dir)?;
         let sled_dir = opts.state_dir.join(STORE_DIR);
         let db = match open_sled(&sled_dir, opts.cache_size) {
             Ok(db) => db,
+            // Lock contention is not damage: never move a live store aside.
+            Err(why) if why.contains("could not acquire lock") => {
+                return Err(StoreError::Locked(sled_dir))
+            }
             Err(why) => {
                 let aside = opts.state_dir.join(format!(
                     "{STORE_DIR}.damaged-{}",
@@ -161,6 +171,7 @@ impl Store {
         let seq_floor = read_u64(&meta, META_SEQ_FLOOR)?.unwrap_or(0);
         let outbox_len = outbox.len() as u64;
         let store = Store {
+            _dir_lock: dir_lock,
             highest_version: AtomicU64::new(read_u64(&meta, META_HIGHEST_VERSION)?.unwrap_or(0)),
             next_seq: Mutex::new(last_seq.max(seq_floor) + 1),
             outbox_len: AtomicU64::new(outbox_len),
@@ -443,6 +454,19 @@ fn u64_from_key(bytes: &[u8]) -> Result<u64, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
     Ok(u64::from_be_bytes(arr))
+}
+
+/// Takes an exclusive lock on `state_dir/pintud.lock`, held until the store is dropped.
+fn lock_state_dir(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, StoreError> {
+    let path = state_dir.join("pintud.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| StoreError::Locked(state_dir.to_path_buf()))
 }
 
 /// Opens sled, turning panics on damaged files into errors.

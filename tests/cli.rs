@@ -1,1 +1,379 @@
-//! placeholder
+//! pintuctl as the operator uses it: keys, signing a register, verifying lists, and the control
+//! commands against a running door.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{pintuctl, text, Pintud, Site};
+
+fn ok(args: &[&str]) -> String {
+    let out = pintuctl(args);
+    assert!(
+        out.status.success(),
+        "pintuctl {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+const REGISTER: &str = r#"# Register for the test site.
+site = "site-a"
+time_zone = "Asia/Jakarta"
+doors = ["door-1"]
+card_key_file = "card.key"
+list_valid_for = "7days"
+
+[list]
+version = 0  # bumped by pintuctl sign
+
+[[holder]]
+id = "alice"
+name = "Alice"
+role = "staff"
+cards = ["04A1B2C3D4E5F6"]
+valid_from = 2025-01-01
+valid_until = 2035-01-01
+request_ref = "REQ-1"
+approver = "kabid"
+schedule = [{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], from = "00:00", until = "24:00" }]
+
+[[holder]]
+id = "vis-1"
+name = "Visitor One"
+role = "visitor"
+cards = ["0A0B0C0D"]
+valid_from = "2025-01-01T08:00:00"
+valid_until = "2025-01-01T17:00:00+07:00"
+request_ref = "VIS-1"
+approver = "kabid"
+"#;
+
+/// A site dir with a fresh signing key (`office`), card key and register.
+fn office() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().to_str().expect("path").to_string();
+    ok(&["keygen", "--id", "office", "--dir", &d]);
+    ok(&["card-key", "--out", &format!("{d}/card.key")]);
+    std::fs::write(format!("{d}/register.toml"), REGISTER).expect("register");
+    (dir, d)
+}
+
+#[test]
+fn keygen_writes_an_owner_only_secret_and_never_overwrites() {
+    let (_dir, d) = office();
+    let mode = |p: &str| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode(&format!("{d}/office.key")), 0o600);
+    assert_eq!(mode(&format!("{d}/card.key")), 0o600);
+    let public = std::fs::read_to_string(format!("{d}/office.pub")).expect("pub");
+    assert!(public.contains("key_id = \"office\""));
+    let again = pintuctl(&["keygen", "--id", "office", "--dir", &d]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("office.key"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn sign_bumps_the_register_version_and_verify_accepts_the_list() {
+    let (_dir, d) = office();
+    let out = ok(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list.signed"),
+    ]);
+    assert!(out.contains("version 1, 2 entries"), "{out}");
+    let register = std::fs::read_to_string(format!("{d}/register.toml")).expect("register");
+    assert!(
+        register.contains("version = 1  # bumped by pintuctl sign"),
+        "comments kept:\n{register}"
+    );
+    assert!(register.starts_with("# Register for the test site."));
+
+    let summary = ok(&[
+        "verify",
+        &format!("{d}/list.signed"),
+        "--pubkey",
+        &format!("{d}/office.pub"),
+    ]);
+    assert!(summary.contains(": OK"), "{summary}");
+    assert!(summary.contains("version     1"));
+    assert!(
+        summary.contains("entries     2 (staff 1, escort 0, visitor 1)"),
+        "{summary}"
+    );
+    assert!(summary.contains("signed by   office"));
+
+    // The list never carries a raw UID.
+    let list = std::fs::read_to_string(format!("{d}/list.signed")).expect("list");
+    let envelope: pintu::core::list::Envelope = serde_json::from_str(&list).expect("envelope");
+    let payload = envelope.payload;
+    use base64::Engine as _;
+    let payload = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("utf8");
+    assert!(
+        !payload.to_uppercase().contains("04A1B2C3D4E5F6")
+            && !payload.to_uppercase().contains("0A0B0C0D")
+    );
+    // Local register times are in the site's zone: 08:00 WIB is 01:00 UTC.
+    assert!(
+        payload.contains("\"valid_from\":\"2025-01-01T01:00:00Z\""),
+        "{payload}"
+    );
+
+    let second = ok(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list2.signed"),
+    ]);
+    assert!(second.contains("version 2"), "{second}");
+}
+
+#[test]
+fn verify_says_exactly_what_is_wrong() {
+    let (_dir, d) = office();
+    ok(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list.signed"),
+    ]);
+    // Rollback against a door already holding version 5.
+    let out = pintuctl(&[
+        "verify",
+        &format!("{d}/list.signed"),
+        "--pubkey",
+        &format!("{d}/office.pub"),
+        "--current-version",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains(
+            "REJECTED (rollback): rollback: list version 1 is below the current version 5"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Another key: unknown.
+    ok(&["keygen", "--id", "stranger", "--dir", &d]);
+    let out = pintuctl(&[
+        "verify",
+        &format!("{d}/list.signed"),
+        "--pubkey",
+        &format!("{d}/stranger.pub"),
+    ]);
+    assert!(
+        text(&out.stdout)
+            .contains("REJECTED (unknown_key): list is signed by unknown key \"office\""),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Tampered payload: bad signature.
+    let list = std::fs::read_to_string(format!("{d}/list.signed")).expect("list");
+    let mut env: pintu::core::list::Envelope = serde_json::from_str(&list).expect("envelope");
+    env.payload = env.payload.replacen("e", "f", 1);
+    std::fs::write(
+        format!("{d}/bad.signed"),
+        serde_json::to_vec(&env).expect("json"),
+    )
+    .expect("write");
+    let out = pintuctl(&[
+        "verify",
+        &format!("{d}/bad.signed"),
+        "--pubkey",
+        &format!("{d}/office.pub"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("REJECTED (bad_signature)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn register_errors_name_the_file_line_and_key() {
+    let (_dir, d) = office();
+    let bad = REGISTER.replace("cards = [\"0A0B0C0D\"]", "cards = [\"0A0B0C0DZZ\"]");
+    std::fs::write(format!("{d}/register.toml"), &bad).expect("register");
+    let out = pintuctl(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list.signed"),
+    ]);
+    assert!(!out.status.success());
+    let line = bad
+        .lines()
+        .position(|l| l.contains("0A0B0C0DZZ"))
+        .expect("line")
+        + 1;
+    let expected =
+        format!("register.toml:{line}: holder[1].cards[0]: card UID has an invalid character 'Z'");
+    assert!(
+        text(&out.stderr).contains(&expected),
+        "expected {expected:?} in {}",
+        text(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&format!("{d}/list.signed")).exists(),
+        "nothing written on error"
+    );
+    assert!(
+        std::fs::read_to_string(format!("{d}/register.toml"))
+            .expect("reg")
+            .contains("version = 0"),
+        "version not bumped on error"
+    );
+
+    let dup = REGISTER.replace(
+        "cards = [\"0A0B0C0D\"]",
+        "cards = [\"04:A1:B2:C3:D4:E5:F6\"]",
+    );
+    std::fs::write(format!("{d}/register.toml"), &dup).expect("register");
+    let out = pintuctl(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list.signed"),
+    ]);
+    assert!(
+        text(&out.stderr)
+            .contains("holder[1].cards[0]: card 04:A1:B2:C3:D4:E5:F6 is also held by \"alice\""),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let unknown = REGISTER.replace(
+        "approver = \"kabid\"\n\"#",
+        "approver = \"kabid\"\nfavourite_colour = \"blue\"\n\"#",
+    );
+    let unknown = format!("{unknown}favourite_colour = \"blue\"\n");
+    std::fs::write(format!("{d}/register.toml"), &unknown).expect("register");
+    let out = pintuctl(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/list.signed"),
+    ]);
+    assert!(
+        text(&out.stderr).contains("holder[1].favourite_colour: unknown key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn hash_prints_the_keyed_hash_and_its_masked_form() {
+    let (_dir, d) = office();
+    let out = ok(&[
+        "hash",
+        "04A1B2C3D4E5F6",
+        "--card-key",
+        &format!("{d}/card.key"),
+    ]);
+    let key = pintu::keys::load_card_key(std::path::Path::new(&format!("{d}/card.key")))
+        .expect("card key");
+    let hash = key.hash(&"04A1B2C3D4E5F6".parse().expect("uid"));
+    assert_eq!(out.trim(), format!("{}  {}", hash.to_hex(), hash.masked()));
+}
+
+#[test]
+fn tap_status_and_events_through_pintuctl() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let list = site.sign(&site.payload(
+        1,
+        vec![site.entry(
+            "04A1B2C3D4E5F6",
+            "alice",
+            "2025-01-01T00:00:00Z",
+            "2035-01-01T00:00:00Z",
+        )],
+    ));
+    std::fs::write(site.path("l.signed"), list).expect("list");
+    let _door = Pintud::start(
+        &config,
+        &site.socket(),
+        &["--list", site.path("l.signed").to_str().expect("path")],
+    );
+    let cfg = config.to_str().expect("path");
+
+    let granted = ok(&["--config", cfg, "tap", "04A1B2C3D4E5F6"]);
+    assert!(granted.starts_with("entry: GRANT"), "{granted}");
+    assert!(granted.contains("(alice)"));
+    let denied = ok(&[
+        "--socket",
+        site.socket().to_str().expect("path"),
+        "tap",
+        "0102",
+    ]);
+    assert!(
+        denied.contains("DENY") && denied.contains("unknown_card"),
+        "{denied}"
+    );
+
+    let status = ok(&["--config", cfg, "status"]);
+    assert!(
+        status.contains("list       version 1 (1 entries)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("lock       Released") || status.contains("lock       Secured"),
+        "{status}"
+    );
+    let events = ok(&["--config", cfg, "events", "-n", "3", "--json"]);
+    let parsed: Vec<pintu::core::event::Event> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event json"))
+        .collect();
+    assert_eq!(parsed.len(), 3);
+    assert_eq!(
+        parsed.last().map(|e| e.kind.as_str()),
+        Some("access.denied")
+    );
+
+    let refused = pintuctl(&["--config", cfg, "tap", "nothex"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("the door refused: card UID has an invalid character"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let missing = pintuctl(&["--socket", "/nonexistent/pintu.sock", "status"]);
+    assert!(
+        text(&missing.stderr)
+            .contains("cannot connect to the control socket /nonexistent/pintu.sock"),
+        "{}",
+        text(&missing.stderr)
+    );
+}

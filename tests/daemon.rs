@@ -1,1 +1,410 @@
-//! placeholder
+//! pintud as a process: lists through the inbox and at start, taps through the control socket,
+//! the relay's recorded changes, the outbox events, restarts and store rebuilds.
+
+use std::time::Duration;
+
+use pintu::control::{Reply, Request};
+use pintu::core::event::{Event, EventKind};
+use pintu::hw::LockState;
+
+use crate::common::{Pintud, Site, DOOR, SITE};
+
+const ALICE: &str = "04A1B2C3D4E5F6";
+const BOB_EXPIRED: &str = "04B0B0B0B0B0B0";
+const UNKNOWN: &str = "0102030405";
+
+/// Drops a list into the inbox the way a careful copy does: write a hidden temp file, rename.
+fn drop_into_inbox(site: &Site, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    let tmp = site.inbox().join(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).expect("write list");
+    std::fs::rename(&tmp, site.inbox().join(name)).expect("rename list");
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+fn standard_list(site: &Site, version: u64) -> Vec<u8> {
+    site.sign(&site.payload(
+        version,
+        vec![
+            site.entry(
+                ALICE,
+                "alice",
+                "2025-01-01T00:00:00Z",
+                "2035-01-01T00:00:00Z",
+            ),
+            site.entry(
+                BOB_EXPIRED,
+                "bob",
+                "2024-01-01T00:00:00Z",
+                "2025-01-01T00:00:00Z",
+            ),
+        ],
+    ))
+}
+
+#[test]
+fn door_decides_taps_from_a_list_dropped_into_the_inbox() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+
+    // No list yet: everything is denied, and the door says why.
+    let before = door.tap(ALICE);
+    assert_eq!(
+        (before.decision.as_str(), before.reason.as_deref()),
+        ("deny", Some("no_list"))
+    );
+
+    drop_into_inbox(&site, "list-v1.signed", &standard_list(&site, 1));
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    assert!(
+        std::fs::read_dir(site.inbox().join("processed"))
+            .expect("processed dir")
+            .count()
+            == 1
+    );
+
+    let granted = door.tap(ALICE);
+    assert_eq!(granted.decision, "grant");
+    assert_eq!(granted.reason, None);
+    assert_eq!(granted.holder.as_deref(), Some("alice"));
+    let alice_card = site.card_key.hash(&ALICE.parse().expect("uid")).masked();
+    assert_eq!(granted.card, alice_card);
+    assert_eq!(door.status().lock, LockState::Released);
+
+    let unknown = door.tap(UNKNOWN);
+    assert_eq!(
+        (
+            unknown.decision.as_str(),
+            unknown.reason.as_deref(),
+            unknown.holder
+        ),
+        ("deny", Some("unknown_card"), None)
+    );
+
+    let expired = door.tap(BOB_EXPIRED);
+    assert_eq!(
+        (expired.decision.as_str(), expired.reason.as_deref()),
+        ("deny", Some("expired"))
+    );
+    assert_eq!(expired.holder.as_deref(), Some("bob"));
+
+    // The relay: secured at start, released by the grant, secured again after unlock_for (1 s).
+    let status = door.wait_for("relock", |s| {
+        s.lock == LockState::Secured && s.lock_changes.len() >= 3
+    });
+    let changes: Vec<LockState> = status.lock_changes.iter().map(|c| c.state).collect();
+    assert_eq!(
+        changes,
+        vec![LockState::Secured, LockState::Released, LockState::Secured]
+    );
+    let held = status.lock_changes[2]
+        .at
+        .duration_since(status.lock_changes[1].at);
+    assert!(
+        held >= jiff::SignedDuration::from_millis(950),
+        "lock released for only {held:?}"
+    );
+
+    // The outbox holds every decision and state change, numbered without gaps.
+    let events = door.events();
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "daemon.started",
+            "access.denied",
+            "list.applied",
+            "access.granted",
+            "lock.released",
+            "access.denied",
+            "access.denied",
+            "lock.secured"
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, events[0].seq + i as u64, "seq gap at {e:?}");
+        assert_eq!((e.site.as_str(), e.door.as_str()), (SITE, DOOR));
+    }
+    let grant = &events[3];
+    assert_eq!(grant.holder.as_deref(), Some("alice"));
+    assert_eq!(grant.card.as_deref(), Some(alice_card.as_str()));
+    assert_eq!(grant.decision.as_deref(), Some("grant"));
+    assert_eq!(grant.list_version, Some(1));
+    assert_eq!(Some(grant.seq), granted.seq);
+    assert_eq!(events[5].reason.as_deref(), Some("unknown_card"));
+    assert_eq!(events[6].reason.as_deref(), Some("expired"));
+    assert_eq!(events[1].reason.as_deref(), Some("no_list"));
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+
+    // Raw UIDs never leave the reader layer: not in events, not in the log.
+    let all_events = serde_json::to_string(&events).expect("json");
+    let log = door.log_text();
+    for uid in [ALICE, BOB_EXPIRED, UNKNOWN] {
+        assert!(
+            !all_events.to_uppercase().contains(uid),
+            "raw UID {uid} in events"
+        );
+        assert!(
+            !log.to_uppercase().contains(uid),
+            "raw UID {uid} in the log"
+        );
+    }
+    // One log line per tap with reader, masked card, decision, reason and microseconds.
+    let tap_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" tap ") && l.contains("micros="))
+        .collect();
+    assert_eq!(tap_lines.len(), 4, "log:\n{log}");
+    assert!(
+        tap_lines[1].contains(&alice_card)
+            && tap_lines[1].contains("grant")
+            && tap_lines[1].contains("reader=entry")
+    );
+}
+
+#[test]
+fn rejected_lists_change_nothing_and_are_reported() {
+    let site = Site::new();
+    let config = site.write_config("");
+    std::fs::write(site.path("v2.signed"), standard_list(&site, 2)).expect("write");
+    let door = Pintud::start(
+        &config,
+        &site.socket(),
+        &["--list", site.path("v2.signed").to_str().expect("path")],
+    );
+    door.wait_for("list v2", |s| s.list.as_ref().map(|l| l.version) == Some(2));
+
+    // A rollback, a tampered list and garbage: all rejected, the door keeps version 2.
+    drop_into_inbox(&site, "a-rollback.signed", &standard_list(&site, 1));
+    let mut envelope: pintu::core::list::Envelope =
+        serde_json::from_slice(&standard_list(&site, 3)).expect("envelope");
+    envelope.payload = envelope.payload.replacen("e", "f", 1);
+    drop_into_inbox(
+        &site,
+        "b-tampered.signed",
+        &serde_json::to_vec(&envelope).expect("json"),
+    );
+    drop_into_inbox(&site, "c-garbage.signed", b"this is not a list");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let rejected = loop {
+        let rejected: Vec<Event> = door
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::ListRejected)
+            .collect();
+        if rejected.len() == 3 || std::time::Instant::now() > deadline {
+            break rejected;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let reasons: Vec<_> = rejected
+        .iter()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["rollback", "bad_signature", "malformed"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        "log:\n{}",
+        door.log_text()
+    );
+    assert!(rejected[0]
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .contains("a-rollback.signed"));
+    let status = door.status();
+    assert_eq!(status.list.as_ref().map(|l| l.version), Some(2));
+    assert_eq!(status.highest_list_version, 2);
+    assert_eq!(door.tap(ALICE).decision, "grant");
+    assert_eq!(
+        std::fs::read_dir(site.inbox().join("rejected"))
+            .expect("rejected dir")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn restart_keeps_the_list_the_rollback_floor_and_the_event_numbering() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    drop_into_inbox(&site, "v3.signed", &standard_list(&site, 3));
+    door.wait_for("list v3", |s| s.list.as_ref().map(|l| l.version) == Some(3));
+    assert_eq!(door.tap(ALICE).decision, "grant");
+    let last_seq = door.events().last().expect("events").seq;
+    assert_eq!(door.stop(), Some(0), "SIGTERM is a clean stop");
+
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let status = door.status();
+    assert_eq!(
+        status.list.as_ref().map(|l| l.version),
+        Some(3),
+        "list survives the restart"
+    );
+    assert_eq!(status.lock, LockState::Secured);
+    let events = door.events();
+    // Stopping secured the lock and said so; numbering continues after the restart.
+    let stop_pos = events
+        .iter()
+        .position(|e| e.kind == EventKind::DaemonStopping)
+        .expect("daemon.stopping");
+    assert_eq!(events[stop_pos - 1].kind, EventKind::LockSecured);
+    let started = events
+        .iter()
+        .rfind(|e| e.kind == EventKind::DaemonStarted)
+        .expect("daemon.started");
+    assert!(started.seq > last_seq);
+    assert_eq!(door.tap(ALICE).decision, "grant");
+
+    // The rollback floor survived too.
+    drop_into_inbox(&site, "v2.signed", &standard_list(&site, 2));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !door
+        .events()
+        .iter()
+        .any(|e| e.kind == EventKind::ListRejected)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no list.rejected; log:\n{}",
+            door.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rejected = door
+        .events()
+        .into_iter()
+        .find(|e| e.kind == EventKind::ListRejected)
+        .expect("rejected");
+    assert_eq!(rejected.reason.as_deref(), Some("rollback"));
+}
+
+#[test]
+fn a_deleted_store_is_rebuilt_from_the_list_file() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    drop_into_inbox(&site, "v1.signed", &standard_list(&site, 1));
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    assert_eq!(door.stop(), Some(0));
+
+    std::fs::remove_dir_all(site.state_dir().join("store")).expect("delete sled dir");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    assert_eq!(door.status().list.as_ref().map(|l| l.version), Some(1));
+    let events = door.events();
+    let rebuilt = events
+        .iter()
+        .find(|e| e.kind == EventKind::StoreRebuilt)
+        .expect("store.rebuilt event");
+    assert_eq!(rebuilt.reason.as_deref(), Some("cache_rebuilt"));
+    assert_eq!(door.tap(ALICE).decision, "grant");
+    assert_eq!(door.tap(BOB_EXPIRED).reason.as_deref(), Some("expired"));
+    assert!(
+        door.log_text().contains("rebuilding it from"),
+        "the rebuild is logged"
+    );
+}
+
+#[test]
+fn control_socket_is_owner_only_and_rejects_bad_requests() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let mode = std::fs::metadata(site.socket())
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    match door.request(&Request::Tap {
+        uid: "xyz".into(),
+        reader: None,
+    }) {
+        Reply::Error { message } => assert!(message.contains("invalid character"), "{message}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    match door.request(&Request::Tap {
+        uid: ALICE.into(),
+        reader: Some("back-door".into()),
+    }) {
+        Reply::Error { message } => assert!(
+            message.contains("no reader named \"back-door\""),
+            "{message}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // A raw malformed line gets an error reply, and the connection stays usable.
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(site.socket()).expect("connect");
+    stream
+        .write_all(b"{\"cmd\":\"launch\"}\n{\"cmd\":\"status\"}\n")
+        .expect("write");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reply 1");
+    assert!(
+        line.contains("\"reply\":\"error\"") && line.contains("bad request"),
+        "{line}"
+    );
+    line.clear();
+    reader.read_line(&mut line).expect("reply 2");
+    assert!(line.contains("\"reply\":\"status\""), "{line}");
+
+    // A second daemon on the same state dir refuses to start, and leaves the store alone.
+    let out = crate::common::pintud(&["--config", config.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        crate::common::text(&out.stderr).contains("another pintud"),
+        "{}",
+        crate::common::text(&out.stderr)
+    );
+    let aside = std::fs::read_dir(site.state_dir())
+        .expect("state dir")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("store.damaged"));
+    assert!(!aside, "a second daemon must not move the live store aside");
+    assert_eq!(door.status().site, SITE, "the first daemon still answers");
+}
+
+#[test]
+fn exit_button_and_door_contact_are_recorded() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    use pintu::hw::DoorInput;
+    for input in [
+        DoorInput::ExitButton,
+        DoorInput::DoorOpened,
+        DoorInput::DoorClosed,
+    ] {
+        assert!(matches!(
+            door.request(&Request::Input { input }),
+            Reply::Input { .. }
+        ));
+    }
+    let events = door.events();
+    let k = kinds(&events);
+    assert_eq!(
+        &k[1..],
+        &[
+            "exit.requested",
+            "lock.released",
+            "door.opened",
+            "door.closed"
+        ]
+    );
+    door.wait_for("relock after exit", |s| {
+        s.lock == LockState::Secured && s.lock_changes.len() == 3
+    });
+}

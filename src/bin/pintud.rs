@@ -105,11 +105,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cfg: &Config) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cfg.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
