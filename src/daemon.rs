@@ -226,10 +226,29 @@ impl DaemonHandle {
         bytes: &[u8],
         source: &str,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        self.apply_list_inner(bytes, source, false)
+    }
+
+    /// `at_start`: the list offered at every start (`list.initial`, `--list`) is usually the one
+    /// already active; that replay is logged, not raised as a `list.rejected` alarm.
+    fn apply_list_inner(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        at_start: bool,
+    ) -> Result<Result<ListMeta, Rejection>, StoreError> {
         let _serialized = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let now = self.clock.now();
         let result = self.store.verify_and_apply(bytes, &self.cfg.trust, now)?;
+        if let (true, Err(Rejection::Replay { version })) = (at_start, &result) {
+            tracing::info!(
+                source,
+                version,
+                "list offered at start is already the active list"
+            );
+            return Ok(result);
+        }
         let draft = match &result {
             Ok(meta) => {
                 tracing::info!(source, version = meta.version, entries = meta.entry_count, signed_by = ?meta.signed_by, ms = started.elapsed().as_millis() as u64, "list applied");
@@ -259,10 +278,10 @@ impl DaemonHandle {
     }
 
     /// Reads a list file (size-capped before parsing) and applies it; failures become events.
-    pub fn apply_list_file(&self, path: &Path) -> Result<bool, StoreError> {
+    pub fn apply_list_file(&self, path: &Path, at_start: bool) -> Result<bool, StoreError> {
         let source = path.display().to_string();
         match fsutil::read_capped(path, self.cfg.trust.max_bytes) {
-            Ok(bytes) => Ok(self.apply_list(&bytes, &source)?.is_ok()),
+            Ok(bytes) => Ok(self.apply_list_inner(&bytes, &source, at_start)?.is_ok()),
             Err(e) => {
                 let (reason, detail) = match &e {
                     fsutil::ReadCappedError::TooLarge { .. } => {
@@ -348,7 +367,7 @@ pub async fn run(
     for path in cfg.initial_list.iter().chain(opts.list.iter()) {
         let h = handle.clone();
         let path = path.clone();
-        tokio::task::spawn_blocking(move || h.apply_list_file(&path))
+        tokio::task::spawn_blocking(move || h.apply_list_file(&path, true))
             .await
             .map_err(|e| DaemonError::Task(e.to_string()))??;
     }
@@ -364,7 +383,7 @@ pub async fn run(
         cfg: cfg.clone(),
         store: store.clone(),
         clock: clock.clone(),
-        lock,
+        lock: SecuringLock(lock),
         lock_state,
         timer: DoorTimer::new(cfg.unlock_for),
     };
@@ -397,7 +416,7 @@ struct DoorTask {
     cfg: Arc<Config>,
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    lock: Box<dyn Lock>,
+    lock: SecuringLock,
     lock_state: Arc<Mutex<LockState>>,
     timer: DoorTimer,
 }
@@ -556,6 +575,28 @@ impl DoorTask {
     }
 }
 
+/// Owns the lock for the door task and secures it when dropped, so a panic unwinding through the
+/// door task still leaves the door locked. (After SIGKILL or power loss only the wiring can.)
+struct SecuringLock(Box<dyn Lock>);
+
+impl SecuringLock {
+    fn release(&mut self) -> Result<(), crate::hw::HwError> {
+        self.0.release()
+    }
+
+    fn secure(&mut self) -> Result<(), crate::hw::HwError> {
+        self.0.secure()
+    }
+}
+
+impl Drop for SecuringLock {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.secure();
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -590,7 +631,7 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
         for path in ready {
             let h = handle.clone();
             let p = path.clone();
-            let applied = tokio::task::spawn_blocking(move || h.apply_list_file(&p))
+            let applied = tokio::task::spawn_blocking(move || h.apply_list_file(&p, false))
                 .instrument(tracing::info_span!("inbox", file = %path.display()))
                 .await;
             let accepted = match applied {

@@ -263,6 +263,10 @@ fn restart_keeps_the_list_the_rollback_floor_and_the_event_numbering() {
         .rfind(|e| e.kind == EventKind::DaemonStarted)
         .expect("daemon.started");
     assert!(started.seq > last_seq);
+    assert!(
+        !events.iter().any(|e| e.kind == EventKind::ListRejected),
+        "the active list offered again is not an alarm"
+    );
     assert_eq!(door.tap(ALICE).decision, "grant");
 
     // The rollback floor survived too.
