@@ -6,10 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 use crate::common::{pintuctl, text, Pintud, Site};
 
 fn ok(args: &[&str]) -> String {
-    let out = pintuctl(args);
+    ok_out(pintuctl(args))
+}
+
+fn ok_out(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
-        "pintuctl {args:?} failed: {}{}",
+        "pintuctl failed: {}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
@@ -48,6 +51,19 @@ request_ref = "VIS-1"
 approver = "kabid"
 "#;
 
+/// `pintuctl sign` of the site dir's register with its `office` key into `OUT.signed`.
+fn sign(d: &str, out: &str) -> std::process::Output {
+    pintuctl(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/{out}.signed"),
+    ])
+}
+
 /// A site dir with a fresh signing key (`office`), card key and register.
 fn office() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -78,15 +94,7 @@ fn keygen_writes_an_owner_only_secret_and_never_overwrites() {
 #[test]
 fn sign_bumps_the_register_version_and_verify_accepts_the_list() {
     let (_dir, d) = office();
-    let out = ok(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list.signed"),
-    ]);
+    let out = ok_out(sign(&d, "list"));
     assert!(out.contains("version 1, 2 entries"), "{out}");
     let register = std::fs::read_to_string(format!("{d}/register.toml")).expect("register");
     assert!(
@@ -130,30 +138,14 @@ fn sign_bumps_the_register_version_and_verify_accepts_the_list() {
         "{payload}"
     );
 
-    let second = ok(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list2.signed"),
-    ]);
+    let second = ok_out(sign(&d, "list2"));
     assert!(second.contains("version 2"), "{second}");
 }
 
 #[test]
 fn verify_says_exactly_what_is_wrong() {
     let (_dir, d) = office();
-    ok(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list.signed"),
-    ]);
+    ok_out(sign(&d, "list"));
     // Rollback against a door already holding version 5.
     let out = pintuctl(&[
         "verify",
@@ -215,15 +207,7 @@ fn register_errors_name_the_file_line_and_key() {
     let (_dir, d) = office();
     let bad = REGISTER.replace("cards = [\"0A0B0C0D\"]", "cards = [\"0A0B0C0DZZ\"]");
     std::fs::write(format!("{d}/register.toml"), &bad).expect("register");
-    let out = pintuctl(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list.signed"),
-    ]);
+    let out = sign(&d, "list");
     assert!(!out.status.success());
     let line = bad
         .lines()
@@ -253,15 +237,7 @@ fn register_errors_name_the_file_line_and_key() {
         "cards = [\"04:A1:B2:C3:D4:E5:F6\"]",
     );
     std::fs::write(format!("{d}/register.toml"), &dup).expect("register");
-    let out = pintuctl(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list.signed"),
-    ]);
+    let out = sign(&d, "list");
     assert!(
         text(&out.stderr)
             .contains("holder[1].cards[0]: card 04:A1:B2:C3:D4:E5:F6 is also held by \"alice\""),
@@ -275,15 +251,7 @@ fn register_errors_name_the_file_line_and_key() {
     );
     let unknown = format!("{unknown}favourite_colour = \"blue\"\n");
     std::fs::write(format!("{d}/register.toml"), &unknown).expect("register");
-    let out = pintuctl(&[
-        "sign",
-        "--register",
-        &format!("{d}/register.toml"),
-        "--key",
-        &format!("{d}/office.key"),
-        "--out",
-        &format!("{d}/list.signed"),
-    ]);
+    let out = sign(&d, "list");
     assert!(
         text(&out.stderr).contains("holder[1].favourite_colour: unknown key"),
         "{}",
