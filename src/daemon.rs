@@ -619,7 +619,7 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
             return;
         }
     }
-    let mut pending: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    let mut scanner = InboxScanner::default();
     let mut interval = tokio::time::interval(handle.cfg.poll_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -627,8 +627,8 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let ready = scan_inbox(&inbox, &mut pending);
-        for path in ready {
+        let ready = scanner.scan(&inbox);
+        for (path, stamp) in ready {
             let h = handle.clone();
             let p = path.clone();
             let applied = tokio::task::spawn_blocking(move || h.apply_list_file(&p, false))
@@ -655,42 +655,64 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
                 Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
             ));
             if let Err(e) = std::fs::rename(&path, &dest) {
-                tracing::warn!("cannot move {} to {}: {e}", path.display(), dest.display());
+                tracing::warn!(
+                    "cannot move {} to {}: {e}; it is ignored until it changes",
+                    path.display(),
+                    dest.display()
+                );
+                scanner.stuck.insert(path, stamp);
             }
         }
     }
 }
 
-/// One scan: returns files whose size and mtime are unchanged since the previous scan.
-fn scan_inbox(inbox: &Path, pending: &mut HashMap<PathBuf, (u64, SystemTime)>) -> Vec<PathBuf> {
-    let mut ready = Vec::new();
-    let mut seen = HashMap::new();
-    let entries = match std::fs::read_dir(inbox) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(inbox = %inbox.display(), "cannot read the list inbox: {e}");
-            return ready;
+/// A file's size and modification time: a copy in progress changes them.
+type Stamp = (u64, SystemTime);
+
+/// Inbox scanning state between scans.
+#[derive(Default)]
+struct InboxScanner {
+    /// Files seen in the previous scan.
+    pending: HashMap<PathBuf, Stamp>,
+    /// Files handled but not movable (read-only medium): skipped until they change.
+    stuck: HashMap<PathBuf, Stamp>,
+}
+
+impl InboxScanner {
+    /// One scan: returns files whose size and mtime are unchanged since the previous scan.
+    fn scan(&mut self, inbox: &Path) -> Vec<(PathBuf, Stamp)> {
+        let mut ready = Vec::new();
+        let mut seen = HashMap::new();
+        let entries = match std::fs::read_dir(inbox) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(inbox = %inbox.display(), "cannot read the list inbox: {e}");
+                return ready;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Hidden and partial files are copies in progress (scp, rsync, our own temp files).
+            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+                continue;
+            }
+            let Ok(md) = entry.metadata() else { continue };
+            if !md.is_file() {
+                continue;
+            }
+            let stamp = (md.len(), md.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            let path = entry.path();
+            if self.stuck.get(&path) == Some(&stamp) {
+                continue;
+            }
+            if self.pending.get(&path) == Some(&stamp) {
+                ready.push((path, stamp));
+            } else {
+                seen.insert(path, stamp);
+            }
         }
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Hidden and partial files are copies in progress (scp, rsync, our own temp files).
-        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
-            continue;
-        }
-        let Ok(md) = entry.metadata() else { continue };
-        if !md.is_file() {
-            continue;
-        }
-        let stamp = (md.len(), md.modified().unwrap_or(SystemTime::UNIX_EPOCH));
-        let path = entry.path();
-        if pending.get(&path) == Some(&stamp) {
-            ready.push(path);
-        } else {
-            seen.insert(path, stamp);
-        }
+        self.pending = seen;
+        ready.sort();
+        ready
     }
-    *pending = seen;
-    ready.sort();
-    ready
 }
