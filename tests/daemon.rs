@@ -21,6 +21,18 @@ fn drop_into_inbox(site: &Site, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, site.inbox().join(name)).expect("rename list");
 }
 
+/// Polls `cond` for up to 15 s.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn kinds(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(|e| e.kind.as_str()).collect()
 }
@@ -60,12 +72,12 @@ fn door_decides_taps_from_a_list_dropped_into_the_inbox() {
 
     drop_into_inbox(&site, "list-v1.signed", &standard_list(&site, 1));
     door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
-    assert!(
+    eventually("the list file moves to processed/", || {
         std::fs::read_dir(site.inbox().join("processed"))
-            .expect("processed dir")
-            .count()
+            .map(|d| d.count())
+            .unwrap_or(0)
             == 1
-    );
+    });
 
     let granted = door.tap(ALICE);
     assert_eq!(granted.decision, "grant");
@@ -224,12 +236,12 @@ fn rejected_lists_change_nothing_and_are_reported() {
     assert_eq!(status.list.as_ref().map(|l| l.version), Some(2));
     assert_eq!(status.highest_list_version, 2);
     assert_eq!(door.tap(ALICE).decision, "grant");
-    assert_eq!(
+    eventually("the three files move to rejected/", || {
         std::fs::read_dir(site.inbox().join("rejected"))
-            .expect("rejected dir")
-            .count(),
-        3
-    );
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 3
+    });
 }
 
 #[test]
