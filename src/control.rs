@@ -166,7 +166,7 @@ pub struct Status {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// Could not connect.
-    #[error("cannot connect to the control socket {path}: {source} (is pintud running, and are you in its group?)")]
+    #[error("cannot connect to the control socket {path} (is pintud running, and are you in its group?)")]
     Connect {
         /// Socket path.
         path: PathBuf,

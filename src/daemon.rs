@@ -31,7 +31,7 @@ use crate::core::event::{EventDraft, EventKind};
 use crate::core::list::{ListMeta, Rejection};
 use crate::fsutil;
 use crate::hw::sim::{LockRecord, SimLock};
-use crate::hw::{CardRead, DoorInput, Lock, LockState};
+use crate::hw::{CardRead, CardSource, DoorInput, DoorInputs, Lock, LockState};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why the daemon could not run.
@@ -41,7 +41,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The control socket could not be bound.
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}")]
     Socket {
         /// Socket path.
         path: PathBuf,
@@ -304,10 +304,14 @@ impl DaemonHandle {
 }
 
 /// Options beyond the config file.
-#[derive(Debug, Default, Clone)]
+#[derive(Default)]
 pub struct RunOptions {
     /// A signed list to offer at start (`pintud --list`), after the config's `list.initial`.
     pub list: Option<PathBuf>,
+    /// Card readers besides the simulated ones (which are fed through the control socket).
+    pub card_sources: Vec<Box<dyn CardSource>>,
+    /// Door input sources (contact, exit button).
+    pub door_inputs: Vec<Box<dyn DoorInputs>>,
 }
 
 /// Runs the door until `shutdown` is cancelled. `ready` is called once the door serves taps.
@@ -390,6 +394,12 @@ pub async fn run(
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
     let inbox_task = tokio::spawn(watch_inbox(handle.clone(), shutdown.clone()));
+    let source_tasks = spawn_sources(
+        opts.card_sources,
+        opts.door_inputs,
+        &handle.door_tx,
+        &shutdown,
+    );
 
     tracing::info!(
         site = %cfg.site,
@@ -405,6 +415,9 @@ pub async fn run(
     let door_result = door_task.await;
     let _ = control_task.await;
     let _ = inbox_task.await;
+    for task in source_tasks {
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(&cfg.socket);
     store.flush().await?;
     door_result.map_err(|e| DaemonError::Task(format!("door task failed: {e}")))?;
@@ -575,6 +588,55 @@ impl DoorTask {
     }
 }
 
+/// Starts each source as a task, plus a forwarder per kind into the door task.
+fn spawn_sources(
+    cards: Vec<Box<dyn CardSource>>,
+    inputs: Vec<Box<dyn DoorInputs>>,
+    door_tx: &mpsc::Sender<DoorMsg>,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let (reads_tx, mut reads_rx) = mpsc::channel::<CardRead>(64);
+    let (inputs_tx, mut inputs_rx) = mpsc::channel::<DoorInput>(64);
+    for source in cards {
+        let name = source.name().to_string();
+        let fut = source.run(reads_tx.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(reader = name, "card reader stopped: {e}");
+            }
+        }));
+    }
+    for source in inputs {
+        let fut = source.run(inputs_tx.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!("door inputs stopped: {e}");
+            }
+        }));
+    }
+    // The forwarders end when every source has dropped its sender.
+    drop((reads_tx, inputs_tx));
+    let tx = door_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(read) = reads_rx.recv().await {
+            if tx.send(DoorMsg::Tap { read, reply: None }).await.is_err() {
+                return;
+            }
+        }
+    }));
+    let tx = door_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(input) = inputs_rx.recv().await {
+            let (reply, _) = oneshot::channel();
+            if tx.send(DoorMsg::Input { input, reply }).await.is_err() {
+                return;
+            }
+        }
+    }));
+    tasks
+}
+
 /// Owns the lock for the door task and secures it when dropped, so a panic unwinding through the
 /// door task still leaves the door locked. (After SIGKILL or power loss only the wiring can.)
 struct SecuringLock(Box<dyn Lock>);
@@ -609,12 +671,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// then moved to `processed/` or `rejected/` with a time prefix.
 async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
     let inbox = handle.cfg.inbox.clone();
-    for dir in [
-        inbox.clone(),
-        inbox.join("processed"),
-        inbox.join("rejected"),
+    // Operators in the daemon's group may drop lists (they are signed); only pintud moves them.
+    for (dir, mode) in [
+        (inbox.clone(), 0o770),
+        (inbox.join("processed"), 0o750),
+        (inbox.join("rejected"), 0o750),
     ] {
-        if let Err(e) = fsutil::create_dir_with_mode(&dir, 0o750) {
+        if let Err(e) = fsutil::create_dir_with_mode(&dir, mode) {
             tracing::error!(inbox = %dir.display(), "cannot create the list inbox: {e}; lists can only arrive at start");
             return;
         }

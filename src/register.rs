@@ -27,7 +27,7 @@ pub enum RegisterError {
     #[error(transparent)]
     At(#[from] ConfigError),
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -301,7 +301,11 @@ impl LoadedRegister {
             None => doc["list"]["version"] = toml_edit::value(v),
         }
         let text = doc.to_string();
-        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o640).map_err(|source| {
+        // Keep the register's own permissions.
+        let mode = std::fs::metadata(&self.path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+            .unwrap_or(0o640);
+        crate::fsutil::write_atomic(&self.path, text.as_bytes(), mode).map_err(|source| {
             RegisterError::Io {
                 path: self.path.clone(),
                 source,

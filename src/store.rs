@@ -35,7 +35,15 @@ const META_HIGHEST_VERSION: &[u8] = b"highest_version";
 /// Highest sequence number ever removed from the outbox (by a publisher), so numbering never
 /// restarts below it when the outbox is empty.
 const META_SEQ_FLOOR: &[u8] = b"seq_floor";
+/// Set once the outbox numbering has been initialised in this sled store; its absence next to a
+/// reservation file means the store was lost and numbering must resume above the reservation.
+const META_SEQ_TRACKED: &[u8] = b"seq_tracked";
 const LIST_TREE_PREFIX: &str = "list.v";
+/// File (outside sled) recording that every sequence number issued is below its value, so a lost
+/// or rebuilt store never reuses a number the office system has already seen.
+pub const SEQ_RESERVATION_FILE: &str = "seq.reserved";
+/// Sequence numbers reserved per file write (one fsync per this many events).
+const SEQ_BLOCK: u64 = 10_000;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +52,7 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     /// A file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -109,7 +117,8 @@ pub struct Store {
     highest_version: AtomicU64,
     // Seq allocation and insert happen under one lock so the outbox never has a gap a reader
     // could observe before the lower seq lands.
-    next_seq: Mutex<u64>,
+    seq: Mutex<SeqState>,
+    seq_file: PathBuf,
     outbox_len: AtomicU64,
     list_path: PathBuf,
     site: String,
@@ -169,11 +178,35 @@ impl Store {
             None => 0,
         };
         let seq_floor = read_u64(&meta, META_SEQ_FLOOR)?.unwrap_or(0);
+        let seq_file = opts.state_dir.join(SEQ_RESERVATION_FILE);
+        let reserved_before = read_reservation(&seq_file)?;
+        let mut next_seq = last_seq.max(seq_floor) + 1;
+        if meta.get(META_SEQ_TRACKED)?.is_none() {
+            if reserved_before > next_seq {
+                tracing::warn!(
+                    resume_at = reserved_before,
+                    "event numbering resumes above the last reservation: the store was replaced"
+                );
+                report.events.push(
+                    EventDraft::new(EventKind::StoreRebuilt)
+                        .reason("seq_resumed")
+                        .detail(format!("event numbering resumes at {reserved_before}; events between the last delivered one and this may be lost")),
+                );
+            }
+            next_seq = next_seq.max(reserved_before);
+            meta.insert(META_SEQ_TRACKED, &[1u8][..])?;
+        }
+        let reserved = next_seq + SEQ_BLOCK;
+        write_reservation(&seq_file, reserved)?;
         let outbox_len = outbox.len() as u64;
         let store = Store {
             _dir_lock: dir_lock,
             highest_version: AtomicU64::new(read_u64(&meta, META_HIGHEST_VERSION)?.unwrap_or(0)),
-            next_seq: Mutex::new(last_seq.max(seq_floor) + 1),
+            seq: Mutex::new(SeqState {
+                next: next_seq,
+                reserved,
+            }),
+            seq_file,
             outbox_len: AtomicU64::new(outbox_len),
             db,
             meta,
@@ -393,12 +426,17 @@ impl Store {
 
     /// Numbers a draft and appends it to the outbox (not yet fsynced: see [`Store::flush`]).
     pub fn append(&self, draft: EventDraft, now: Timestamp) -> Result<Event, StoreError> {
-        let mut next = self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = *next;
+        let mut state = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = state.next;
+        if seq >= state.reserved {
+            // Once per SEQ_BLOCK events: one small fsynced write, after the relay was driven.
+            write_reservation(&self.seq_file, seq + SEQ_BLOCK)?;
+            state.reserved = seq + SEQ_BLOCK;
+        }
         let event = draft.into_event(Uuid::new_v4(), seq, now, &self.site, &self.door);
         let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.outbox.insert(seq.to_be_bytes(), bytes)?;
-        *next = seq + 1;
+        state.next = seq + 1;
         self.outbox_len.fetch_add(1, Ordering::Relaxed);
         Ok(event)
     }
@@ -436,6 +474,31 @@ impl Store {
     pub fn list_path(&self) -> &Path {
         &self.list_path
     }
+}
+
+/// Outbox numbering: the next number, and the reservation it must stay below.
+struct SeqState {
+    next: u64,
+    reserved: u64,
+}
+
+fn read_reservation(path: &Path) -> Result<u64, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().parse().unwrap_or_else(|_| {
+            // Never a reason to keep the door from starting; numbering then follows the store.
+            tracing::error!(
+                "{}: damaged sequence reservation {text:?}; ignoring it",
+                path.display()
+            );
+            0
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn write_reservation(path: &Path, value: u64) -> Result<(), StoreError> {
+    fsutil::write_atomic(path, format!("{value}\n").as_bytes(), 0o640).map_err(io_err(path))
 }
 
 fn tree_name(version: u64) -> String {

@@ -158,7 +158,7 @@ fn verify_says_exactly_what_is_wrong() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains(
-            "REJECTED (rollback): rollback: list version 1 is below the current version 5"
+            "REJECTED (rollback): rollback: list version 1 is not above the current version 5"
         ),
         "{}",
         text(&out.stdout)

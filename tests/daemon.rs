@@ -311,6 +311,7 @@ fn a_deleted_store_is_rebuilt_from_the_list_file() {
     let door = Pintud::start(&config, &site.socket(), &[]);
     drop_into_inbox(&site, "v1.signed", &standard_list(&site, 1));
     door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    let last_seq = door.events().last().expect("events").seq;
     assert_eq!(door.stop(), Some(0));
 
     std::fs::remove_dir_all(site.state_dir().join("store")).expect("delete sled dir");
@@ -319,9 +320,17 @@ fn a_deleted_store_is_rebuilt_from_the_list_file() {
     let events = door.events();
     let rebuilt = events
         .iter()
-        .find(|e| e.kind == EventKind::StoreRebuilt)
-        .expect("store.rebuilt event");
-    assert_eq!(rebuilt.reason.as_deref(), Some("cache_rebuilt"));
+        .find(|e| e.kind == EventKind::StoreRebuilt && e.reason.as_deref() == Some("cache_rebuilt"))
+        .expect("store.rebuilt event for the list cache");
+    assert!(
+        events.iter().all(|e| e.seq > last_seq),
+        "numbering never goes back after the store is lost: {last_seq} then {:?}",
+        events.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("seq_resumed")));
+    assert_eq!(rebuilt.list_version, Some(1));
     assert_eq!(door.tap(ALICE).decision, "grant");
     assert_eq!(door.tap(BOB_EXPIRED).reason.as_deref(), Some("expired"));
     assert!(
@@ -423,4 +432,85 @@ fn exit_button_and_door_contact_are_recorded() {
     door.wait_for("relock after exit", |s| {
         s.lock == LockState::Secured && s.lock_changes.len() == 3
     });
+}
+
+/// Readers and inputs behind the `CardSource` / `DoorInputs` traits feed the same door task as
+/// the control socket: run in-process with scripted sources.
+#[test]
+fn card_sources_and_door_inputs_drive_the_door() {
+    use pintu::config::{Config, ReaderRole};
+    use pintu::hw::sim::{ScriptedCards, ScriptedInputs};
+    use pintu::hw::DoorInput;
+    use std::sync::Arc;
+
+    let site = Site::new();
+    let config = Config::load(&site.write_config("")).expect("config");
+    std::fs::write(site.path("v1.signed"), standard_list(&site, 1)).expect("list");
+    let cards = ScriptedCards {
+        name: "exit-reader".into(),
+        role: ReaderRole::Exit,
+        uids: vec![ALICE.parse().expect("uid"), UNKNOWN.parse().expect("uid")],
+        gap: Duration::from_millis(20),
+    };
+    let inputs = ScriptedInputs {
+        changes: vec![DoorInput::DoorOpened, DoorInput::DoorClosed],
+        gap: Duration::from_millis(200),
+    };
+    let socket = site.socket();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    let daemon = runtime.spawn(pintu::daemon::run(
+        config,
+        pintu::daemon::RunOptions {
+            list: Some(site.path("v1.signed")),
+            card_sources: vec![Box::new(cards)],
+            door_inputs: vec![Box::new(inputs)],
+        },
+        Arc::new(pintu::clock::SystemClock),
+        shutdown,
+        || {},
+    ));
+    eventually("both taps and both inputs are recorded", || {
+        let Ok(Reply::Events { events }) = pintu::control::request(
+            &socket,
+            &Request::Events { limit: Some(100) },
+            Duration::from_secs(5),
+        ) else {
+            return false;
+        };
+        let k = kinds(&events);
+        k.iter().filter(|k| k.starts_with("access.")).count() == 2 && k.contains(&"door.closed")
+    });
+    let Reply::Events { events } = pintu::control::request(
+        &socket,
+        &Request::Events { limit: Some(100) },
+        Duration::from_secs(5),
+    )
+    .expect("events") else {
+        panic!("no events reply");
+    };
+    let taps: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind.as_str().starts_with("access."))
+        .collect();
+    assert_eq!(taps[0].reader.as_deref(), Some("exit-reader"));
+    assert_eq!(
+        (taps[0].decision.as_deref(), taps[0].holder.as_deref()),
+        (Some("grant"), Some("alice"))
+    );
+    assert_eq!(taps[1].reason.as_deref(), Some("unknown_card"));
+    let k = kinds(&events);
+    let opened = k
+        .iter()
+        .position(|k| *k == "door.opened")
+        .expect("door.opened");
+    assert_eq!(k[opened + 1], "door.closed");
+
+    stop.cancel();
+    runtime
+        .block_on(daemon)
+        .expect("join")
+        .expect("daemon ran cleanly");
+    assert!(!socket.exists(), "socket removed at stop");
 }

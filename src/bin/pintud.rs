@@ -85,7 +85,10 @@ fn main() -> ExitCode {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         daemon::run(
             cfg,
-            RunOptions { list: args.list },
+            RunOptions {
+                list: args.list,
+                ..RunOptions::default()
+            },
             Arc::new(SystemClock),
             shutdown,
             || {
@@ -97,8 +100,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("pintud stopped: {e}");
-            eprintln!("pintud: {e}");
+            let message = pintu::error_chain(&e);
+            tracing::error!("pintud stopped: {message}");
+            eprintln!("pintud: {message}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

@@ -223,7 +223,7 @@ pub enum Rejection {
         expires_at: Timestamp,
     },
     /// Older than what the door holds.
-    #[error("rollback: list version {version} is below the current version {current}")]
+    #[error("rollback: list version {version} is not above the current version {current}")]
     Rollback {
         /// Offered version.
         version: u64,
@@ -396,14 +396,18 @@ pub fn verify(
             });
         }
         if payload.version == cur.version {
-            return Err(if cur.payload_digest == Some(payload_digest) {
-                Rejection::Replay {
+            return Err(match cur.payload_digest {
+                Some(held) if held == payload_digest => Rejection::Replay {
                     version: payload.version,
-                }
-            } else {
-                Rejection::SameVersionDifferentBytes {
+                },
+                Some(_) => Rejection::SameVersionDifferentBytes {
                     version: payload.version,
-                }
+                },
+                // The content of the held version is not known here: say only what is certain.
+                None => Rejection::Rollback {
+                    version: payload.version,
+                    current: cur.version,
+                },
             });
         }
     }

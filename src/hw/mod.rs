@@ -1,10 +1,16 @@
-//! Hardware edges, one small trait each (after embedded-hal): the lock relay and the sources of
-//! card reads. Real backends (GPIO, PC/SC, serial) plug in behind these; [`sim`] holds the
-//! simulated ones used by the demo and the tests.
+//! Hardware edges, one small trait each (after embedded-hal): the lock relay ([`Lock`]), card
+//! readers ([`CardSource`]) and the door's inputs ([`DoorInputs`]). Real backends (GPIO, PC/SC,
+//! serial) plug in behind these; [`sim`] holds the simulated and scripted ones used by the demo
+//! and the tests.
 
 pub mod sim;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 
@@ -75,4 +81,31 @@ pub enum DoorInput {
     DoorClosed,
     /// Request-to-exit button pressed.
     ExitButton,
+}
+
+/// What a source's `run` returns: it ends at shutdown (`Ok`) or when the device cannot go on.
+pub type SourceFuture = Pin<Box<dyn Future<Output = Result<(), HwError>> + Send>>;
+
+/// A card reader. It runs as its own task and sends every read; de-duplication of a card held
+/// in the field is the source's job (a held card is one tap).
+pub trait CardSource: Send {
+    /// Reader name, as in the config.
+    fn name(&self) -> &str;
+    /// Runs until `shutdown`, sending each read to `reads`.
+    fn run(
+        self: Box<Self>,
+        reads: mpsc::Sender<CardRead>,
+        shutdown: CancellationToken,
+    ) -> SourceFuture;
+}
+
+/// The door contact and the request-to-exit button. Runs as its own task and sends debounced
+/// changes.
+pub trait DoorInputs: Send {
+    /// Runs until `shutdown`, sending each change to `inputs`.
+    fn run(
+        self: Box<Self>,
+        inputs: mpsc::Sender<DoorInput>,
+        shutdown: CancellationToken,
+    ) -> SourceFuture;
 }

@@ -1,12 +1,18 @@
-//! Simulated hardware: a lock that logs and records every change. Card reads and door inputs for
-//! simulated readers arrive through the control socket (`pintuctl tap`, `pintuctl input`).
+//! Simulated hardware: a lock that logs and records every change, and scripted card and input
+//! sources for tests. On the demo door, card reads and door inputs for simulated readers arrive
+//! through the control socket (`pintuctl tap`, `pintuctl input`).
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::{HwError, Lock, LockState};
+use super::{CardRead, CardSource, DoorInput, DoorInputs, HwError, Lock, LockState, SourceFuture};
+use crate::config::ReaderRole;
+use crate::core::card::Uid;
 
 /// How many lock changes the simulated lock remembers.
 pub const HISTORY_LEN: usize = 256;
@@ -81,6 +87,82 @@ impl Lock for SimLock {
         tracing::info!(target: "pintu::relay", "relay: lock secured (simulated)");
         self.record.push(LockState::Secured);
         Ok(())
+    }
+}
+
+/// A card source that presents a fixed list of cards, `gap` apart, then idles until shutdown.
+#[derive(Debug, Clone)]
+pub struct ScriptedCards {
+    /// Reader name.
+    pub name: String,
+    /// Reader role.
+    pub role: ReaderRole,
+    /// Cards, in order.
+    pub uids: Vec<Uid>,
+    /// Pause before each card.
+    pub gap: Duration,
+}
+
+impl CardSource for ScriptedCards {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(
+        self: Box<Self>,
+        reads: mpsc::Sender<CardRead>,
+        shutdown: CancellationToken,
+    ) -> SourceFuture {
+        Box::pin(async move {
+            for uid in self.uids {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.gap) => {}
+                }
+                let read = CardRead {
+                    reader: self.name.clone(),
+                    role: self.role,
+                    uid,
+                    at: Instant::now(),
+                };
+                if reads.send(read).await.is_err() {
+                    return Ok(());
+                }
+            }
+            shutdown.cancelled().await;
+            Ok(())
+        })
+    }
+}
+
+/// Door inputs that play a fixed list of changes, `gap` apart.
+#[derive(Debug, Clone)]
+pub struct ScriptedInputs {
+    /// Changes, in order.
+    pub changes: Vec<DoorInput>,
+    /// Pause before each change.
+    pub gap: Duration,
+}
+
+impl DoorInputs for ScriptedInputs {
+    fn run(
+        self: Box<Self>,
+        inputs: mpsc::Sender<DoorInput>,
+        shutdown: CancellationToken,
+    ) -> SourceFuture {
+        Box::pin(async move {
+            for change in self.changes {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.gap) => {}
+                }
+                if inputs.send(change).await.is_err() {
+                    return Ok(());
+                }
+            }
+            shutdown.cancelled().await;
+            Ok(())
+        })
     }
 }
 
