@@ -688,7 +688,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
             .span()
             .map(|s| line_at(text, s.start))
             .or_else(|| line_of_key(text, &key));
-        let mut message = one_line(inner.message());
+        let message = one_line(inner.message());
         if let Some(field) = message.strip_prefix("unknown field `") {
             let field = field.split('`').next().unwrap_or_default();
             // serde_path_to_error's path may or may not already end at the unknown field.
@@ -701,8 +701,15 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
             };
             return to_error(line, key, "unknown key".into());
         }
-        if message.starts_with("missing field") {
-            message = format!("{message} (required)");
+        if let Some(field) = message.strip_prefix("missing field `") {
+            // Name the missing key itself; the line is its table's header (none at top level).
+            let field = field.split('`').next().unwrap_or_default();
+            let (key, line) = if key.is_empty() {
+                (field.to_string(), None)
+            } else {
+                (format!("{key}.{field}"), line_of_key(text, &key))
+            };
+            return to_error(line, key, "missing required key".into());
         }
         to_error(line, key, message)
     })

@@ -76,8 +76,6 @@ pub struct DaemonHandle {
     lock_state: Arc<Mutex<LockState>>,
     lock_record: Option<LockRecord>,
     started_at: Timestamp,
-    // List applies are serialized: two lists arriving together are checked one after the other.
-    apply_lock: Mutex<()>,
 }
 
 impl DaemonHandle {
@@ -237,7 +235,6 @@ impl DaemonHandle {
         source: &str,
         at_start: bool,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
-        let _serialized = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let now = self.clock.now();
         let result = self.store.verify_and_apply(bytes, &self.cfg.trust, now)?;
@@ -364,7 +361,6 @@ pub async fn run(
         lock_state: lock_state.clone(),
         lock_record,
         started_at: clock.now(),
-        apply_lock: Mutex::new(()),
     });
 
     // Lists offered at start go through the same gate as any other.

@@ -118,6 +118,7 @@ pub struct Store {
     // Seq allocation and insert happen under one lock so the outbox never has a gap a reader
     // could observe before the lower seq lands.
     seq: Mutex<SeqState>,
+    apply_lock: Mutex<()>,
     seq_file: PathBuf,
     outbox_len: AtomicU64,
     list_path: PathBuf,
@@ -207,6 +208,7 @@ impl Store {
                 reserved,
             }),
             seq_file,
+            apply_lock: Mutex::new(()),
             outbox_len: AtomicU64::new(outbox_len),
             db,
             meta,
@@ -250,9 +252,27 @@ impl Store {
             }
         };
         let version = verified.meta.version;
-        if version > self.highest_version.load(Ordering::SeqCst) {
-            self.highest_version.store(version, Ordering::SeqCst);
+        let highest = self.highest_version.load(Ordering::SeqCst);
+        if version < highest {
+            // The file was replaced by an older signed list (SD card edit, stale backup): using
+            // it would re-open cards revoked since. The door starts without a list instead.
+            let why = Rejection::Rollback {
+                version,
+                current: highest,
+            };
+            tracing::error!(file = %self.list_path.display(), "stored list refused: {why}; starting without a list (deliver the current list again)");
+            report.events.push(
+                EventDraft::new(EventKind::ListRejected)
+                    .reason(why.code())
+                    .list_version(Some(version))
+                    .detail(format!(
+                        "stored list {} refused: {why}",
+                        self.list_path.display()
+                    )),
+            );
+            return Ok(());
         }
+        self.highest_version.fetch_max(version, Ordering::SeqCst);
         let tree_name = tree_name(version);
         let cached_digest = self.meta.get(META_ACTIVE_DIGEST)?;
         let cached_tree = self.meta.get(META_ACTIVE_TREE)?;
@@ -332,13 +352,13 @@ impl Store {
         policy: &TrustPolicy,
         now: Timestamp,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        // Two lists arriving together are checked and applied one after the other.
+        let _one_at_a_time = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let verified = match verify(bytes, policy, Some(self.accepted()), Some(now)) {
             Ok(v) => v,
             Err(rejection) => return Ok(Err(rejection)),
         };
         fsutil::write_atomic(&self.list_path, bytes, 0o640).map_err(io_err(&self.list_path))?;
-        self.highest_version
-            .fetch_max(verified.meta.version, Ordering::SeqCst);
         let tree_name = tree_name(verified.meta.version);
         let tree = self.build_tree(&verified)?;
         self.commit_active(&verified.meta, &tree_name)?;
@@ -378,12 +398,13 @@ impl Store {
             META_ACTIVE_COUNT,
             &(meta.entry_count as u64).to_be_bytes()[..],
         );
-        batch.insert(
-            META_HIGHEST_VERSION,
-            &self.highest_version().to_be_bytes()[..],
-        );
+        // The rollback floor rises only once the new list is committed, so a failed apply can be
+        // retried with the same list.
+        let highest = self.highest_version().max(meta.version);
+        batch.insert(META_HIGHEST_VERSION, &highest.to_be_bytes()[..]);
         self.meta.apply_batch(batch)?;
         self.db.flush()?;
+        self.highest_version.fetch_max(highest, Ordering::SeqCst);
         Ok(())
     }
 

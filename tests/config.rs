@@ -1,1 +1,583 @@
-//! placeholder
+//! Config errors: every error names the file, the line and the key (`FILE:LINE: KEY: message`),
+//! phase two reports all its errors at once, and `pintud --check-config` says so on the command line.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use pintu::config::{Config, ConfigErrors};
+
+use crate::common::{pintud, text, Site, DOOR, SITE};
+
+/// Writes `text` as the site's `pintu.toml` and loads it.
+fn load(site: &Site, text: &str) -> (PathBuf, Result<Config, ConfigErrors>) {
+    let path = site.path("pintu.toml");
+    std::fs::write(&path, text).expect("write config");
+    let result = Config::load(&path);
+    (path, result)
+}
+
+/// The errors of a config that must not load, one display line each.
+fn errors(site: &Site, text: &str) -> (PathBuf, Vec<String>) {
+    match load(site, text) {
+        (_, Ok(_)) => panic!("config was accepted:\n{text}"),
+        (path, Err(errors)) => {
+            let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            // The combined display is one error per line, in the same order.
+            assert_eq!(errors.to_string(), lines.join("\n"));
+            (path, lines)
+        }
+    }
+}
+
+/// The single error of a config that must not load.
+fn single_error(site: &Site, text: &str) -> (PathBuf, String) {
+    let (path, errors) = errors(site, text);
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    (path, errors.into_iter().next().unwrap())
+}
+
+/// 1-based line of the only line containing `needle` (independent of the code under test).
+fn line_of(text: &str, needle: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "{needle:?} must be on exactly one line");
+    hits[0]
+}
+
+/// `text` with the only occurrence of `from` replaced by `to`.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    text.replacen(from, to, 1)
+}
+
+/// Asserts one error, exactly `FILE:LINE: KEY: MESSAGE`, with LINE the line holding `at`.
+fn assert_error(site: &Site, text: &str, at: &str, key: &str, message: &str) {
+    let (path, error) = single_error(site, text);
+    let expected = format!("{}:{}: {key}: {message}", path.display(), line_of(text, at));
+    assert_eq!(error, expected);
+}
+
+/// Asserts one error starting `FILE:LINE: KEY: ` whose message contains `fragment`.
+fn assert_error_contains(site: &Site, text: &str, at: &str, key: &str, fragment: &str) {
+    let (path, error) = single_error(site, text);
+    let prefix = format!("{}:{}: {key}: ", path.display(), line_of(text, at));
+    assert!(
+        error.starts_with(&prefix),
+        "expected prefix {prefix:?}, got {error:?}"
+    );
+    assert!(
+        error[prefix.len()..].contains(fragment),
+        "expected {fragment:?} in {error:?}"
+    );
+}
+
+#[test]
+fn base_config_is_valid() {
+    let site = Site::new();
+    let (_, cfg) = load(&site, &site.config_text(""));
+    let cfg = cfg.expect("the fixture config is valid");
+    assert_eq!((cfg.site.as_str(), cfg.door.as_str()), (SITE, DOOR));
+    assert_eq!(cfg.trust.threshold, 1);
+    assert_eq!(cfg.trust.keys.len(), 1);
+    assert_eq!(cfg.unlock_for, std::time::Duration::from_secs(1));
+    assert_eq!(cfg.state_dir, site.path("state"), "relative to the file");
+}
+
+// --- phase one: TOML and value formats ------------------------------------------------------------
+
+#[test]
+fn unknown_top_level_key_is_named_with_its_line() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "state_dir = \"state\"\n",
+        "state_dir = \"state\"\ncolour = \"red\"\n",
+    );
+    assert_error(&site, &text, "colour", "colour", "unknown key");
+}
+
+#[test]
+fn unknown_key_inside_a_table_is_named_with_its_path_and_line() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "unlock_for = \"1s\"\n",
+        "unlock_for = \"1s\"\ncolour = \"red\"\n",
+    );
+    assert_error(&site, &text, "colour", "door.colour", "unknown key");
+}
+
+#[test]
+fn unknown_key_inside_an_array_of_tables_is_named_with_its_index() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "backend = \"sim\"\n",
+        "backend = \"sim\"\nbeep = true\n",
+    );
+    assert_error(&site, &text, "beep", "reader[0].beep", "unknown key");
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "unlock_for = \"1s\"",
+        "unlock_for = \"5x\"",
+    );
+    assert_error(
+        &site,
+        &text,
+        "unlock_for",
+        "door.unlock_for",
+        "expected a duration like \"5s\", found \"5x\"",
+    );
+}
+
+#[test]
+fn bad_size_is_explained() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "max_size = \"1MiB\"",
+        "max_size = \"lots\"",
+    );
+    assert_error(
+        &site,
+        &text,
+        "max_size",
+        "list.max_size",
+        "expected a size like \"64MiB\", found \"lots\"",
+    );
+}
+
+#[test]
+fn bad_file_mode_is_explained() {
+    let site = Site::new();
+    let text = edit(&site.config_text(""), "mode = \"0600\"", "mode = \"0999\"");
+    assert_error(
+        &site,
+        &text,
+        "mode =",
+        "control.mode",
+        "expected an octal file mode like \"0660\", found \"0999\"",
+    );
+}
+
+#[test]
+fn wrong_value_type_is_named() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "threshold = 1",
+        "threshold = \"two\"",
+    );
+    assert_error_contains(&site, &text, "threshold", "trust.threshold", "invalid type");
+}
+
+#[test]
+fn unknown_enum_value_is_named() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "backend = \"sim\"",
+        "backend = \"gpio\"",
+    );
+    assert_error_contains(&site, &text, "backend", "reader[0].backend", "gpio");
+}
+
+#[test]
+fn missing_required_key_is_named() {
+    let site = Site::new();
+    let base = site.config_text("");
+    let text = edit(&base, "id = \"door-1\"\n", "");
+    // The key is absent, so the line is that of its table.
+    assert_error_contains(&site, &text, "[door]", "door.id", "missing required key");
+}
+
+#[test]
+fn invalid_toml_syntax_reports_the_line() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "cache_size = \"4MiB\"",
+        "cache_size = \"4MiB",
+    );
+    let (path, error) = single_error(&site, &text);
+    let prefix = format!("{}:{}: ", path.display(), line_of(&text, "cache_size"));
+    assert!(
+        error.starts_with(&prefix),
+        "{error:?} should start with {prefix:?}"
+    );
+    assert!(error.len() > prefix.len(), "with a message: {error:?}");
+    assert!(!error.contains('\n'), "one line: {error:?}");
+}
+
+#[test]
+fn unreadable_config_file_is_named() {
+    let site = Site::new();
+    let path = site.path("absent.toml");
+    let err = Config::load(&path).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: cannot read config file", path.display())),
+        "{shown}"
+    );
+}
+
+// --- phase two: meaning ---------------------------------------------------------------------------
+
+#[test]
+fn bad_base64_public_key_is_named_by_index() {
+    let site = Site::new();
+    let key = B64.encode(site.keys[0].1.verifying_key().to_bytes());
+    let text = edit(&site.config_text(""), &key, "not*base64");
+    assert_error(
+        &site,
+        &text,
+        "not*base64",
+        "trust.keys[0].public_key",
+        "expected a base64 ed25519 public key (32 bytes)",
+    );
+}
+
+#[test]
+fn public_key_of_wrong_length_is_named() {
+    let site = Site::new();
+    let key = B64.encode(site.keys[0].1.verifying_key().to_bytes());
+    let text = edit(&site.config_text(""), &key, &B64.encode([1u8; 16]));
+    assert_error(
+        &site,
+        &text,
+        "public_key",
+        "trust.keys[0].public_key",
+        "expected a base64 ed25519 public key of 32 bytes, found 16 bytes",
+    );
+}
+
+#[test]
+fn weak_public_key_is_refused() {
+    let site = Site::new();
+    let key = B64.encode(site.keys[0].1.verifying_key().to_bytes());
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let text = edit(&site.config_text(""), &key, &B64.encode(identity));
+    assert_error(
+        &site,
+        &text,
+        "public_key",
+        "trust.keys[0].public_key",
+        "weak ed25519 public key (small-order point) refused",
+    );
+}
+
+fn second_key(site: &Site, id: &str, key_index: usize) -> String {
+    format!(
+        "\n[[trust.keys]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+        B64.encode(site.keys[key_index].1.verifying_key().to_bytes())
+    )
+}
+
+#[test]
+fn duplicate_key_id_is_refused() {
+    let site = Site::new();
+    // A different key under an id already used.
+    let base = site.config_text("");
+    let text = edit(
+        &base,
+        "\n[list]\n",
+        &format!(
+            "{}\n[list]\n",
+            second_key(&site, "k1", 1).replace("\"k1\"", "\"k1\" # again")
+        ),
+    );
+    assert_error(
+        &site,
+        &text,
+        "# again",
+        "trust.keys[1].id",
+        "key id \"k1\" is listed twice",
+    );
+}
+
+#[test]
+fn same_public_key_under_two_ids_is_refused() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "\n[list]\n",
+        &format!("{}\n[list]\n", second_key(&site, "k1-again", 0)),
+    );
+    let (path, error) = single_error(&site, &text);
+    // The second public_key line: the last line holding "public_key".
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("public_key"))
+        .map(|(i, _)| i + 1)
+        .last()
+        .unwrap();
+    assert_eq!(
+        error,
+        format!(
+            "{}:{line}: trust.keys[1].public_key: this public key is already listed under another id",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn threshold_above_the_key_count_is_refused() {
+    let site = Site::new();
+    let text = edit(&site.config_text(""), "threshold = 1", "threshold = 3");
+    assert_error(
+        &site,
+        &text,
+        "threshold",
+        "trust.threshold",
+        "3 signatures required but only 1 keys are trusted",
+    );
+}
+
+#[test]
+fn threshold_zero_is_refused() {
+    let site = Site::new();
+    let text = edit(&site.config_text(""), "threshold = 1", "threshold = 0");
+    assert_error(
+        &site,
+        &text,
+        "threshold",
+        "trust.threshold",
+        "must be at least 1",
+    );
+}
+
+#[test]
+fn unreadable_card_key_file_is_named() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "card_key_file = \"card.key\"",
+        "card_key_file = \"missing.key\"",
+    );
+    assert_error_contains(
+        &site,
+        &text,
+        "card_key_file",
+        "trust.card_key_file",
+        &format!("cannot read {}", site.path("missing.key").display()),
+    );
+}
+
+#[test]
+fn bad_card_key_content_is_named() {
+    let site = Site::new();
+    std::fs::write(site.path("card.key"), "not a hex key\n").unwrap();
+    assert_error_contains(
+        &site,
+        &site.config_text(""),
+        "card_key_file",
+        "trust.card_key_file",
+        "card key is not hex",
+    );
+    std::fs::write(site.path("card.key"), "abcd\n").unwrap();
+    assert_error_contains(
+        &site,
+        &site.config_text(""),
+        "card_key_file",
+        "trust.card_key_file",
+        "card key must be 32 bytes (64 hex digits), found 2",
+    );
+}
+
+#[test]
+fn duplicate_reader_name_is_refused() {
+    let site = Site::new();
+    let text = site.config_text(
+        "\n[[reader]]\nname = \"entry\" # twice\nrole = \"exit\"\nbackend = \"sim\"\n",
+    );
+    assert_error(
+        &site,
+        &text,
+        "# twice",
+        "reader[1].name",
+        "reader name \"entry\" is used twice",
+    );
+}
+
+#[test]
+fn unlock_for_out_of_range_is_refused() {
+    let site = Site::new();
+    for value in ["20m", "10ms"] {
+        let text = edit(
+            &site.config_text(""),
+            "unlock_for = \"1s\"",
+            &format!("unlock_for = \"{value}\""),
+        );
+        assert_error(
+            &site,
+            &text,
+            "unlock_for",
+            "door.unlock_for",
+            "must be between 100ms and 10m",
+        );
+    }
+}
+
+#[test]
+fn invalid_site_id_is_refused() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "site = \"site-a\"",
+        "site = \"site a/b\"",
+    );
+    assert_error(
+        &site,
+        &text,
+        "site =",
+        "site",
+        "\"site a/b\" is not a valid id: use letters, digits, '-', '_' or '.' (1-64 chars)",
+    );
+}
+
+#[test]
+fn all_phase_two_errors_are_reported_at_once() {
+    let site = Site::new();
+    let mut text = site.config_text("");
+    text = edit(&text, "site = \"site-a\"", "site = \"bad site\"");
+    text = edit(&text, "unlock_for = \"1s\"", "unlock_for = \"1h\"");
+    text = edit(&text, "threshold = 1", "threshold = 0");
+    text = edit(
+        &text,
+        "card_key_file = \"card.key\"",
+        "card_key_file = \"gone.key\"",
+    );
+    let (path, errors) = errors(&site, &text);
+    let at =
+        |needle: &str, key: &str| format!("{}:{}: {key}: ", path.display(), line_of(&text, needle));
+    let expected = [
+        at("site =", "site"),
+        at("threshold", "trust.threshold"),
+        at("card_key_file", "trust.card_key_file"),
+        at("unlock_for", "door.unlock_for"),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for prefix in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(&prefix)),
+            "no error starting {prefix:?} in {errors:#?}"
+        );
+    }
+}
+
+// --- through the binary ---------------------------------------------------------------------------
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let site = Site::new();
+    let path = site.write_config("");
+    let out = pintud(&["--check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(stdout.contains(&path.display().to_string()), "{stdout}");
+    assert!(
+        !site.state_dir().exists(),
+        "checking a config does not create the state dir"
+    );
+}
+
+#[test]
+fn check_config_rejects_a_bad_file_with_exit_2_and_the_error_on_stderr() {
+    let site = Site::new();
+    let text_ = edit(
+        &site.config_text(""),
+        "unlock_for = \"1s\"",
+        "unlock_for = \"5x\"",
+    );
+    let path = site.path("pintu.toml");
+    std::fs::write(&path, &text_).unwrap();
+    let out = pintud(&["--check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let expected = format!(
+        "{}:{}: door.unlock_for: expected a duration like \"5s\", found \"5x\"",
+        path.display(),
+        line_of(&text_, "unlock_for")
+    );
+    assert!(
+        stderr.lines().any(|l| l == expected),
+        "expected line {expected:?} in stderr:\n{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn demo_config_validates() {
+    let path = repo_file("config/demo.toml");
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.trust.keys.len(), 1);
+    let out = pintud(&["--check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn example_config_validates_when_its_card_key_exists() {
+    let example = repo_file("config/pintu.example.toml");
+    if !example.exists() {
+        eprintln!("skipped: {} does not exist yet", example.display());
+        return;
+    }
+    let original = std::fs::read_to_string(&example).expect("read example");
+
+    // As shipped: the only acceptable problem is the card key file, absent on this machine.
+    if let Err(errors) = Config::load(&example) {
+        for e in &errors.0 {
+            assert_eq!(
+                e.key, "trust.card_key_file",
+                "the example config has an error other than its card key file: {e}"
+            );
+        }
+    }
+
+    // In a temp dir without its card key file: the error names trust.card_key_file.
+    let site = Site::new();
+    let mut doc: toml_edit::DocumentMut = original.parse().expect("example is TOML");
+    doc["trust"]["card_key_file"] = toml_edit::value("no-such-card.key");
+    let (path, errors) = errors(&site, &doc.to_string());
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(&format!("{}:", path.display()))
+            && errors[0].contains(": trust.card_key_file: "),
+        "{errors:#?}"
+    );
+
+    // With a card key file present, it validates.
+    doc["trust"]["card_key_file"] = toml_edit::value("card.key");
+    let (_, result) = load(&site, &doc.to_string());
+    result.unwrap_or_else(|e| panic!("example config with a card key:\n{e}"));
+}
+
+#[test]
+fn missing_required_top_level_key_is_named() {
+    let site = Site::new();
+    let text = edit(&site.config_text(""), "state_dir = \"state\"\n", "");
+    let (path, error) = single_error(&site, &text);
+    // A top-level key has no line of its own to point at.
+    assert_eq!(
+        error,
+        format!("{}: state_dir: missing required key", path.display())
+    );
+}

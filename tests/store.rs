@@ -1,1 +1,517 @@
-//! placeholder
+//! The store: atomic list swap under concurrent lookups, rebuild from the list file when the sled
+//! directory is gone or damaged, the event outbox, and a list file that no longer verifies.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
+
+use jiff::Timestamp;
+use pintu::core::card::{CardHash, Uid};
+use pintu::core::event::{EventDraft, EventKind};
+use pintu::core::list::{Entry, TrustPolicy, TrustedKey};
+use pintu::store::{OpenReport, Store, StoreOptions, LIST_FILE, STORE_DIR};
+
+use crate::common::{Site, DOOR, SITE};
+
+fn options(site: &Site) -> StoreOptions {
+    StoreOptions {
+        state_dir: site.state_dir(),
+        cache_size: 4 << 20,
+        site: SITE.into(),
+        door: DOOR.into(),
+    }
+}
+
+fn open(site: &Site, policy: &TrustPolicy) -> (Store, OpenReport) {
+    Store::open(&options(site), policy).expect("open store")
+}
+
+fn uid(i: usize) -> String {
+    format!("{:08X}", 0x0A00_0000 + i)
+}
+
+fn card(site: &Site, i: usize) -> CardHash {
+    site.card_key.hash(&uid(i).parse::<Uid>().expect("uid"))
+}
+
+/// `n` entries whose holders are `h{i}-v{version}`.
+fn entries(site: &Site, n: usize, version: u64) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            site.entry(
+                &uid(i),
+                &format!("h{i}-v{version}"),
+                "2020-01-01T00:00:00Z",
+                "2099-01-01T00:00:00Z",
+            )
+        })
+        .collect()
+}
+
+fn signed_list(site: &Site, version: u64, n: usize) -> Vec<u8> {
+    site.sign(&site.payload(version, entries(site, n, version)))
+}
+
+fn apply(store: &Store, site: &Site, bytes: &[u8]) -> u64 {
+    store
+        .verify_and_apply(bytes, &site.policy(), Timestamp::now())
+        .expect("store")
+        .expect("list accepted")
+        .version
+}
+
+fn holder(store: &Store, site: &Site, i: usize) -> Option<String> {
+    store
+        .active()?
+        .lookup(&card(site, i))
+        .expect("lookup")
+        .map(|e| e.holder)
+}
+
+/// Reasons of the report's events of `kind`.
+fn reasons(report: &OpenReport, kind: EventKind) -> Vec<String> {
+    report
+        .events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Names in the state dir starting with `store.damaged-`.
+fn damaged_dirs(site: &Site) -> Vec<PathBuf> {
+    std::fs::read_dir(site.state_dir())
+        .expect("state dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{STORE_DIR}.damaged-")))
+        })
+        .collect()
+}
+
+/// Deterministic noise (xorshift), so a failure can be reproduced.
+fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+// --- (a) atomic swap ------------------------------------------------------------------------------
+
+#[test]
+fn lookups_during_list_swaps_see_one_whole_version_and_only_move_forward() {
+    const CARDS: usize = 2000;
+    const READERS: usize = 3;
+    let site = Site::new();
+    let (store, _) = open(&site, &site.policy());
+    // Sign everything up front: the main thread only applies while readers run.
+    let lists: Vec<Vec<u8>> = (1..=3).map(|v| signed_list(&site, v, CARDS)).collect();
+    assert_eq!(apply(&store, &site, &lists[0]), 1);
+    let cards: Vec<CardHash> = (0..CARDS).map(|i| card(&site, i)).collect();
+
+    let done = AtomicBool::new(false);
+    // Whole passes done by each reader.
+    let passes: Vec<AtomicUsize> = (0..READERS).map(|_| AtomicUsize::new(0)).collect();
+    // Passes during which the active list changed under the reader's snapshot.
+    let straddled = AtomicUsize::new(0);
+
+    let seen: Vec<BTreeSet<u64>> = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let (done, passes, straddled, store, cards) =
+                    (&done, &passes, &straddled, &store, &cards);
+                s.spawn(move || {
+                    let mut seen = BTreeSet::new();
+                    let mut last = 0;
+                    loop {
+                        // Read `done` before the snapshot: the pass after it is set sees v3.
+                        let finished = done.load(Ordering::SeqCst);
+                        let snapshot: Arc<_> = store.active().expect("a list is always active");
+                        let v = snapshot.meta.version;
+                        assert!(v >= last, "version went backwards: v{last} then v{v}");
+                        last = v;
+                        assert_eq!(snapshot.meta.entry_count, CARDS);
+                        for (i, card) in cards.iter().enumerate() {
+                            let entry = snapshot
+                                .lookup(card)
+                                .expect("lookup")
+                                .unwrap_or_else(|| panic!("card {i} missing from list v{v}"));
+                            assert_eq!(
+                                entry.holder,
+                                format!("h{i}-v{v}"),
+                                "card {i}: snapshot of v{v} answered from another list"
+                            );
+                        }
+                        if store.active().map(|a| a.meta.version) != Some(v) {
+                            straddled.fetch_add(1, Ordering::SeqCst);
+                        }
+                        drop(snapshot);
+                        seen.insert(v);
+                        passes[r].fetch_add(1, Ordering::SeqCst);
+                        if finished {
+                            return seen;
+                        }
+                    }
+                })
+            })
+            .collect();
+
+        // Readers are looping (a reader that failed ends the wait, and join reports why).
+        let fewest = || {
+            passes
+                .iter()
+                .map(|p| p.load(Ordering::SeqCst))
+                .min()
+                .unwrap()
+        };
+        let wait_until_every_reader_passed = |target: usize, readers: &[ScopedJoinHandle<_>]| {
+            while fewest() < target && !readers.iter().any(|r| r.is_finished()) {
+                std::thread::yield_now();
+            }
+        };
+        wait_until_every_reader_passed(1, &readers);
+        assert_eq!(apply(&store, &site, &lists[1]), 2);
+        // Let every reader get through another pass before the next swap.
+        wait_until_every_reader_passed(fewest() + 1, &readers);
+        assert_eq!(apply(&store, &site, &lists[2]), 3);
+        done.store(true, Ordering::SeqCst);
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("reader thread"))
+            .collect()
+    });
+
+    for (r, versions) in seen.iter().enumerate() {
+        assert!(versions.contains(&1), "reader {r} saw {versions:?}");
+        assert_eq!(
+            versions.last(),
+            Some(&3),
+            "reader {r} ended on the newest list"
+        );
+    }
+    // The swaps really happened under running lookups (a reader held a snapshot across one).
+    assert!(
+        straddled.load(Ordering::SeqCst) >= 1,
+        "no reader held a snapshot across a swap"
+    );
+    for i in [0, CARDS / 2, CARDS - 1] {
+        assert_eq!(holder(&store, &site, i), Some(format!("h{i}-v3")));
+    }
+}
+
+#[test]
+fn snapshot_held_across_a_swap_keeps_answering_from_its_own_list() {
+    let site = Site::new();
+    let (store, _) = open(&site, &site.policy());
+    apply(&store, &site, &signed_list(&site, 1, 3));
+    let old = store.active().expect("v1 active");
+    // The apply must not pull the old list out from under this snapshot.
+    apply(&store, &site, &signed_list(&site, 2, 3));
+    for i in 0..3 {
+        let from_old = old
+            .lookup(&card(&site, i))
+            .expect("lookup")
+            .map(|e| e.holder);
+        assert_eq!(from_old, Some(format!("h{i}-v1")));
+        assert_eq!(holder(&store, &site, i), Some(format!("h{i}-v2")));
+    }
+    assert_eq!(old.meta.version, 1);
+}
+
+// --- (b), (c) rebuild -----------------------------------------------------------------------------
+
+/// A store holding list v1 with three cards, closed again. Returns the list bytes.
+fn store_with_v1(site: &Site) -> Vec<u8> {
+    let (store, _) = open(site, &site.policy());
+    let bytes = signed_list(site, 1, 3);
+    apply(&store, site, &bytes);
+    store.flush_blocking().expect("flush");
+    bytes
+}
+
+/// Checks the reopened store serves list v1 and still refuses to go back.
+fn assert_serves_v1(store: &Store, site: &Site, v1: &[u8]) {
+    let active = store.active().expect("list v1 active after rebuild");
+    assert_eq!(active.meta.version, 1);
+    assert_eq!(active.meta.entry_count, 3);
+    for i in 0..3 {
+        assert_eq!(holder(store, site, i), Some(format!("h{i}-v1")));
+    }
+    assert_eq!(holder(store, site, 99), None);
+    assert_eq!(store.highest_version(), 1);
+    let replay = store
+        .verify_and_apply(v1, &site.policy(), Timestamp::now())
+        .expect("store");
+    assert_eq!(replay.unwrap_err().code(), "replay");
+    assert_eq!(
+        std::fs::read(site.state_dir().join(LIST_FILE)).unwrap(),
+        v1,
+        "the list file is the source of truth and is not rewritten"
+    );
+}
+
+#[test]
+fn deleted_sled_dir_is_rebuilt_from_the_list_file() {
+    let site = Site::new();
+    let v1 = store_with_v1(&site);
+    std::fs::remove_dir_all(site.state_dir().join(STORE_DIR)).expect("delete sled dir");
+
+    let (store, report) = open(&site, &site.policy());
+    let rebuilt = report
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::StoreRebuilt && e.reason.as_deref() == Some("cache_rebuilt"))
+        .unwrap_or_else(|| panic!("no store.rebuilt/cache_rebuilt in {:?}", report.events));
+    assert_eq!(rebuilt.list_version, Some(1));
+    assert!(
+        damaged_dirs(&site).is_empty(),
+        "nothing to move aside when the dir is just gone"
+    );
+    assert_serves_v1(&store, &site, &v1);
+}
+
+#[test]
+fn corrupted_sled_dir_is_moved_aside_and_rebuilt_without_panicking() {
+    let site = Site::new();
+    let v1 = store_with_v1(&site);
+    let sled_dir = site.state_dir().join(STORE_DIR);
+    let files = files_under(&sled_dir);
+    assert!(!files.is_empty());
+    for (n, f) in files.iter().enumerate() {
+        let len = std::fs::metadata(f).unwrap().len() as usize;
+        std::fs::write(f, garbage(len.max(64), 0x9E37_79B9_7F4A_7C15 + n as u64)).unwrap();
+    }
+
+    let opened = std::panic::catch_unwind(|| Store::open(&options(&site), &site.policy()));
+    let (store, report) = opened
+        .expect("Store::open must not panic on a damaged store")
+        .expect("Store::open rebuilds instead of failing");
+    let rebuilt = reasons(&report, EventKind::StoreRebuilt);
+    assert!(
+        rebuilt.contains(&"open_failed".to_string()) && rebuilt.contains(&"cache_rebuilt".into()),
+        "{:?}",
+        report.events
+    );
+    let aside = damaged_dirs(&site);
+    assert_eq!(aside.len(), 1, "damaged dir moved aside: {aside:?}");
+    let moved: Vec<_> = files_under(&aside[0]);
+    assert_eq!(moved.len(), files.len(), "kept for inspection, not deleted");
+    let detail = report
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("open_failed"))
+        .and_then(|e| e.detail.as_deref())
+        .unwrap_or_default();
+    assert!(
+        detail.contains(&aside[0].display().to_string()),
+        "the event says where the damaged store went: {detail}"
+    );
+    assert_serves_v1(&store, &site, &v1);
+}
+
+#[test]
+fn truncated_sled_files_are_rebuilt_from_the_list_file() {
+    let site = Site::new();
+    let v1 = store_with_v1(&site);
+    for f in files_under(&site.state_dir().join(STORE_DIR)) {
+        std::fs::write(&f, b"").unwrap();
+    }
+    let opened = std::panic::catch_unwind(|| Store::open(&options(&site), &site.policy()));
+    let (store, report) = opened.expect("no panic").expect("rebuilds");
+    assert!(
+        reasons(&report, EventKind::StoreRebuilt).contains(&"cache_rebuilt".to_string()),
+        "{:?}",
+        report.events
+    );
+    assert_serves_v1(&store, &site, &v1);
+}
+
+// --- (d) outbox -----------------------------------------------------------------------------------
+
+fn draft(n: u64) -> EventDraft {
+    EventDraft::new(EventKind::ListApplied)
+        .reason(format!("r{n}"))
+        .detail(format!("event {n}"))
+        .list_version(Some(n))
+}
+
+#[test]
+fn outbox_numbers_events_consecutively_and_survives_reopen_without_reusing_numbers() {
+    let site = Site::new();
+    let policy = site.policy();
+    let (store, _) = open(&site, &policy);
+    let now = Timestamp::now();
+    let appended: Vec<_> = (1..=5)
+        .map(|n| store.append(draft(n), now).expect("append"))
+        .collect();
+    assert_eq!(
+        appended.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    let ids: BTreeSet<_> = appended.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 5, "every event has its own id");
+    for e in &appended {
+        assert_eq!((e.site.as_str(), e.door.as_str()), (SITE, DOOR));
+        assert_eq!(e.kind, EventKind::ListApplied);
+        assert_eq!(e.detail, Some(format!("event {}", e.seq)));
+    }
+    assert_eq!(store.outbox_depth(), 5);
+
+    // The newest n, oldest first.
+    let recent = store.recent_events(3).expect("recent");
+    assert_eq!(recent, appended[2..].to_vec());
+    assert_eq!(store.recent_events(100).expect("recent"), appended);
+    assert!(store.recent_events(0).expect("recent").is_empty());
+
+    store.flush_blocking().expect("flush");
+    drop(store);
+    let (store, _) = open(&site, &policy);
+    assert_eq!(
+        store.recent_events(100).expect("recent"),
+        appended,
+        "flushed events survive a restart unchanged"
+    );
+    assert_eq!(store.outbox_depth(), 5);
+    let next = store.append(draft(6), now).expect("append");
+    assert_eq!(next.seq, 6, "numbering continues after a restart");
+    let recent = store.recent_events(2).expect("recent");
+    assert_eq!(recent.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6]);
+}
+
+#[test]
+fn event_numbers_are_not_reused_after_the_sled_dir_is_lost() {
+    let site = Site::new();
+    let policy = site.policy();
+    let (store, _) = open(&site, &policy);
+    let now = Timestamp::now();
+    let before: Vec<u64> = (1..=3)
+        .map(|n| store.append(draft(n), now).expect("append").seq)
+        .collect();
+    store.flush_blocking().expect("flush");
+    drop(store);
+    // The office system may already have seen 1..=3; the outbox holding them is lost.
+    std::fs::remove_dir_all(site.state_dir().join(STORE_DIR)).expect("delete sled dir");
+
+    let (store, report) = open(&site, &policy);
+    assert!(store.recent_events(10).expect("recent").is_empty());
+    let after = store.append(draft(4), now).expect("append").seq;
+    assert!(
+        after > *before.last().unwrap(),
+        "seq {after} reuses a number already issued ({before:?})"
+    );
+    assert!(
+        !report.events.is_empty(),
+        "the loss is reported: {:?}",
+        report.events
+    );
+}
+
+// --- (e) a list file that no longer verifies --------------------------------------------------------
+
+#[test]
+fn list_file_signed_by_a_key_no_longer_trusted_is_not_used_at_start() {
+    let site = Site::new();
+    let v1 = store_with_v1(&site);
+    // The config now trusts only k2 (k1 was removed, e.g. after a compromise).
+    let k2_only = TrustPolicy {
+        keys: vec![TrustedKey {
+            id: "k2".into(),
+            key: site.keys[1].1.verifying_key(),
+        }],
+        ..site.policy()
+    };
+    let (store, report) = open(&site, &k2_only);
+    assert!(store.active().is_none(), "door starts without a list");
+    assert_eq!(
+        reasons(&report, EventKind::ListRejected),
+        vec!["unknown_key"],
+        "{:?}",
+        report.events
+    );
+    // The file is kept (for inspection), and the anti-rollback floor stays.
+    assert_eq!(std::fs::read(site.state_dir().join(LIST_FILE)).unwrap(), v1);
+    assert_eq!(store.highest_version(), 1);
+    // The same version again, even from the now-trusted key, does not get below the floor...
+    let v1_again =
+        crate::common::sign_with(&site.payload(1, entries(&site, 3, 1)), &site.keys[1..2]);
+    let refused = store
+        .verify_and_apply(&v1_again, &k2_only, Timestamp::now())
+        .expect("store")
+        .expect_err("version 1 is not above the floor");
+    assert_eq!(refused.code(), "rollback", "{refused}");
+    assert!(store.active().is_none());
+    // ...and a list from the new key above the floor is accepted.
+    let v2 = crate::common::sign_with(&site.payload(2, entries(&site, 3, 2)), &site.keys[1..2]);
+    let meta = store
+        .verify_and_apply(&v2, &k2_only, Timestamp::now())
+        .expect("store")
+        .expect("v2 from the trusted key");
+    assert_eq!(meta.version, 2);
+    assert_eq!(holder(&store, &site, 0).as_deref(), Some("h0-v2"));
+}
+
+#[test]
+fn tampered_list_file_is_not_used_at_start() {
+    let site = Site::new();
+    let v1 = store_with_v1(&site);
+    // Flip one byte of the payload's base64 (keeps it base64, breaks the signature).
+    let text = String::from_utf8(v1).unwrap();
+    let at = text.find("\"payload\": \"").expect("payload field") + 20;
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(site.state_dir().join(LIST_FILE), &bytes).unwrap();
+
+    let (store, report) = open(&site, &site.policy());
+    assert!(store.active().is_none(), "door starts without a list");
+    assert_eq!(
+        reasons(&report, EventKind::ListRejected),
+        vec!["bad_signature"],
+        "{:?}",
+        report.events
+    );
+    assert_eq!(holder(&store, &site, 0), None);
+}
+
+/// Regression: an older signed list copied over `list.signed` (SD card edit, stale backup) was
+/// loaded at start, re-opening cards revoked since. It is now refused as a rollback.
+#[test]
+fn older_list_file_swapped_in_is_refused_at_start() {
+    let site = Site::new();
+    let v3 = signed_list(&site, 3, 4);
+    {
+        let (store, _) = open(&site, &site.policy());
+        apply(&store, &site, &v3);
+        apply(&store, &site, &signed_list(&site, 5, 2));
+    }
+    std::fs::write(site.state_dir().join(LIST_FILE), &v3).expect("swap in the old list");
+    let (store, report) = open(&site, &site.policy());
+    assert!(store.active().is_none(), "the old list must not be used");
+    assert_eq!(store.highest_version(), 5);
+    assert_eq!(reasons(&report, EventKind::ListRejected), vec!["rollback"]);
+    // Card 3 was only in v3: it stays shut.
+    assert_eq!(holder(&store, &site, 3), None);
+    // Delivering a list above the floor brings the door back.
+    assert_eq!(apply(&store, &site, &signed_list(&site, 6, 4)), 6);
+}
