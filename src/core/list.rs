@@ -504,9 +504,22 @@ fn parse_payload(bytes: &[u8]) -> Result<Payload, Rejection> {
             peek.format
         )));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let payload: Payload = serde_path_to_error::deserialize(de)
-        .map_err(|e| Rejection::Malformed(format!("payload at {}: {}", e.path(), e.inner())))?;
+    // Fast path first; on failure parse again with path tracking to say where the problem is.
+    let payload: Payload = match serde_json::from_slice(bytes) {
+        Ok(p) => p,
+        Err(_) => {
+            let de = &mut serde_json::Deserializer::from_slice(bytes);
+            let err = match serde_path_to_error::deserialize::<_, Payload>(de) {
+                Ok(_) => return Err(Rejection::Malformed("payload: inconsistent parse".into())),
+                Err(e) => e,
+            };
+            return Err(Rejection::Malformed(format!(
+                "payload at {}: {}",
+                err.path(),
+                err.inner()
+            )));
+        }
+    };
     check_payload(&payload).map_err(Rejection::Malformed)?;
     Ok(payload)
 }

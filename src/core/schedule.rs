@@ -28,6 +28,11 @@ impl MinuteOfDay {
     pub fn minutes(self) -> u16 {
         self.0
     }
+
+    /// From minutes since midnight, `0..=1440`.
+    pub fn from_minutes(minutes: u16) -> Option<Self> {
+        (minutes <= 1440).then_some(MinuteOfDay(minutes))
+    }
 }
 
 impl FromStr for MinuteOfDay {
@@ -90,6 +95,11 @@ impl Days {
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The set as bits (bit 0 = Monday).
+    pub fn bits(self) -> u8 {
+        self.0
     }
 
     /// Builds a set from the low 7 bits of `bits` (bit 0 = Monday).

@@ -23,6 +23,8 @@ use crate::core::event::{Event, EventDraft, EventKind};
 use crate::core::list::{verify, Accepted, Entry, ListMeta, Rejection, TrustPolicy, VerifiedList};
 use crate::fsutil;
 
+pub mod chunk;
+
 /// File name of the last good signed list inside the state directory.
 pub const LIST_FILE: &str = "list.signed";
 /// Directory name of the sled store inside the state directory.
@@ -38,7 +40,9 @@ const META_SEQ_FLOOR: &[u8] = b"seq_floor";
 /// Set once the outbox numbering has been initialised in this sled store; its absence next to a
 /// reservation file means the store was lost and numbering must resume above the reservation.
 const META_SEQ_TRACKED: &[u8] = b"seq_tracked";
-const LIST_TREE_PREFIX: &str = "list.v";
+/// Tree name prefix of a list cache; the `c1` names the chunk layout ([`chunk`]), so a store
+/// written with another layout is rebuilt rather than misread.
+const LIST_TREE_PREFIX: &str = "list.c1.v";
 /// File (outside sled) recording that every sequence number issued is below its value, so a lost
 /// or rebuilt store never reuses a number the office system has already seen.
 pub const SEQ_RESERVATION_FILE: &str = "seq.reserved";
@@ -84,11 +88,13 @@ pub struct ActiveList {
 impl ActiveList {
     /// The entry for a card, if the list has one.
     pub fn lookup(&self, card: &CardHash) -> Result<Option<Entry>, StoreError> {
-        match self.tree.get(card.0)? {
+        // The chunk that could hold the card is the last one starting at or before it.
+        match self.tree.range(..=card.0).next_back() {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            Some(item) => {
+                let (_, chunk_bytes) = item?;
+                chunk::find(&chunk_bytes, card).map_err(StoreError::Corrupt)
+            }
         }
     }
 }
@@ -286,7 +292,7 @@ impl Store {
                 .iter()
                 .any(|n| n.as_ref() == tree_name.as_bytes());
         let tree = self.db.open_tree(&tree_name)?;
-        if !matches || tree.len() != verified.meta.entry_count {
+        if !matches || tree.len() != verified.meta.entry_count.div_ceil(chunk::ENTRIES_PER_CHUNK) {
             tracing::warn!(
                 version,
                 entries = verified.meta.entry_count,
@@ -378,12 +384,13 @@ impl Store {
         // A tree of this name can only be a leftover of an interrupted apply: start clean.
         self.db.drop_tree(&name)?;
         let tree = self.db.open_tree(&name)?;
-        for chunk in verified.payload.entries.chunks(8192) {
+        let mut sorted: Vec<&Entry> = verified.payload.entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.card.cmp(&b.card));
+        // Sorted keys go in in order, which is also sled's cheapest insert pattern.
+        for group in sorted.chunks(chunk::ENTRIES_PER_CHUNK * 256) {
             let mut batch = sled::Batch::default();
-            for entry in chunk {
-                let value =
-                    serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                batch.insert(&entry.card.0, value);
+            for entries in group.chunks(chunk::ENTRIES_PER_CHUNK) {
+                batch.insert(&entries[0].card.0, chunk::encode(entries));
             }
             tree.apply_batch(batch)?;
         }
@@ -438,7 +445,8 @@ impl Store {
             .map(|a| tree_name(a.meta.version));
         for name in self.db.tree_names() {
             let name = String::from_utf8_lossy(&name).into_owned();
-            if name.starts_with(LIST_TREE_PREFIX) && Some(&name) != active.as_ref() {
+            // Any list tree but the active one, whatever layout wrote it.
+            if name.starts_with("list.") && Some(&name) != active.as_ref() {
                 self.db.drop_tree(name.as_bytes())?;
             }
         }
