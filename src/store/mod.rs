@@ -385,7 +385,7 @@ impl Store {
         self.db.drop_tree(&name)?;
         let tree = self.db.open_tree(&name)?;
         let mut sorted: Vec<&Entry> = verified.payload.entries.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.card.cmp(&b.card));
+        sorted.sort_unstable_by_key(|e| e.card);
         // Sorted keys go in in order, which is also sled's cheapest insert pattern.
         for group in sorted.chunks(chunk::ENTRIES_PER_CHUNK * 256) {
             let mut batch = sled::Batch::default();
