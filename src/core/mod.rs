@@ -6,6 +6,7 @@
 pub mod card;
 pub mod decision;
 pub mod door;
+pub mod doorstate;
 pub mod event;
 pub mod list;
 pub mod schedule;
