@@ -1,0 +1,427 @@
+//! Shared fixtures for the benchmarks: a synthetic site (signing key, card key, trust policy),
+//! lists of any size built and signed like `pintuctl` does, stores opened like `pintud` does,
+//! the tap decision exactly as the daemon's door task makes it, percentiles and the result lines
+//! `benches/run` collects.
+//!
+//! Settings come from environment variables so `benches/run` can drive the binaries:
+//! - `PINTU_BENCH_QUICK=1`: smaller sizes, fewer samples (the `--quick` run);
+//! - `PINTU_BENCH_DIR`: where stores and list files go (default: cargo's target tmp dir, i.e. the
+//!   same disk as `target/`, so fsyncs are real);
+//! - `PINTU_BENCH_MODE`: a special mode of one binary (see each binary's doc);
+//! - `PINTU_BENCH_CACHE_MB`: the sled page cache in MiB (default 32, the daemon's default);
+//! - `PINTU_BENCH_LOG`: a tracing filter (e.g. `pintu=debug`) to see the library's logs.
+//!
+//! When a bench binary runs without `--bench` (as `cargo test --benches` runs it), it only smoke
+//! tests its code path on a tiny list: see [`bench_mode`].
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use jiff::Timestamp;
+use pintu::clock::{Clock, ManualClock};
+use pintu::core::card::{CardKey, Uid};
+use pintu::core::decision::{decide, Decision, DenyReason};
+use pintu::core::list::{self, Entry, Payload, Role, TrustPolicy, TrustedKey};
+use pintu::core::schedule::Window;
+use pintu::store::{Store, StoreOptions};
+
+pub const SITE: &str = "site-bench";
+pub const DOOR: &str = "door-1";
+/// sled page cache: the daemon's default `store.cache_size` (32 MiB).
+pub const CACHE_SIZE: u64 = 32 << 20;
+
+/// The sled page cache the fixtures use: [`CACHE_SIZE`] unless `PINTU_BENCH_CACHE_MB` says
+/// otherwise (to see how lookups depend on it).
+pub fn cache_size() -> u64 {
+    match std::env::var("PINTU_BENCH_CACHE_MB") {
+        Ok(_) => env_usize("PINTU_BENCH_CACHE_MB", 32) as u64 * (1 << 20),
+        Err(_) => CACHE_SIZE,
+    }
+}
+/// Envelope cap for the benchmarks: far above any list built here.
+pub const MAX_BYTES: usize = 1 << 30;
+
+/// The fixed "now" of every benchmark: Wednesday 2026-01-14 10:00 in Asia/Jakarta, inside the
+/// office-hours schedule some entries carry (so scheduled entries go through the schedule check
+/// and are granted).
+pub fn now() -> Timestamp {
+    "2026-01-14T03:00:00Z".parse().expect("fixed timestamp")
+}
+
+/// Whether the binary was started by `cargo bench` (with `--bench`) rather than by
+/// `cargo test --benches` (test mode: a tiny smoke run only).
+pub fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Sends the library's logs to stderr when `PINTU_BENCH_LOG` is set (e.g. `pintu=debug`), to see
+/// what the store does during a benchmark.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("PINTU_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
+/// Whether `PINTU_BENCH_QUICK` asks for the short run.
+pub fn quick() -> bool {
+    matches!(
+        std::env::var("PINTU_BENCH_QUICK").as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
+}
+
+/// The special mode asked for in `PINTU_BENCH_MODE`, if any.
+pub fn mode() -> Option<String> {
+    std::env::var("PINTU_BENCH_MODE")
+        .ok()
+        .filter(|m| !m.is_empty())
+}
+
+/// Reads a usize from the environment, falling back to `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, found {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// Base directory for temporary stores and list files.
+pub fn work_dir() -> PathBuf {
+    let dir = std::env::var_os("PINTU_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pintu-bench"));
+    std::fs::create_dir_all(&dir).expect("create the benchmark work dir");
+    dir
+}
+
+/// A fresh temporary directory under [`work_dir`], removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(work_dir())
+        .expect("temp dir for a benchmark store")
+}
+
+/// splitmix64: a small deterministic generator, enough to pick cards at random.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// The 7-byte UID of the `i`-th cardholder in a list (ISO 14443 double-size UIDs start `04`).
+pub fn known_uid(i: usize) -> Uid {
+    let b = (i as u64).to_be_bytes();
+    Uid::from_bytes(&[0x04, b[2], b[3], b[4], b[5], b[6], b[7]]).expect("7-byte uid")
+}
+
+/// A UID that is in no list built here.
+pub fn unknown_uid(i: usize) -> Uid {
+    let b = (i as u64).to_be_bytes();
+    Uid::from_bytes(&[0x08, b[2], b[3], b[4], b[5], b[6], b[7]]).expect("7-byte uid")
+}
+
+/// The synthetic site: one signing key, the card key, and the door's trust policy.
+pub struct Site {
+    pub keys: Vec<(String, SigningKey)>,
+    pub card_key: CardKey,
+    office_hours: Vec<Window>,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site::new()
+    }
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            keys: vec![("k1".to_string(), SigningKey::from_bytes(&[11; 32]))],
+            card_key: CardKey::from_bytes([7; 32]),
+            office_hours: serde_json::from_str(
+                r#"[{"days":["mon","tue","wed","thu","fri"],"from":"07:00","until":"19:00"}]"#,
+            )
+            .expect("office hours schedule"),
+        }
+    }
+
+    /// The policy a door of this site verifies with (cap raised to [`MAX_BYTES`]).
+    pub fn policy(&self) -> TrustPolicy {
+        TrustPolicy {
+            keys: vec![TrustedKey {
+                id: self.keys[0].0.clone(),
+                key: self.keys[0].1.verifying_key(),
+            }],
+            threshold: 1,
+            site: Some(SITE.into()),
+            door: Some(DOOR.into()),
+            max_bytes: MAX_BYTES,
+        }
+    }
+
+    /// The `i`-th entry. A realistic mix: every 3rd entry has an office-hours schedule, every 4th
+    /// names doors explicitly, every 10th is an escort, every 50th a visitor with a short window.
+    pub fn entry(&self, i: usize) -> Entry {
+        let role = if i % 50 == 49 {
+            Role::Visitor
+        } else if i % 10 == 9 {
+            Role::Escort
+        } else {
+            Role::Staff
+        };
+        let (valid_from, valid_until) = if role == Role::Visitor {
+            ("2026-01-14T00:00:00Z", "2026-01-15T00:00:00Z")
+        } else {
+            ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")
+        };
+        Entry {
+            card: self.card_key.hash(&known_uid(i)),
+            holder: format!("h{i:07}"),
+            name: format!("Cardholder {i:07}"),
+            role,
+            valid_from: valid_from.parse().expect("valid_from"),
+            valid_until: valid_until.parse().expect("valid_until"),
+            doors: (i % 4 == 3).then(|| vec![DOOR.to_string(), "door-2".to_string()]),
+            schedule: if i % 3 == 2 {
+                self.office_hours.clone()
+            } else {
+                Vec::new()
+            },
+            request_ref: format!("REQ-2026-{i:07}"),
+            approver: "kabid".into(),
+        }
+    }
+
+    /// A list payload with `n` entries.
+    pub fn payload(&self, version: u64, n: usize) -> Payload {
+        Payload {
+            format: list::PAYLOAD_FORMAT,
+            site: SITE.into(),
+            doors: vec![DOOR.into()],
+            version,
+            issued_at: "2026-01-01T00:00:00Z".parse().expect("issued_at"),
+            expires_at: "2026-12-31T00:00:00Z".parse().expect("expires_at"),
+            time_zone: "Asia/Jakarta".into(),
+            entries: (0..n).map(|i| self.entry(i)).collect(),
+        }
+    }
+
+    /// Signs a payload (compact JSON, as `pintuctl` writes it) into envelope bytes.
+    pub fn sign(&self, payload: &Payload) -> Vec<u8> {
+        let json = serde_json::to_vec(payload).expect("payload serializes");
+        list::sign(&json, &self.keys)
+    }
+
+    /// The signed envelope of an `n`-entry list at `version`.
+    pub fn signed_list(&self, version: u64, n: usize) -> Vec<u8> {
+        self.sign(&self.payload(version, n))
+    }
+
+    /// Store options as `pintud` uses them, state in `dir`.
+    pub fn store_options(&self, dir: &Path) -> StoreOptions {
+        StoreOptions {
+            state_dir: dir.join("state"),
+            cache_size: cache_size(),
+            site: SITE.into(),
+            door: DOOR.into(),
+        }
+    }
+
+    /// Opens an empty store in `dir`.
+    pub fn open_store(&self, dir: &Path) -> Store {
+        let (store, _report) =
+            Store::open(&self.store_options(dir), &self.policy()).expect("open the store");
+        store
+    }
+}
+
+/// A store holding an applied `n`-entry list, in its own temp dir.
+pub struct Fixture {
+    pub n: usize,
+    pub store: Store,
+    pub clock: ManualClock,
+    pub build_time: Duration,
+    /// Bytes on disk: the list file and the sled directory.
+    pub on_disk: u64,
+    // Dropped last: the store's files live here.
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Builds, signs and applies an `n`-entry list to a fresh store.
+    pub fn build(site: &Site, n: usize) -> Fixture {
+        let started = Instant::now();
+        let bytes = site.signed_list(1, n);
+        let dir = temp_dir();
+        let store = site.open_store(dir.path());
+        store
+            .verify_and_apply(&bytes, &site.policy(), now())
+            .expect("store works")
+            .expect("list accepted");
+        let on_disk = dir_size(dir.path());
+        Fixture {
+            n,
+            on_disk,
+            store,
+            clock: ManualClock::new(now()),
+            build_time: started.elapsed(),
+            _dir: dir,
+        }
+    }
+
+    /// One tap, as the daemon's door task decides it (`Door::tap` in `src/daemon.rs`): HMAC of
+    /// the UID, the clock, the active list, the sled lookup (which deserializes the entry), then
+    /// the pure decision.
+    pub fn tap(&self, site: &Site, uid: &Uid) -> Decision {
+        let card = site.card_key.hash(uid);
+        let now = self.clock.now();
+        let active = self.store.active();
+        match active.as_deref() {
+            None => decide(None, None, DOOR, now),
+            Some(list) => match list.lookup(&card) {
+                Ok(entry) => decide(Some(&list.meta), entry.as_ref(), DOOR, now),
+                Err(_) => Decision::Deny(DenyReason::StoreError),
+            },
+        }
+    }
+}
+
+/// Total size of the files under `dir`, in bytes.
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            total += dir_size(&entry.path());
+        } else {
+            total += meta.len();
+        }
+    }
+    total
+}
+
+/// Peak resident set size of this process so far (`VmHWM`), in bytes.
+pub fn peak_rss() -> u64 {
+    proc_status_kb("VmHWM:") * 1024
+}
+
+/// Current resident set size (`VmRSS`), in bytes.
+pub fn current_rss() -> u64 {
+    proc_status_kb("VmRSS:") * 1024
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
+}
+
+/// Order statistics of a sample of durations.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub n: usize,
+    pub min: Duration,
+    pub median: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+    pub mean: Duration,
+}
+
+impl Stats {
+    pub fn of(mut samples: Vec<Duration>) -> Stats {
+        assert!(!samples.is_empty(), "no samples");
+        samples.sort_unstable();
+        let n = samples.len();
+        // Nearest-rank percentile.
+        let pct = |p: f64| samples[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let total: Duration = samples.iter().sum();
+        Stats {
+            n,
+            min: samples[0],
+            median: pct(50.0),
+            p90: pct(90.0),
+            p99: pct(99.0),
+            p999: pct(99.9),
+            max: samples[n - 1],
+            mean: total / n as u32,
+        }
+    }
+}
+
+/// Formats a duration with a unit that suits it.
+pub fn fmt_dur(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 10_000 {
+        format!("{:.2} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
+/// Formats a byte count in MB (10^6 bytes; MiB in parentheses).
+pub fn fmt_mb(bytes: u64) -> String {
+    format!(
+        "{:.1} MB ({:.1} MiB)",
+        bytes as f64 / 1e6,
+        bytes as f64 / (1u64 << 20) as f64
+    )
+}
+
+/// `1k`, `100k`, `1M`.
+pub fn fmt_count(n: usize) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// One line of the final table, picked up by `benches/run` (tab-separated, prefixed `RESULT`):
+/// figure, value, target, verdict (`pass`, `FAIL` or `info`).
+pub fn result_line(figure: &str, value: &str, target: &str, verdict: &str) {
+    println!("RESULT\t{figure}\t{value}\t{target}\t{verdict}");
+}
+
+/// `pass` or `FAIL`.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "pass"
+    } else {
+        "FAIL"
+    }
+}
