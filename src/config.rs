@@ -16,6 +16,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 use crate::core::card::CardKey;
+use crate::core::doorstate::LockType;
 use crate::core::list::{TrustPolicy, TrustedKey};
 
 /// A configuration error: where, which key, what is wrong.
@@ -112,6 +113,9 @@ pub struct RawConfig {
     /// Lock hardware.
     #[serde(default, rename = "lock")]
     pub lock: RawLock,
+    /// Door contact and exit button.
+    #[serde(default)]
+    pub inputs: RawInputs,
     /// Card readers.
     #[serde(default, rename = "reader")]
     pub readers: Vec<RawReader>,
@@ -198,14 +202,61 @@ pub struct RawDoor {
     /// How long a grant releases the lock.
     #[serde(default = "default_unlock_for")]
     pub unlock_for: HumanDuration,
+    /// Secure the lock as soon as the door closes after opening (default true).
+    #[serde(default = "yes")]
+    pub relock_on_close: bool,
+    /// Door open this long: pre-alarm (default "20s").
+    #[serde(default = "default_prealarm")]
+    pub held_open_prealarm: HumanDuration,
+    /// Door open this long: alarm (default "40s").
+    #[serde(default = "default_alarm")]
+    pub held_open_alarm: HumanDuration,
 }
 
-/// Lock backends.
+fn yes() -> bool {
+    true
+}
+
+fn default_prealarm() -> HumanDuration {
+    HumanDuration(Duration::from_secs(20))
+}
+
+fn default_alarm() -> HumanDuration {
+    HumanDuration(Duration::from_secs(40))
+}
+
+/// GPIO backends (for the lock and for the inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpioBackend {
+    /// Simulated: logs and records; inputs come through the control socket.
+    Sim,
+    /// Raspberry Pi GPIO through `rpi-pal` (the maintained continuation of rppal).
+    RpiPal,
+    /// Any board's GPIO through the Linux GPIO character device (`gpiocdev`).
+    Gpiocdev,
+}
+
+/// Which logic level means "active" on a pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LockBackend {
-    /// Simulated relay that logs and records every change.
-    Sim,
+pub enum Level {
+    /// 3.3 V.
+    High,
+    /// 0 V.
+    Low,
+}
+
+/// Pull resistor on the inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pull {
+    /// Pull-up (contacts switch to ground).
+    Up,
+    /// Pull-down.
+    Down,
+    /// None (external resistors).
+    None,
 }
 
 /// `[lock]`.
@@ -213,21 +264,106 @@ pub enum LockBackend {
 #[serde(deny_unknown_fields)]
 pub struct RawLock {
     /// Backend.
-    #[serde(default = "default_lock_backend")]
-    pub backend: LockBackend,
+    #[serde(default = "default_gpio_backend")]
+    pub backend: GpioBackend,
+    /// Lock type: decides what a fault or a stop leaves behind.
+    #[serde(default = "default_lock_type", rename = "type")]
+    pub lock_type: LockType,
+    /// BCM number of the pin driving the relay.
+    pub pin: Option<u8>,
+    /// Level that energises the relay (default high).
+    pub relay_active: Option<Level>,
+    /// gpiocdev only: the GPIO chip (default "/dev/gpiochip0").
+    pub chip: Option<PathBuf>,
 }
 
 impl Default for RawLock {
     fn default() -> Self {
         RawLock {
-            backend: default_lock_backend(),
+            backend: default_gpio_backend(),
+            lock_type: default_lock_type(),
+            pin: None,
+            relay_active: None,
+            chip: None,
         }
     }
 }
 
-fn default_lock_backend() -> LockBackend {
-    LockBackend::Sim
+fn default_gpio_backend() -> GpioBackend {
+    GpioBackend::Sim
 }
+
+fn default_lock_type() -> LockType {
+    LockType::FailSecure
+}
+
+/// `[inputs]`: door contact and exit button.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInputs {
+    /// Backend (default sim).
+    pub backend: Option<GpioBackend>,
+    /// gpiocdev only: the GPIO chip (default "/dev/gpiochip0").
+    pub chip: Option<PathBuf>,
+    /// BCM pin of the door contact.
+    pub contact_pin: Option<u8>,
+    /// Level of the contact pin while the door is open (default high: a contact to ground that
+    /// is closed while the door is shut, with a pull-up, reads high when the door opens).
+    pub contact_open: Option<Level>,
+    /// BCM pin of the request-to-exit button.
+    pub exit_pin: Option<u8>,
+    /// Level of the exit pin while pressed (default low: a button to ground with a pull-up).
+    pub exit_pressed: Option<Level>,
+    /// Pull resistor (default up).
+    pub pull: Option<Pull>,
+    /// Debounce time (default "30ms").
+    pub debounce: Option<HumanDuration>,
+}
+
+/// A GPIO line as validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpioLine {
+    /// BCM number (gpiochip line offset on a Pi).
+    pub pin: u8,
+    /// Level meaning active (relay energised, door open, button pressed).
+    pub active: Level,
+}
+
+/// Where the lock relay is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockHardware {
+    /// Simulated.
+    Sim,
+    /// rpi-pal.
+    RpiPal(GpioLine),
+    /// gpiocdev on `chip`.
+    Gpiocdev {
+        /// Chip device.
+        chip: PathBuf,
+        /// Relay line.
+        line: GpioLine,
+    },
+}
+
+/// Where the door contact and the exit button are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputsConfig {
+    /// Backend.
+    pub backend: GpioBackend,
+    /// gpiocdev chip.
+    pub chip: PathBuf,
+    /// Door contact.
+    pub contact: Option<GpioLine>,
+    /// Exit button.
+    pub exit: Option<GpioLine>,
+    /// Pull resistor.
+    pub pull: Pull,
+    /// Debounce.
+    pub debounce: Duration,
+}
+
+/// BCM GPIOs on the Pi's 40-pin header that Pintu may use (0 and 1 are the HAT ID EEPROM bus).
+pub const HEADER_GPIOS: std::ops::RangeInclusive<u8> = 2..=27;
 
 fn default_unlock_for() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
@@ -243,12 +379,36 @@ pub enum ReaderRole {
     Exit,
 }
 
-/// Reader backends.
+/// Reader backends as written in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReaderBackend {
+pub enum BackendKind {
     /// Taps arrive through the control socket (`pintuctl tap`).
     Sim,
+    /// A PC/SC reader (USB, e.g. ACR122U) through pcscd.
+    Pcsc,
+    /// A serial reader (UART or USB-serial).
+    Serial,
+}
+
+/// Frame protocols of serial readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SerialProtocol {
+    /// EM4100 125 kHz readers such as the RDM6300: STX, 10 hex digits, 2 hex checksum digits, ETX.
+    Em4100,
+    /// One UID per line (USB-serial and Wiegand-to-serial adapters).
+    AsciiLine,
+}
+
+/// How an ASCII-line reader writes the UID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UidFormat {
+    /// Hex digits.
+    Hex,
+    /// A decimal number (converted to big-endian bytes).
+    Decimal,
 }
 
 /// `[[reader]]`.
@@ -261,7 +421,63 @@ pub struct RawReader {
     #[serde(default = "default_role")]
     pub role: ReaderRole,
     /// Backend.
-    pub backend: ReaderBackend,
+    pub backend: BackendKind,
+    /// PC/SC only: pick readers whose name contains this (case-insensitive); default every reader.
+    pub pcsc_reader: Option<String>,
+    /// Serial only: the device, e.g. `/dev/ttyAMA0` or `/dev/serial/by-id/...`.
+    pub port: Option<PathBuf>,
+    /// Serial only: baud rate (default 9600).
+    pub baud: Option<u32>,
+    /// Serial only: frame protocol.
+    pub protocol: Option<SerialProtocol>,
+    /// Serial ASCII-line only: how the UID is written (default hex).
+    pub uid_format: Option<UidFormat>,
+    /// Serial only: repeats of the same card within this time are one tap (default "1s").
+    pub hold: Option<HumanDuration>,
+}
+
+/// Settings of a PC/SC reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcscSettings {
+    /// Reader-name pattern (case-insensitive substring); `None` takes every reader.
+    pub reader_pattern: Option<String>,
+}
+
+/// Settings of a serial reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// Device path.
+    pub port: PathBuf,
+    /// Baud rate.
+    pub baud: u32,
+    /// Frame protocol.
+    pub protocol: SerialProtocol,
+    /// UID notation (ASCII-line readers).
+    pub uid_format: UidFormat,
+    /// De-duplication window for repeated frames.
+    pub hold: Duration,
+}
+
+/// A reader's backend with its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderBackend {
+    /// Simulated: fed through the control socket.
+    Sim,
+    /// PC/SC through pcscd.
+    Pcsc(PcscSettings),
+    /// Serial port.
+    Serial(SerialSettings),
+}
+
+impl ReaderBackend {
+    /// Short name for status and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReaderBackend::Sim => "sim",
+            ReaderBackend::Pcsc(_) => "pcsc",
+            ReaderBackend::Serial(_) => "serial",
+        }
+    }
 }
 
 fn default_role() -> ReaderRole {
@@ -387,10 +603,16 @@ pub struct Config {
     pub initial_list: Option<PathBuf>,
     /// Inbox scan interval.
     pub poll_interval: Duration,
-    /// Lock backend.
-    pub lock_backend: LockBackend,
+    /// Where the lock relay is.
+    pub lock: LockHardware,
+    /// Fail-secure or fail-safe.
+    pub lock_type: LockType,
+    /// Door contact and exit button.
+    pub inputs: InputsConfig,
     /// Release time per grant.
     pub unlock_for: Duration,
+    /// Door timing and alarms.
+    pub door_settings: crate::core::doorstate::DoorSettings,
     /// Readers.
     pub readers: Vec<ReaderConfig>,
     /// Control socket path.
@@ -522,6 +744,17 @@ impl Config {
         if unlock_for < Duration::from_millis(100) || unlock_for > Duration::from_secs(600) {
             err("door.unlock_for", "must be between 100ms and 10m".into());
         }
+        let (prealarm, alarm) = (raw.door.held_open_prealarm.0, raw.door.held_open_alarm.0);
+        if prealarm < Duration::from_secs(1) {
+            err("door.held_open_prealarm", "must be at least 1s".into());
+        }
+        if alarm < prealarm {
+            err(
+                "door.held_open_alarm",
+                "must not be shorter than door.held_open_prealarm".into(),
+            );
+        }
+        let (lock_hw, inputs) = validate_gpio(&raw.lock, &raw.inputs, &mut err);
         let mut readers: Vec<ReaderConfig> = Vec::new();
         for (i, r) in raw.readers.iter().enumerate() {
             if !is_identifier(&r.name) {
@@ -535,10 +768,75 @@ impl Config {
                     format!("reader name {:?} is used twice", r.name),
                 );
             }
+            let key = |field: &str| format!("reader[{i}].{field}");
+            let only =
+                |field: &str, present: bool, kind: &str, err: &mut dyn FnMut(&str, String)| {
+                    if present {
+                        err(&key(field), format!("only for {kind} readers"));
+                    }
+                };
+            let serial_keys = [
+                ("port", r.port.is_some()),
+                ("baud", r.baud.is_some()),
+                ("protocol", r.protocol.is_some()),
+                ("uid_format", r.uid_format.is_some()),
+                ("hold", r.hold.is_some()),
+            ];
+            let backend = match r.backend {
+                BackendKind::Sim | BackendKind::Pcsc => {
+                    for (field, present) in serial_keys {
+                        only(field, present, "serial", &mut err);
+                    }
+                    if r.backend == BackendKind::Sim {
+                        only("pcsc_reader", r.pcsc_reader.is_some(), "pcsc", &mut err);
+                        ReaderBackend::Sim
+                    } else {
+                        ReaderBackend::Pcsc(PcscSettings {
+                            reader_pattern: r.pcsc_reader.clone(),
+                        })
+                    }
+                }
+                BackendKind::Serial => {
+                    only("pcsc_reader", r.pcsc_reader.is_some(), "pcsc", &mut err);
+                    let protocol = r.protocol.unwrap_or_else(|| {
+                        err(
+                            &key("backend"),
+                            "a serial reader needs `protocol` (\"em4100\" or \"ascii-line\")"
+                                .into(),
+                        );
+                        SerialProtocol::Em4100
+                    });
+                    if protocol == SerialProtocol::Em4100 && r.uid_format.is_some() {
+                        err(&key("uid_format"), "only for ascii-line readers".into());
+                    }
+                    let port = r.port.clone().unwrap_or_else(|| {
+                        err(
+                            &key("backend"),
+                            "a serial reader needs `port` (e.g. \"/dev/ttyAMA0\")".into(),
+                        );
+                        PathBuf::new()
+                    });
+                    let baud = r.baud.unwrap_or(9600);
+                    if !(300..=4_000_000).contains(&baud) {
+                        err(&key("baud"), format!("{baud} is not a usable baud rate"));
+                    }
+                    let hold = r.hold.map(|h| h.0).unwrap_or(Duration::from_secs(1));
+                    if hold > Duration::from_secs(60) {
+                        err(&key("hold"), "must be at most 60s".into());
+                    }
+                    ReaderBackend::Serial(SerialSettings {
+                        port,
+                        baud,
+                        protocol,
+                        uid_format: r.uid_format.unwrap_or(UidFormat::Hex),
+                        hold,
+                    })
+                }
+            };
             readers.push(ReaderConfig {
                 name: r.name.clone(),
                 role: r.role,
-                backend: r.backend,
+                backend,
             });
         }
         if readers.is_empty() {
@@ -583,7 +881,16 @@ impl Config {
                 .unwrap_or_else(|| state_dir.join("inbox")),
             initial_list: raw.list.initial.as_deref().map(resolve),
             poll_interval: raw.list.poll_interval.0,
-            lock_backend: raw.lock.backend,
+            lock: lock_hw,
+            lock_type: raw.lock.lock_type,
+            inputs,
+            door_settings: crate::core::doorstate::DoorSettings {
+                unlock_for,
+                relock_on_close: raw.door.relock_on_close,
+                held_open_prealarm: prealarm,
+                held_open_alarm: alarm,
+                relock_grace: Duration::from_secs(1),
+            },
             unlock_for,
             readers,
             socket: raw
@@ -628,6 +935,128 @@ pub fn socket_path_from_file(path: &Path) -> Result<PathBuf, ConfigError> {
         .as_deref()
         .map(resolve)
         .unwrap_or_else(|| resolve(&raw.state_dir).join("control.sock")))
+}
+
+/// Checks the lock and input pins: on the Pi header, none used twice, keys only where they apply.
+fn validate_gpio(
+    lock: &RawLock,
+    inputs: &RawInputs,
+    err: &mut dyn FnMut(&str, String),
+) -> (LockHardware, InputsConfig) {
+    let mut used: Vec<(u8, &str)> = Vec::new();
+    let mut line = |key: &'static str,
+                    pin: u8,
+                    active: Level,
+                    err: &mut dyn FnMut(&str, String)| {
+        if !HEADER_GPIOS.contains(&pin) {
+            err(
+                key,
+                format!("GPIO {pin} is not a usable BCM pin on the 40-pin header (use 2 to 27)"),
+            );
+        } else if let Some((_, other)) = used.iter().find(|(p, _)| *p == pin) {
+            err(key, format!("GPIO {pin} is already used by {other}"));
+        } else {
+            used.push((pin, key));
+        }
+        GpioLine { pin, active }
+    };
+    let chip = |c: &Option<PathBuf>| c.clone().unwrap_or_else(|| PathBuf::from("/dev/gpiochip0"));
+    let lock_hw = match (lock.backend, lock.pin) {
+        (GpioBackend::Sim, pin) => {
+            for (key, present) in [
+                ("lock.pin", pin.is_some()),
+                ("lock.relay_active", lock.relay_active.is_some()),
+                ("lock.chip", lock.chip.is_some()),
+            ] {
+                if present {
+                    err(
+                        key,
+                        "only for a GPIO lock backend (rpi-pal or gpiocdev)".into(),
+                    );
+                }
+            }
+            LockHardware::Sim
+        }
+        (_, None) => {
+            err(
+                "lock.backend",
+                "a GPIO lock needs `pin` (the BCM number driving the relay)".into(),
+            );
+            LockHardware::Sim
+        }
+        (backend, Some(pin)) => {
+            let l = line(
+                "lock.pin",
+                pin,
+                lock.relay_active.unwrap_or(Level::High),
+                err,
+            );
+            if backend == GpioBackend::RpiPal {
+                if lock.chip.is_some() {
+                    err("lock.chip", "only for the gpiocdev backend".into());
+                }
+                LockHardware::RpiPal(l)
+            } else {
+                LockHardware::Gpiocdev {
+                    chip: chip(&lock.chip),
+                    line: l,
+                }
+            }
+        }
+    };
+    let backend = inputs.backend.unwrap_or(GpioBackend::Sim);
+    let contact = inputs.contact_pin.map(|p| {
+        line(
+            "inputs.contact_pin",
+            p,
+            inputs.contact_open.unwrap_or(Level::High),
+            err,
+        )
+    });
+    let exit = inputs.exit_pin.map(|p| {
+        line(
+            "inputs.exit_pin",
+            p,
+            inputs.exit_pressed.unwrap_or(Level::Low),
+            err,
+        )
+    });
+    if backend == GpioBackend::Sim && (contact.is_some() || exit.is_some()) {
+        let key = if contact.is_some() {
+            "inputs.contact_pin"
+        } else {
+            "inputs.exit_pin"
+        };
+        err(
+            key,
+            "set, but inputs.backend is sim: set backend = \"rpi-pal\" or \"gpiocdev\"".into(),
+        );
+    }
+    if backend != GpioBackend::Sim && contact.is_none() && exit.is_none() {
+        err(
+            "inputs.backend",
+            "a GPIO input backend needs `contact_pin`, `exit_pin` or both".into(),
+        );
+    }
+    if backend != GpioBackend::Gpiocdev && inputs.chip.is_some() {
+        err("inputs.chip", "only for the gpiocdev backend".into());
+    }
+    let debounce = inputs
+        .debounce
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_millis(30));
+    if debounce > Duration::from_secs(1) {
+        err("inputs.debounce", "must be at most 1s".into());
+    }
+    let inputs = InputsConfig {
+        backend,
+        chip: chip(&inputs.chip),
+        contact,
+        exit,
+        pull: inputs.pull.unwrap_or(Pull::Up),
+        debounce,
+    };
+    (lock_hw, inputs)
 }
 
 /// Ids for sites, doors and readers: safe in MQTT topics, file names and logs.

@@ -1,6 +1,6 @@
 //! The door's local control socket: a Unix socket (owner and group only) speaking one JSON object
-//! per line each way. `pintuctl` uses it for status, recent events, and — with simulated readers —
-//! to tap cards and press buttons. Protocol reference: `docs/control-socket.md`.
+//! per line each way. `pintuctl` uses it for status, recent events, enrollment capture, and — with
+//! simulated readers — to tap cards and press buttons. Protocol reference: `docs/control-socket.md`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -49,7 +49,22 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
+    /// Enrollment: capture the next tap instead of deciding it, and return its UID.
+    Capture {
+        /// How long to wait for a tap, in milliseconds (default [`CAPTURE_DEFAULT`], at most
+        /// [`CAPTURE_MAX`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        /// Only a tap on this reader; default any reader.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reader: Option<String>,
+    },
 }
+
+/// How long a capture waits by default.
+pub const CAPTURE_DEFAULT: Duration = Duration::from_secs(30);
+/// The longest capture accepted.
+pub const CAPTURE_MAX: Duration = Duration::from_secs(600);
 
 impl Request {
     /// The command name, safe to log.
@@ -59,6 +74,7 @@ impl Request {
             Request::Input { .. } => "input",
             Request::Status => "status",
             Request::Events { .. } => "events",
+            Request::Capture { .. } => "capture",
         }
     }
 }
@@ -81,6 +97,8 @@ pub enum Reply {
         /// The events.
         events: Vec<Event>,
     },
+    /// A tap was captured for enrollment (and its event is durable).
+    Captured(Captured),
     /// The request failed.
     Error {
         /// What went wrong.
@@ -104,6 +122,23 @@ pub struct TapOutcome {
     /// Microseconds from the read to the relay command.
     pub micros: u64,
     /// Sequence number of the tap's event.
+    pub seq: Option<u64>,
+}
+
+/// A tap captured for enrollment. The only reply that carries a raw UID: capturing is an
+/// explicit operator action on a socket limited to the door's operators, and the UID is what
+/// enrollment needs. It is never logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Captured {
+    /// Reader name.
+    pub reader: String,
+    /// The card's UID, upper-case hex.
+    pub uid: String,
+    /// Masked card id, as events show it.
+    pub card: String,
+    /// Holder id, when the card is already in the door's list.
+    pub holder: Option<String>,
+    /// Sequence number of the `card.captured` event.
     pub seq: Option<u64>,
 }
 
@@ -300,7 +335,21 @@ async fn serve_connection(
                 Ok(req) => {
                     // Only the command name: a tap request carries a raw UID, which never goes to logs.
                     tracing::debug!(?peer, cmd = req.name(), "control request");
-                    handle.handle(req).await
+                    if matches!(req, Request::Capture { .. }) {
+                        // A capture can wait long: a client that hangs up cancels it (dropping
+                        // the wait voids the door's capture), so a later tap is decided.
+                        tokio::select! {
+                            reply = handle.handle(req) => reply,
+                            next = framed.next() => match next {
+                                None | Some(Err(_)) => return,
+                                Some(Ok(_)) => Reply::Error {
+                                    message: "capture cancelled: another request arrived while it waited".into(),
+                                },
+                            },
+                        }
+                    } else {
+                        handle.handle(req).await
+                    }
                 }
             },
         };

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
@@ -22,8 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
-use crate::config::{Config, LockBackend, ReaderBackend, ReaderRole};
-use crate::control::{self, ListStatus, ReaderStatus, Reply, Request, Status, TapOutcome};
+use crate::config::{Config, ReaderBackend, ReaderRole};
+use crate::control::{
+    self, Captured, ListStatus, ReaderStatus, Reply, Request, Status, TapOutcome, CAPTURE_DEFAULT,
+    CAPTURE_MAX,
+};
 use crate::core::card::Uid;
 use crate::core::decision::{decide, Decision, DenyReason};
 use crate::core::door::{DoorTimer, LockCommand};
@@ -49,7 +52,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The lock could not be driven to its safe state at start.
-    #[error("lock: {0}")]
+    #[error(transparent)]
     Lock(#[from] crate::hw::HwError),
     /// A task failed.
     #[error("{0}")]
@@ -64,6 +67,12 @@ enum DoorMsg {
     Input {
         input: DoorInput,
         reply: oneshot::Sender<()>,
+    },
+    /// Enrollment: the next tap (on `reader`, or any) before `deadline` is captured, not decided.
+    Capture {
+        reader: Option<String>,
+        deadline: Instant,
+        reply: oneshot::Sender<Result<Captured, String>>,
     },
 }
 
@@ -87,6 +96,12 @@ impl DaemonHandle {
                 Err(message) => Reply::Error { message },
             },
             Request::Input { input } => {
+                // With real inputs wired, a simulated exit button would be a way round the door.
+                if self.cfg.inputs.backend != crate::config::GpioBackend::Sim {
+                    return Reply::Error {
+                        message: "this door has real inputs: simulated inputs are refused".into(),
+                    };
+                }
                 let (tx, rx) = oneshot::channel();
                 if self
                     .door_tx
@@ -115,7 +130,66 @@ impl DaemonHandle {
                     },
                 }
             }
+            Request::Capture { timeout_ms, reader } => {
+                let timeout = timeout_ms.map_or(CAPTURE_DEFAULT, Duration::from_millis);
+                match self.capture(timeout, reader).await {
+                    Ok(captured) => Reply::Captured(captured),
+                    Err(message) => Reply::Error { message },
+                }
+            }
         }
+    }
+
+    /// Enrollment: the door captures the next tap (on `reader`, or any reader) within `timeout`
+    /// instead of deciding it, and returns its UID once the `card.captured` event is durable. The
+    /// door stays secure meanwhile; after the timeout taps are decided again.
+    pub async fn capture(
+        &self,
+        timeout: Duration,
+        reader: Option<String>,
+    ) -> Result<Captured, String> {
+        if timeout.is_zero() || timeout > CAPTURE_MAX {
+            return Err(format!(
+                "capture timeout must be between 1ms and {}",
+                humantime::format_duration(CAPTURE_MAX)
+            ));
+        }
+        if let Some(name) = &reader {
+            if !self.cfg.readers.iter().any(|r| &r.name == name) {
+                return Err(format!(
+                    "no reader named {name:?} (configured: {})",
+                    self.reader_names()
+                ));
+            }
+        }
+        let where_ = reader
+            .as_ref()
+            .map_or_else(|| "any reader".into(), |r| format!("reader {r:?}"));
+        let (tx, rx) = oneshot::channel();
+        self.door_tx
+            .send(DoorMsg::Capture {
+                reader,
+                deadline: Instant::now() + timeout,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| "the door task has stopped")?;
+        let captured = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err("the door task dropped the capture".into()),
+            Err(_) => {
+                tracing::info!("capture on {where_} timed out; taps are decided again");
+                return Err(format!(
+                    "no card was tapped on {where_} within {}; the door decides taps again",
+                    humantime::format_duration(timeout)
+                ));
+            }
+        };
+        self.store
+            .flush()
+            .await
+            .map_err(|e| format!("card captured but its event is not durable: {e}"))?;
+        Ok(captured)
     }
 
     /// Presents a card to a simulated reader and waits for the decision and its durable event.
@@ -211,7 +285,7 @@ impl DaemonHandle {
                 .map(|r| ReaderStatus {
                     name: r.name.clone(),
                     role: r.role,
-                    backend: format!("{:?}", r.backend).to_lowercase(),
+                    backend: r.backend.name().to_string(),
                 })
                 .collect(),
         }
@@ -321,13 +395,17 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let cfg = Arc::new(cfg);
     // The lock is driven safe before anything else can fail or take time.
-    let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) = match cfg.lock_backend {
-        LockBackend::Sim => {
-            let sim = SimLock::new();
-            let record = sim.record();
-            (Box::new(sim), Some(record))
-        }
-    };
+    let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) =
+        match crate::hw::gpio::open_lock(&cfg.lock, cfg.lock_type) {
+            None => {
+                let sim = SimLock::new();
+                let record = sim.record();
+                (Box::new(sim), Some(record))
+            }
+            Some(Ok(lock)) => (lock, None),
+            // Nothing was driven: the wiring holds the relay de-energised.
+            Some(Err(e)) => return Err(DaemonError::Lock(e)),
+        };
     lock.secure()?;
 
     let store_opts = StoreOptions {
@@ -386,16 +464,17 @@ pub async fn run(
         lock: SecuringLock(lock),
         lock_state,
         timer: DoorTimer::new(cfg.unlock_for),
+        capture: None,
     };
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
     let inbox_task = tokio::spawn(watch_inbox(handle.clone(), shutdown.clone()));
-    let source_tasks = spawn_sources(
-        opts.card_sources,
-        opts.door_inputs,
-        &handle.door_tx,
-        &shutdown,
-    );
+    // Real readers from the config, then any the caller passed in (tests, embedding).
+    let mut card_sources = crate::hw::configured_sources(&cfg.readers);
+    card_sources.extend(opts.card_sources);
+    let mut door_inputs = opts.door_inputs;
+    door_inputs.extend(crate::hw::gpio::inputs(&cfg.inputs));
+    let source_tasks = spawn_sources(card_sources, door_inputs, &handle, &shutdown);
 
     tracing::info!(
         site = %cfg.site,
@@ -407,8 +486,26 @@ pub async fn run(
     );
     ready();
 
-    shutdown.cancelled().await;
-    let door_result = door_task.await;
+    // The door task only ends at shutdown; if it ends before (a panic: its lock guard secured
+    // the door), stop everything and exit non-zero so systemd restarts a whole daemon.
+    let mut door_task = door_task;
+    let door_result = tokio::select! {
+        // Shutdown first: a door task that ended because of it has not ended early.
+        biased;
+        _ = shutdown.cancelled() => door_task.await,
+        early = &mut door_task => {
+            tracing::error!("the door task stopped unexpectedly; stopping pintud");
+            shutdown.cancel();
+            let _ = control_task.await;
+            let _ = inbox_task.await;
+            let _ = std::fs::remove_file(&cfg.socket);
+            store.flush().await?;
+            return Err(DaemonError::Task(match early {
+                Err(e) => format!("door task failed: {e}"),
+                Ok(()) => "door task ended before shutdown".into(),
+            }));
+        }
+    };
     let _ = control_task.await;
     let _ = inbox_task.await;
     for task in source_tasks {
@@ -428,6 +525,17 @@ struct DoorTask {
     lock: SecuringLock,
     lock_state: Arc<Mutex<LockState>>,
     timer: DoorTimer,
+    /// A pending enrollment capture.
+    capture: Option<CaptureSlot>,
+}
+
+/// An operator waiting for the next tap (`pintuctl enroll --door`).
+struct CaptureSlot {
+    /// Only taps on this reader; `None` takes any.
+    reader: Option<String>,
+    /// After this the slot is void (the operator's request has timed out).
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Captured, String>>,
 }
 
 impl DoorTask {
@@ -456,6 +564,9 @@ impl DoorTask {
                         self.input(input);
                         let _ = reply.send(());
                     }
+                    Some(DoorMsg::Capture { reader, deadline, reply }) => {
+                        self.arm_capture(CaptureSlot { reader, deadline, reply });
+                    }
                 },
             }
         }
@@ -466,7 +577,72 @@ impl DoorTask {
         self.record(EventDraft::new(EventKind::DaemonStopping).detail("lock secured for shutdown"));
     }
 
+    /// Arms a capture, unless a live one is pending (then the new request is refused).
+    fn arm_capture(&mut self, slot: CaptureSlot) {
+        if self.capture.as_ref().is_some_and(CaptureSlot::live) {
+            let _ = slot.reply.send(Err(
+                "another capture is already waiting for a tap on this door".into(),
+            ));
+            return;
+        }
+        tracing::info!(
+            reader = slot.reader.as_deref().unwrap_or("any"),
+            "capture armed: the next tap is captured for enrollment, not decided"
+        );
+        self.capture = Some(slot);
+    }
+
+    /// Takes the pending capture if it is live and wants a tap on `reader`; drops a stale one.
+    fn take_capture(&mut self, reader: &str) -> Option<CaptureSlot> {
+        if !self.capture.as_ref()?.live() {
+            self.capture = None;
+            return None;
+        }
+        let wanted = self.capture.as_ref()?.reader.as_deref();
+        if wanted.is_some_and(|r| r != reader) {
+            return None;
+        }
+        self.capture.take()
+    }
+
+    /// A tap during a capture: recorded as `card.captured`, never decided, the lock untouched.
+    fn capture_tap(&mut self, read: CardRead, slot: CaptureSlot) -> TapOutcome {
+        let card = self.cfg.card_key.hash(&read.uid);
+        let holder = self
+            .store
+            .active()
+            .and_then(|list| list.lookup(&card).ok().flatten())
+            .map(|e| e.holder);
+        tracing::info!(card = %card.masked(), holder = holder.as_deref().unwrap_or("-"), "card captured for enrollment (not decided)");
+        let seq = self.record(EventDraft {
+            reader: Some(read.reader.clone()),
+            holder: holder.clone(),
+            card: Some(card.masked()),
+            detail: Some("captured for enrollment; not decided".into()),
+            ..EventDraft::new(EventKind::CardCaptured)
+        });
+        let _ = slot.reply.send(Ok(Captured {
+            reader: read.reader.clone(),
+            uid: read.uid.to_hex(),
+            card: card.masked(),
+            holder: holder.clone(),
+            seq,
+        }));
+        TapOutcome {
+            reader: read.reader,
+            card: card.masked(),
+            holder,
+            decision: "captured".into(),
+            reason: None,
+            micros: read.at.elapsed().as_micros() as u64,
+            seq,
+        }
+    }
+
     fn tap(&mut self, read: CardRead) -> TapOutcome {
+        if let Some(slot) = self.take_capture(&read.reader) {
+            return self.capture_tap(read, slot);
+        }
         let started = read.at;
         let card = self.cfg.card_key.hash(&read.uid);
         let now = self.clock.now();
@@ -584,30 +760,51 @@ impl DoorTask {
     }
 }
 
+impl CaptureSlot {
+    /// Whether the operator is still waiting for it.
+    fn live(&self) -> bool {
+        !self.reply.is_closed() && Instant::now() < self.deadline
+    }
+}
+
+/// A source that gave up is a hardware fault the office must see, not only a log line.
+fn fault_event(handle: &DaemonHandle, device: String, e: crate::hw::HwError) {
+    tracing::error!(device, "{e}: stopped");
+    let draft = EventDraft::new(EventKind::HardwareFault)
+        .reason(device)
+        .detail(e.to_string());
+    if let Err(err) = handle.store.append(draft, handle.clock.now()) {
+        tracing::error!("cannot record the hardware fault: {err}");
+    }
+}
+
 /// Starts each source as a task, plus a forwarder per kind into the door task.
 fn spawn_sources(
     cards: Vec<Box<dyn CardSource>>,
     inputs: Vec<Box<dyn DoorInputs>>,
-    door_tx: &mpsc::Sender<DoorMsg>,
+    handle: &Arc<DaemonHandle>,
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let door_tx = &handle.door_tx;
     let mut tasks = Vec::new();
     let (reads_tx, mut reads_rx) = mpsc::channel::<CardRead>(64);
     let (inputs_tx, mut inputs_rx) = mpsc::channel::<DoorInput>(64);
     for source in cards {
         let name = source.name().to_string();
         let fut = source.run(reads_tx.clone(), shutdown.clone());
+        let h = handle.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = fut.await {
-                tracing::error!(reader = name, "card reader stopped: {e}");
+                fault_event(&h, format!("reader:{name}"), e);
             }
         }));
     }
     for source in inputs {
         let fut = source.run(inputs_tx.clone(), shutdown.clone());
+        let h = handle.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = fut.await {
-                tracing::error!("door inputs stopped: {e}");
+                fault_event(&h, "inputs".into(), e);
             }
         }));
     }

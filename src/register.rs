@@ -146,6 +146,39 @@ fn default_valid_for() -> HumanDuration {
     HumanDuration(Duration::from_secs(30 * 24 * 3600))
 }
 
+/// A holder to create at enrollment (`pintuctl enroll` for a holder not yet in the register).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHolder {
+    /// Display name.
+    pub name: String,
+    /// Organisational unit.
+    pub unit: Option<String>,
+    /// Staff, escort or visitor.
+    pub role: Role,
+    /// Start of validity as written in the register; `None` is today in the site's time zone.
+    pub valid_from: Option<String>,
+    /// End of validity (exclusive), as written in the register.
+    pub valid_until: String,
+    /// Request reference.
+    pub request_ref: String,
+    /// Who approved.
+    pub approver: String,
+}
+
+/// What [`LoadedRegister::enroll`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// The card was added to an existing holder, who now has `cards` cards.
+    CardAdded {
+        /// Cards the holder now has.
+        cards: usize,
+    },
+    /// A new holder was created with the card.
+    HolderCreated,
+    /// The holder already had this card: nothing changed.
+    AlreadyEnrolled,
+}
+
 /// A loaded register with its text (for error lines and the version bump).
 pub struct LoadedRegister {
     /// File path.
@@ -280,6 +313,132 @@ impl LoadedRegister {
         Ok(payload)
     }
 
+    /// Adds the card `uid` to holder `id` in memory, creating the holder from `new` when the
+    /// register has none with that id, and keeping the file's comments and layout. Refuses a card
+    /// another holder holds, and `new` for an existing holder. The edited text is parsed again;
+    /// [`LoadedRegister::save`] writes it (check it with [`LoadedRegister::build_payload`] first).
+    pub fn enroll(
+        &mut self,
+        id: &str,
+        uid: &Uid,
+        new: Option<&NewHolder>,
+    ) -> Result<Enrolled, RegisterError> {
+        let mut position = None;
+        for (i, h) in self.register.holders.iter().enumerate() {
+            for (c, text) in h.cards.iter().enumerate() {
+                if text.parse::<Uid>().ok().as_ref() != Some(uid) {
+                    continue;
+                }
+                if h.id == id {
+                    return Ok(Enrolled::AlreadyEnrolled);
+                }
+                return Err(self.error(
+                    &format!("holder[{i}].cards[{c}]"),
+                    format!(
+                        "card {} is already held by {:?}; remove it there first to move it",
+                        uid.to_hex(),
+                        h.id
+                    ),
+                ));
+            }
+            if h.id == id {
+                position = Some(i);
+            }
+        }
+        let mut doc: toml_edit::DocumentMut = self
+            .text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| self.error("", e.to_string()))?;
+        let not_tables = || {
+            self.error(
+                "holder",
+                "holders must be written as [[holder]] tables for pintuctl to edit them",
+            )
+        };
+        let change = match (position, new) {
+            (Some(i), Some(_)) => {
+                return Err(self.error(
+                    &format!("holder[{i}].id"),
+                    format!("holder {id:?} already exists: name, role, validity, request reference and approver are only for a new holder (edit the register to change them)"),
+                ))
+            }
+            (None, None) => {
+                return Err(self.error(
+                    "",
+                    format!("no holder {id:?} in the register: give the new holder's name, role, validity end, request reference and approver to add one"),
+                ))
+            }
+            (Some(i), None) => {
+                let cards = doc
+                    .get_mut("holder")
+                    .and_then(toml_edit::Item::as_array_of_tables_mut)
+                    .and_then(|holders| holders.get_mut(i))
+                    .and_then(|h| h.get_mut("cards"))
+                    .and_then(toml_edit::Item::as_array_mut)
+                    .ok_or_else(not_tables)?;
+                cards.push(uid.to_hex());
+                Enrolled::CardAdded { cards: cards.len() }
+            }
+            (None, Some(new)) => {
+                let holders = doc
+                    .entry("holder")
+                    .or_insert_with(|| toml_edit::ArrayOfTables::new().into())
+                    .as_array_of_tables_mut()
+                    .ok_or_else(not_tables)?;
+                holders.push(self.holder_table(id, uid, new));
+                Enrolled::HolderCreated
+            }
+        };
+        let text = doc.to_string();
+        self.register = parse_toml(&self.path, &text)?;
+        self.text = text;
+        Ok(change)
+    }
+
+    /// The `[[holder]]` table for a new holder, in the order the format documents.
+    fn holder_table(&self, id: &str, uid: &Uid, new: &NewHolder) -> toml_edit::Table {
+        use toml_edit::value;
+        let today = TimeZone::get(&self.register.time_zone)
+            .map(|tz| Timestamp::now().to_zoned(tz).date())
+            .unwrap_or_else(|_| Timestamp::now().to_zoned(TimeZone::UTC).date());
+        // A date or date-time as TOML writes it, anything else as a string (DateSpec takes both).
+        let date = |s: &str| match s.parse::<toml_edit::Datetime>() {
+            Ok(d) => value(d),
+            Err(_) => value(s),
+        };
+        let mut t = toml_edit::Table::new();
+        t.decor_mut()
+            .set_prefix(format!("\n# Added by `pintuctl enroll` on {today}.\n"));
+        t["id"] = value(id);
+        t["name"] = value(&new.name);
+        if let Some(unit) = &new.unit {
+            t["unit"] = value(unit);
+        }
+        t["role"] = value(new.role.as_str());
+        t["cards"] = value(toml_edit::Array::from_iter([uid.to_hex()]));
+        t["valid_from"] = match &new.valid_from {
+            Some(from) => date(from),
+            None => date(&today.to_string()),
+        };
+        t["valid_until"] = date(&new.valid_until);
+        t["request_ref"] = value(&new.request_ref);
+        t["approver"] = value(&new.approver);
+        t
+    }
+
+    /// Writes the register's text back to its file, atomically, keeping the file's mode.
+    pub fn save(&self) -> Result<(), RegisterError> {
+        let mode = std::fs::metadata(&self.path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+            .unwrap_or(0o640);
+        crate::fsutil::write_atomic(&self.path, self.text.as_bytes(), mode).map_err(|source| {
+            RegisterError::Io {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
     /// Records `version` as the last signed version, keeping the file's comments and layout.
     pub fn set_version(&mut self, version: u64) -> Result<(), RegisterError> {
         let mut doc: toml_edit::DocumentMut = self
@@ -314,5 +473,103 @@ impl LoadedRegister {
         self.text = text;
         self.register.list.version = version;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# The test register.
+site = "s"
+time_zone = "Asia/Jakarta"
+doors = ["d"]
+card_key_file = "card.key"
+
+[[holder]]
+id = "alice"   # staff since 2020
+name = "Alice"
+role = "staff"
+cards = ["04A1B2C3"]  # badge 17
+valid_from = 2025-01-01
+valid_until = 2030-01-01
+request_ref = "R-1"
+approver = "kabid"
+"#;
+
+    fn loaded() -> LoadedRegister {
+        let path = PathBuf::from("register.toml");
+        LoadedRegister {
+            register: parse_toml(&path, TEXT).unwrap(),
+            text: TEXT.into(),
+            path,
+        }
+    }
+
+    fn uid(s: &str) -> Uid {
+        s.parse().unwrap()
+    }
+
+    fn visitor() -> NewHolder {
+        NewHolder {
+            name: "Vera".into(),
+            unit: None,
+            role: Role::Visitor,
+            valid_from: Some("2026-01-05T08:00:00".into()),
+            valid_until: "2026-01-05T17:00:00+07:00".into(),
+            request_ref: "VIS-9".into(),
+            approver: "kasi".into(),
+        }
+    }
+
+    #[test]
+    fn adds_a_card_to_a_holder_keeping_comments() {
+        let mut reg = loaded();
+        let change = reg.enroll("alice", &uid("0A:0B:0C:0D"), None).unwrap();
+        assert_eq!(change, Enrolled::CardAdded { cards: 2 });
+        assert!(reg
+            .text
+            .contains(r#"cards = ["04A1B2C3", "0A0B0C0D"]  # badge 17"#));
+        assert!(reg.text.starts_with("# The test register.\n"));
+        assert!(reg.text.contains("# staff since 2020"));
+        assert_eq!(reg.register.holders[0].cards.len(), 2);
+        // Again: nothing to do.
+        let again = reg.enroll("alice", &uid("0a0b0c0d"), None).unwrap();
+        assert_eq!(again, Enrolled::AlreadyEnrolled);
+    }
+
+    #[test]
+    fn creates_a_holder() {
+        let mut reg = loaded();
+        let change = reg
+            .enroll("vera", &uid("DEADBEEF"), Some(&visitor()))
+            .unwrap();
+        assert_eq!(change, Enrolled::HolderCreated);
+        let h = &reg.register.holders[1];
+        assert_eq!((h.id.as_str(), h.role), ("vera", Role::Visitor));
+        assert_eq!(h.cards, vec!["DEADBEEF".to_string()]);
+        assert!(reg.text.contains("# Added by `pintuctl enroll` on "));
+        assert!(reg.text.contains("valid_from = 2026-01-05T08:00:00\n"));
+        let key = CardKey::from_bytes([1; 32]);
+        let payload = reg.build_payload(&key, 1, Timestamp::now()).unwrap();
+        assert_eq!(payload.entries.len(), 2);
+    }
+
+    #[test]
+    fn refuses_a_card_held_by_someone_else_and_unknown_holders() {
+        let mut reg = loaded();
+        let e = reg.enroll("vera", &uid("04A1B2C3"), Some(&visitor()));
+        let msg = e.unwrap_err().to_string();
+        assert!(
+            msg.contains("holder[0].cards[0]") && msg.contains("already held by \"alice\""),
+            "{msg}"
+        );
+        let e = reg.enroll("nobody", &uid("01020304"), None).unwrap_err();
+        assert!(e.to_string().contains("no holder \"nobody\""), "{e}");
+        let e = reg
+            .enroll("alice", &uid("01020304"), Some(&visitor()))
+            .unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert_eq!(reg.text, TEXT, "a refused enrollment changes nothing");
     }
 }

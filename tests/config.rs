@@ -581,3 +581,224 @@ fn missing_required_top_level_key_is_named() {
         format!("{}: state_dir: missing required key", path.display())
     );
 }
+
+// --- reader backends -------------------------------------------------------------------------------
+
+#[test]
+fn serial_and_pcsc_readers_get_their_settings_and_defaults() {
+    use pintu::config::{PcscSettings, ReaderBackend, SerialProtocol, UidFormat};
+    let site = Site::new();
+    let text = site.config_text(
+        "\n[[reader]]\nname = \"uart\"\nrole = \"exit\"\nbackend = \"serial\"\nport = \"/dev/ttyAMA0\"\nprotocol = \"em4100\"\n\n[[reader]]\nname = \"usb\"\nbackend = \"pcsc\"\npcsc_reader = \"ACR122\"\n\n[[reader]]\nname = \"wiegand\"\nbackend = \"serial\"\nport = \"/dev/ttyUSB0\"\nbaud = 115200\nprotocol = \"ascii-line\"\nuid_format = \"decimal\"\nhold = \"250ms\"\n",
+    );
+    let (_, cfg) = load(&site, &text);
+    let cfg = cfg.expect("valid readers");
+    assert_eq!(cfg.readers.len(), 4);
+    match &cfg.readers[1].backend {
+        ReaderBackend::Serial(s) => {
+            assert_eq!(s.port, std::path::PathBuf::from("/dev/ttyAMA0"));
+            assert_eq!(
+                (s.baud, s.protocol, s.uid_format),
+                (9600, SerialProtocol::Em4100, UidFormat::Hex)
+            );
+            assert_eq!(s.hold, std::time::Duration::from_secs(1));
+        }
+        other => panic!("expected a serial reader, got {other:?}"),
+    }
+    assert_eq!(
+        cfg.readers[2].backend,
+        ReaderBackend::Pcsc(PcscSettings {
+            reader_pattern: Some("ACR122".into())
+        })
+    );
+    match &cfg.readers[3].backend {
+        ReaderBackend::Serial(s) => {
+            assert_eq!(
+                (s.baud, s.protocol, s.uid_format),
+                (115200, SerialProtocol::AsciiLine, UidFormat::Decimal)
+            );
+            assert_eq!(s.hold, std::time::Duration::from_millis(250));
+        }
+        other => panic!("expected a serial reader, got {other:?}"),
+    }
+}
+
+#[test]
+fn serial_reader_without_port_or_protocol_names_both() {
+    let site = Site::new();
+    let text = site.config_text("\n[[reader]]\nname = \"uart\"\nbackend = \"serial\"\n");
+    let (path, errors) = errors(&site, &text);
+    let line = line_of(&text, "backend = \"serial\"");
+    assert_eq!(
+        errors,
+        vec![
+            format!("{}:{line}: reader[1].backend: a serial reader needs `protocol` (\"em4100\" or \"ascii-line\")", path.display()),
+            format!("{}:{line}: reader[1].backend: a serial reader needs `port` (e.g. \"/dev/ttyAMA0\")", path.display()),
+        ]
+    );
+}
+
+#[test]
+fn backend_specific_keys_on_the_wrong_backend_are_refused() {
+    let site = Site::new();
+    let text = site
+        .config_text("\n[[reader]]\nname = \"usb\"\nbackend = \"pcsc\"\nport = \"/dev/ttyS0\"\n");
+    assert_error(
+        &site,
+        &text,
+        "port = \"/dev/ttyS0\"",
+        "reader[1].port",
+        "only for serial readers",
+    );
+    let text = site.config_text(
+        "\n[[reader]]\nname = \"uart\"\nbackend = \"serial\"\nport = \"/dev/ttyS0\"\nprotocol = \"em4100\"\nuid_format = \"hex\"\n",
+    );
+    assert_error(
+        &site,
+        &text,
+        "uid_format = \"hex\"",
+        "reader[1].uid_format",
+        "only for ascii-line readers",
+    );
+    let text =
+        site.config_text("\n[[reader]]\nname = \"sim2\"\nbackend = \"sim\"\npcsc_reader = \"x\"\n");
+    assert_error(
+        &site,
+        &text,
+        "pcsc_reader = \"x\"",
+        "reader[1].pcsc_reader",
+        "only for pcsc readers",
+    );
+}
+
+#[test]
+fn unknown_serial_protocol_is_named() {
+    let site = Site::new();
+    let text = site.config_text(
+        "\n[[reader]]\nname = \"uart\"\nbackend = \"serial\"\nport = \"/dev/ttyS0\"\nprotocol = \"wiegand26\"\n",
+    );
+    assert_error_contains(
+        &site,
+        &text,
+        "protocol = \"wiegand26\"",
+        "reader[1].protocol",
+        "unknown variant `wiegand26`",
+    );
+}
+
+// --- GPIO lock and inputs --------------------------------------------------------------------------
+
+/// The base config with `[lock]`/`[inputs]` text placed before the readers.
+fn with_gpio(site: &Site, gpio: &str) -> String {
+    edit(
+        &site.config_text(""),
+        "[[reader]]",
+        &format!("{gpio}\n[[reader]]"),
+    )
+}
+
+#[test]
+fn gpio_lock_and_inputs_get_their_settings() {
+    use pintu::config::{GpioBackend, GpioLine, Level, LockHardware, Pull};
+    use pintu::core::doorstate::LockType;
+    let site = Site::new();
+    let text = with_gpio(
+        &site,
+        "[lock]\nbackend = \"gpiocdev\"\ntype = \"fail-safe\"\npin = 17\nrelay_active = \"low\"\n\n[inputs]\nbackend = \"gpiocdev\"\ncontact_pin = 27\nexit_pin = 22\ndebounce = \"50ms\"\n",
+    );
+    let (_, cfg) = load(&site, &text);
+    let cfg = cfg.expect("valid GPIO config");
+    assert_eq!(
+        cfg.lock,
+        LockHardware::Gpiocdev {
+            chip: "/dev/gpiochip0".into(),
+            line: GpioLine {
+                pin: 17,
+                active: Level::Low
+            }
+        }
+    );
+    assert_eq!(cfg.lock_type, LockType::FailSafe);
+    assert_eq!(cfg.inputs.backend, GpioBackend::Gpiocdev);
+    assert_eq!(
+        cfg.inputs.contact,
+        Some(GpioLine {
+            pin: 27,
+            active: Level::High
+        })
+    );
+    assert_eq!(
+        cfg.inputs.exit,
+        Some(GpioLine {
+            pin: 22,
+            active: Level::Low
+        })
+    );
+    assert_eq!(
+        (cfg.inputs.pull, cfg.inputs.debounce),
+        (Pull::Up, std::time::Duration::from_millis(50))
+    );
+    assert!(cfg.door_settings.relock_on_close);
+}
+
+#[test]
+fn gpio_pins_must_be_on_the_header_and_used_once() {
+    let site = Site::new();
+    let text = with_gpio(&site, "[lock]\nbackend = \"rpi-pal\"\npin = 40\n");
+    assert_error(
+        &site,
+        &text,
+        "pin = 40",
+        "lock.pin",
+        "GPIO 40 is not a usable BCM pin on the 40-pin header (use 2 to 27)",
+    );
+    let text = with_gpio(&site, "[lock]\nbackend = \"rpi-pal\"\npin = 17\n\n[inputs]\nbackend = \"rpi-pal\"\ncontact_pin = 17\n");
+    assert_error(
+        &site,
+        &text,
+        "contact_pin = 17",
+        "inputs.contact_pin",
+        "GPIO 17 is already used by lock.pin",
+    );
+}
+
+#[test]
+fn gpio_keys_that_do_not_fit_the_backend_are_refused() {
+    let site = Site::new();
+    let text = with_gpio(&site, "[lock]\nbackend = \"gpiocdev\"\n");
+    assert_error(
+        &site,
+        &text,
+        "backend = \"gpiocdev\"",
+        "lock.backend",
+        "a GPIO lock needs `pin` (the BCM number driving the relay)",
+    );
+    let text = with_gpio(&site, "[lock]\npin = 17\n");
+    assert_error(
+        &site,
+        &text,
+        "pin = 17",
+        "lock.pin",
+        "only for a GPIO lock backend (rpi-pal or gpiocdev)",
+    );
+    let text = with_gpio(&site, "[inputs]\ncontact_pin = 27\n");
+    assert_error_contains(
+        &site,
+        &text,
+        "contact_pin = 27",
+        "inputs.contact_pin",
+        "set, but inputs.backend is sim",
+    );
+    let text = edit(
+        &site.config_text(""),
+        "unlock_for = \"1s\"",
+        "unlock_for = \"1s\"\nheld_open_prealarm = \"30s\"\nheld_open_alarm = \"10s\"",
+    );
+    assert_error(
+        &site,
+        &text,
+        "held_open_alarm",
+        "door.held_open_alarm",
+        "must not be shorter than door.held_open_prealarm",
+    );
+}

@@ -514,3 +514,85 @@ fn card_sources_and_door_inputs_drive_the_door() {
         .expect("daemon ran cleanly");
     assert!(!socket.exists(), "socket removed at stop");
 }
+
+/// On a machine without GPIO, a GPIO lock fails at start with a clear error and nothing is driven.
+#[test]
+fn gpio_lock_without_gpio_hardware_fails_at_start_clearly() {
+    for (backend, device, expected) in [
+        (
+            "gpiocdev",
+            "/dev/gpiochip0",
+            "cannot request GPIO 17 on /dev/gpiochip0",
+        ),
+        (
+            "rpi-pal",
+            "/dev/gpiomem",
+            "cannot open the Raspberry Pi GPIO (rpi-pal)",
+        ),
+    ] {
+        if std::path::Path::new(device).exists() {
+            continue; // a machine with GPIO: nothing to prove here
+        }
+        let site = Site::new();
+        let config = site.path("pintu.toml");
+        let text = site.config_text("").replace(
+            "[[reader]]",
+            &format!("[lock]\nbackend = \"{backend}\"\npin = 17\n\n[[reader]]"),
+        );
+        std::fs::write(&config, text).expect("config");
+        let out = crate::common::pintud(&["--config", config.to_str().expect("path")]);
+        let stderr = crate::common::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{backend}: {stderr}");
+        assert!(!site.socket().exists(), "the door never started serving");
+    }
+}
+
+/// The shipped unit passes `systemd-analyze verify` (with this build's pintud at its ExecStart
+/// path), where the tool exists.
+#[test]
+fn systemd_unit_verifies() {
+    let Ok(analyze) = which_systemd_analyze() else {
+        eprintln!("systemd-analyze not installed: skipping");
+        return;
+    };
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/pintud.service"
+    ))
+    .expect("unit");
+    assert!(
+        unit.contains("ExecStopPost=/usr/bin/pintud --safe-state"),
+        "the relay is driven safe after every stop"
+    );
+    assert!(unit.contains("Type=notify"));
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pintud.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/pintud", env!("CARGO_BIN_EXE_pintud")),
+    )
+    .expect("write unit");
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze");
+    let text = format!(
+        "{}{}",
+        crate::common::text(&out.stdout),
+        crate::common::text(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify: {text}"
+    );
+}
+
+fn which_systemd_analyze() -> Result<std::path::PathBuf, ()> {
+    ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or(())
+}

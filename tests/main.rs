@@ -7,4 +7,6 @@ mod cli;
 mod config;
 mod daemon;
 mod lists;
+mod pcsc;
+mod serial;
 mod store;

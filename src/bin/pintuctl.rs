@@ -12,9 +12,9 @@ use pintu::config::{self, Config};
 use pintu::control::{self, Reply, Request};
 use pintu::core::card::Uid;
 use pintu::core::list::{self, Role, TrustPolicy, TrustedKey};
-use pintu::hw::DoorInput;
+use pintu::hw::{pcsc, DoorInput};
 use pintu::keys;
-use pintu::register::LoadedRegister;
+use pintu::register::{Enrolled, LoadedRegister, NewHolder};
 
 /// Pintu operator tool: keys, signed lists, and the door's control socket.
 #[derive(Parser, Debug)]
@@ -40,6 +40,8 @@ const EXAMPLES: &str = "Examples:
   pintuctl card-key --out keys/card.key              # the site's card key (office + doors)
   pintuctl sign --register register.toml --key keys/kabid-2026.key --out list.signed
   pintuctl verify list.signed --config /etc/pintu/pintu.toml
+  pintuctl enroll --register register.toml --holder 199001012015011001   # desk PC/SC reader
+  pintuctl enroll --door --reader entry --register register.toml --holder 199001012015011001
   pintuctl tap 04A1B2C3D4E5F6                         # simulated reader
   pintuctl status
   pintuctl events -n 50";
@@ -95,6 +97,51 @@ enum Command {
         #[arg(long)]
         card_key: PathBuf,
     },
+    /// Enroll a card: read it on this computer's PC/SC reader (or, with --door, capture the next
+    /// tap at the door) and add it to a holder in the register, keeping the file's comments.
+    /// Without --register the UID is only printed. Sign and deliver a list afterwards.
+    Enroll {
+        /// Register to add the card to.
+        #[arg(long, requires = "holder")]
+        register: Option<PathBuf>,
+        /// Holder id to add the card to (created when --name and the rest are given).
+        #[arg(long, requires = "register")]
+        holder: Option<String>,
+        /// New holder: display name (with --role, --valid-until, --request-ref, --approver).
+        #[arg(long)]
+        name: Option<String>,
+        /// New holder: organisational unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// New holder: staff, escort or visitor.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// New holder: start of access (default today), e.g. 2026-01-05 or 2026-01-05T08:00:00.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// New holder: end of access (exclusive), e.g. 2027-01-01.
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// New holder: reference of the approved access request.
+        #[arg(long)]
+        request_ref: Option<String>,
+        /// New holder: who approved the request.
+        #[arg(long)]
+        approver: Option<String>,
+        /// Desk reader: PC/SC reader-name pattern (case-insensitive substring); default any.
+        #[arg(long, conflicts_with = "door")]
+        pcsc_reader: Option<String>,
+        /// Capture the next tap at the door (through its control socket) instead; the tap is
+        /// recorded as `card.captured` and does not open the door.
+        #[arg(long)]
+        door: bool,
+        /// With --door: only a tap on this reader (default any of the door's readers).
+        #[arg(long, requires = "door")]
+        reader: Option<String>,
+        /// How long to wait for the card.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Present a card to a simulated reader on the door.
     Tap {
         /// Card UID in hex.
@@ -127,6 +174,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "staff" => Ok(Role::Staff),
+        "escort" => Ok(Role::Escort),
+        "visitor" => Ok(Role::Visitor),
+        _ => Err("expected staff, escort or visitor".into()),
+    }
 }
 
 fn parse_input(s: &str) -> Result<DoorInput, String> {
@@ -191,6 +247,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}  {}", hash.to_hex(), hash.masked());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Enroll {
+            register,
+            holder,
+            name,
+            unit,
+            role,
+            valid_from,
+            valid_until,
+            request_ref,
+            approver,
+            pcsc_reader,
+            door,
+            reader,
+            timeout,
+        } => {
+            let new = new_holder(
+                name,
+                unit,
+                role,
+                valid_from,
+                valid_until,
+                request_ref,
+                approver,
+            )?;
+            let source = if door {
+                CardFrom::Door { reader }
+            } else {
+                CardFrom::Desk {
+                    pattern: pcsc_reader,
+                }
+            };
+            enroll(
+                &target,
+                register.as_deref().zip(holder.as_deref()),
+                new,
+                source,
+                timeout,
+            )
+        }
         Command::Tap { uid, reader, json } => {
             let reply = ask(&target, &Request::Tap { uid, reader })?;
             let Reply::Tap(t) = reply else {
@@ -201,6 +296,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let who = t.holder.as_deref().unwrap_or("unknown holder");
                 match &t.reason {
+                    None if t.decision == "captured" => println!(
+                        "{}: CAPTURED {} ({}) for enrollment, not decided, event #{}",
+                        t.reader,
+                        t.card,
+                        who,
+                        seq(t.seq)
+                    ),
                     None => println!(
                         "{}: GRANT  {} ({}) in {} µs, event #{}",
                         t.reader,
@@ -312,12 +414,197 @@ struct Target {
 }
 
 fn ask(target: &Target, req: &Request) -> Result<Reply> {
+    ask_within(target, req, Duration::from_secs(10))
+}
+
+fn ask_within(target: &Target, req: &Request, timeout: Duration) -> Result<Reply> {
     let socket = match &target.socket {
         Some(s) => s.clone(),
         None => config::socket_path_from_file(&target.config)
             .with_context(|| "cannot find the control socket: pass --socket or --config")?,
     };
-    Ok(control::request(&socket, req, Duration::from_secs(10))?)
+    Ok(control::request(&socket, req, timeout)?)
+}
+
+/// Where `enroll` reads the card.
+enum CardFrom {
+    /// A PC/SC reader on this computer, by name pattern.
+    Desk { pattern: Option<String> },
+    /// The next tap at the door, through its control socket.
+    Door { reader: Option<String> },
+}
+
+/// The new holder described by `enroll`'s options, if any are given (then all required ones must
+/// be).
+fn new_holder(
+    name: Option<String>,
+    unit: Option<String>,
+    role: Option<Role>,
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+    request_ref: Option<String>,
+    approver: Option<String>,
+) -> Result<Option<NewHolder>> {
+    if name.is_none()
+        && unit.is_none()
+        && role.is_none()
+        && valid_from.is_none()
+        && valid_until.is_none()
+        && request_ref.is_none()
+        && approver.is_none()
+    {
+        return Ok(None);
+    }
+    let missing: Vec<&str> = [
+        ("--name", name.is_none()),
+        ("--role", role.is_none()),
+        ("--valid-until", valid_until.is_none()),
+        ("--request-ref", request_ref.is_none()),
+        ("--approver", approver.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, absent)| absent.then_some(flag))
+    .collect();
+    match (name, role, valid_until, request_ref, approver) {
+        (Some(name), Some(role), Some(valid_until), Some(request_ref), Some(approver)) => {
+            Ok(Some(NewHolder {
+                name,
+                unit,
+                role,
+                valid_from,
+                valid_until,
+                request_ref,
+                approver,
+            }))
+        }
+        _ => bail!(
+            "a new holder needs --name, --role, --valid-until, --request-ref and --approver (missing: {})",
+            missing.join(", ")
+        ),
+    }
+}
+
+fn enroll(
+    target: &Target,
+    into: Option<(&Path, &str)>,
+    new: Option<NewHolder>,
+    source: CardFrom,
+    timeout: Duration,
+) -> Result<ExitCode> {
+    // Everything that can be checked is checked before anyone is asked to present a card.
+    let mut reg = match into {
+        Some((path, holder)) => {
+            let reg = LoadedRegister::load(path)?;
+            let exists = reg.register.holders.iter().any(|h| h.id == holder);
+            match (exists, &new) {
+                (false, None) => bail!(
+                    "{}: no holder {holder:?}: give --name, --role, --valid-until, --request-ref and --approver to add one",
+                    path.display()
+                ),
+                (true, Some(_)) => bail!(
+                    "{}: holder {holder:?} already exists: --name, --role and the other new-holder options are only for a new holder",
+                    path.display()
+                ),
+                _ => {}
+            }
+            let card_key = keys::load_card_key(&reg.card_key_path())?;
+            Some((reg, holder, card_key))
+        }
+        None if new.is_some() => {
+            bail!("--name and the other new-holder options need --register and --holder")
+        }
+        None => None,
+    };
+
+    let uid: Uid =
+        match source {
+            CardFrom::Desk { pattern } => {
+                let tap = pcsc::read_next_card(pattern.as_deref(), timeout, |readers| {
+                    eprintln!(
+                        "Present the card on {} (waiting up to {})…",
+                        readers.join(", "),
+                        humantime::format_duration(timeout)
+                    );
+                })
+                .context("reading the card on the desk reader")?;
+                eprintln!("card read on {}", tap.pcsc_reader);
+                tap.uid
+            }
+            CardFrom::Door { reader } => {
+                eprintln!(
+                "Tap the card on the door's {} (waiting up to {}; the door stays locked for it)…",
+                reader.as_deref().map_or("readers".to_string(), |r| format!("reader {r:?}")),
+                humantime::format_duration(timeout)
+            );
+                let req = Request::Capture {
+                    timeout_ms: Some(timeout.as_millis().try_into().unwrap_or(u64::MAX)),
+                    reader,
+                };
+                let reply = ask_within(target, &req, timeout + Duration::from_secs(10))?;
+                let Reply::Captured(c) = reply else {
+                    return unexpected(reply);
+                };
+                eprintln!(
+                    "card captured on door reader {} (event #{}{})",
+                    c.reader,
+                    seq(c.seq),
+                    c.holder
+                        .as_deref()
+                        .map(|h| format!("; the door's list has it for {h}"))
+                        .unwrap_or_default()
+                );
+                c.uid.parse().context("the door sent a bad UID")?
+            }
+        };
+
+    let Some((reg, holder, card_key)) = reg.as_mut() else {
+        println!("{}", uid.to_hex());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let masked = card_key.hash(&uid).masked();
+    let change = reg.enroll(holder, &uid, new.as_ref())?;
+    if change == Enrolled::AlreadyEnrolled {
+        println!(
+            "{}: holder {holder} already has card {} ({masked}): nothing changed",
+            reg.path.display(),
+            uid.to_hex()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The whole register must still sign (dates, schedules, duplicates) before it is written.
+    reg.build_payload(card_key, reg.register.list.version + 1, Timestamp::now())?;
+    reg.save()?;
+    let h = reg
+        .register
+        .holders
+        .iter()
+        .find(|h| h.id == *holder)
+        .context("the enrolled holder is missing from the saved register")?;
+    match change {
+        Enrolled::HolderCreated => println!(
+            "{}: new holder {} ({}, {}), valid {} until {}, request {} approved by {}, with card {} ({masked})",
+            reg.path.display(),
+            h.id,
+            h.name,
+            h.role.as_str(),
+            h.valid_from.0,
+            h.valid_until.0,
+            h.request_ref,
+            h.approver,
+            uid.to_hex()
+        ),
+        _ => println!(
+            "{}: card {} ({masked}) added to holder {} ({}, {}), who now has {} card(s)",
+            reg.path.display(),
+            uid.to_hex(),
+            h.id,
+            h.name,
+            h.role.as_str(),
+            h.cards.len()
+        ),
+    }
+    println!("Sign and deliver a new list for the doors to know it (pintuctl sign --register …).");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sign(register: &Path, key_paths: &[PathBuf], out: &Path) -> Result<ExitCode> {

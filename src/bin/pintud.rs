@@ -33,6 +33,10 @@ struct Args {
     /// A signed list to offer at start (verified like any other).
     #[arg(long, value_name = "FILE")]
     list: Option<PathBuf>,
+    /// Drive the configured lock relay to its de-energised state and exit (systemd's
+    /// ExecStopPost: after any stop, crash or watchdog kill). Fail-secure locks end locked.
+    #[arg(long, conflicts_with_all = ["check_config", "list"])]
+    safe_state: bool,
 }
 
 const EXIT_CONFIG: u8 = 2;
@@ -40,6 +44,9 @@ const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.safe_state {
+        return safe_state(&args.config);
+    }
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
             Ok(cfg) => {
@@ -103,6 +110,39 @@ fn main() -> ExitCode {
             let message = pintu::error_chain(&e);
             tracing::error!("pintud stopped: {message}");
             eprintln!("pintud: {message}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `--safe-state`: open the relay (which starts it de-energised) and release it de-energised.
+fn safe_state(config: &std::path::Path) -> ExitCode {
+    // The whole config is validated; with an invalid one only the wiring holds the relay.
+    let cfg = match Config::load(config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "pintud --safe-state: cannot read the lock settings; the wiring holds the relay"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match pintu::hw::gpio::open_lock(&cfg.lock, cfg.lock_type) {
+        None => {
+            println!("pintud --safe-state: simulated lock, nothing to drive");
+            ExitCode::SUCCESS
+        }
+        Some(Ok(lock)) => {
+            drop(lock); // dropping drives the relay de-energised
+            println!(
+                "pintud --safe-state: relay de-energised ({:?} lock)",
+                cfg.lock_type
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Err(e)) => {
+            eprintln!("pintud --safe-state: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

@@ -54,6 +54,9 @@ pub enum EventKind {
     /// A hardware fault (lock or reader).
     #[serde(rename = "hardware.fault")]
     HardwareFault,
+    /// A tap was captured for enrollment (`pintuctl enroll --door`) instead of decided.
+    #[serde(rename = "card.captured")]
+    CardCaptured,
 }
 
 impl EventKind {
@@ -73,6 +76,7 @@ impl EventKind {
             EventKind::DaemonStarted => "daemon.started",
             EventKind::DaemonStopping => "daemon.stopping",
             EventKind::HardwareFault => "hardware.fault",
+            EventKind::CardCaptured => "card.captured",
         }
     }
 }
@@ -254,6 +258,7 @@ mod tests {
             EventKind::ListRejected,
             EventKind::StoreRebuilt,
             EventKind::HardwareFault,
+            EventKind::CardCaptured,
         ] {
             assert_eq!(
                 serde_json::to_string(&k).unwrap(),

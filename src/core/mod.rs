@@ -8,5 +8,6 @@ pub mod decision;
 pub mod door;
 pub mod doorstate;
 pub mod event;
+pub mod frames;
 pub mod list;
 pub mod schedule;

@@ -3,6 +3,9 @@
 //! serial) plug in behind these; [`sim`] holds the simulated and scripted ones used by the demo
 //! and the tests.
 
+pub mod gpio;
+pub mod pcsc;
+pub mod serial;
 pub mod sim;
 
 use std::future::Future;
@@ -14,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 
-use crate::config::ReaderRole;
+use crate::config::{ReaderBackend, ReaderConfig, ReaderRole};
 use crate::core::card::Uid;
 
 /// What kind of hardware fault happened, for generic handling.
@@ -108,4 +111,27 @@ pub trait DoorInputs: Send {
         inputs: mpsc::Sender<DoorInput>,
         shutdown: CancellationToken,
     ) -> SourceFuture;
+}
+
+/// The card sources of the configured readers. Simulated readers have none: their taps arrive
+/// through the control socket.
+pub fn configured_sources(readers: &[ReaderConfig]) -> Vec<Box<dyn CardSource>> {
+    readers
+        .iter()
+        .filter_map(|r| -> Option<Box<dyn CardSource>> {
+            match &r.backend {
+                ReaderBackend::Sim => None,
+                ReaderBackend::Pcsc(settings) => Some(Box::new(pcsc::PcscReader::new(
+                    r.name.clone(),
+                    r.role,
+                    settings.clone(),
+                ))),
+                ReaderBackend::Serial(settings) => Some(Box::new(serial::SerialReader::new(
+                    r.name.clone(),
+                    r.role,
+                    settings.clone(),
+                ))),
+            }
+        })
+        .collect()
 }
