@@ -29,7 +29,8 @@ use crate::control::{
 };
 use crate::core::card::Uid;
 use crate::core::decision::{decide, Decision, DenyReason};
-use crate::core::door::{DoorTimer, LockCommand};
+use crate::core::door::LockCommand;
+use crate::core::doorstate::{DoorEvent, DoorMachine, Output};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::list::{ListMeta, Rejection};
 use crate::fsutil;
@@ -463,7 +464,7 @@ pub async fn run(
         clock: clock.clone(),
         lock: SecuringLock(lock),
         lock_state,
-        timer: DoorTimer::new(cfg.unlock_for),
+        door: DoorMachine::new(cfg.door_settings),
         capture: None,
     };
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
@@ -524,7 +525,7 @@ struct DoorTask {
     clock: Arc<dyn Clock>,
     lock: SecuringLock,
     lock_state: Arc<Mutex<LockState>>,
-    timer: DoorTimer,
+    door: DoorMachine,
     /// A pending enrollment capture.
     capture: Option<CaptureSlot>,
 }
@@ -541,13 +542,13 @@ struct CaptureSlot {
 impl DoorTask {
     async fn run(mut self, mut rx: mpsc::Receiver<DoorMsg>, shutdown: CancellationToken) {
         loop {
-            let deadline = self.timer.next_deadline();
+            let deadline = self.door.next_deadline();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = sleep_until(deadline), if deadline.is_some() => {
-                    if let Some(cmd) = self.timer.tick(Instant::now()) {
-                        let event = self.drive(cmd);
+                    let outputs = self.door.tick(now_mono());
+                    for event in self.apply(outputs) {
                         self.record(event);
                     }
                 }
@@ -571,9 +572,10 @@ impl DoorTask {
             }
         }
         // Every way out of the loop ends with the lock secured.
-        let cmd = self.timer.secure_now();
-        let event = self.drive(cmd);
-        self.record(event);
+        let outputs = self.door.secure(now_mono());
+        for event in self.apply(outputs) {
+            self.record(event);
+        }
         self.record(EventDraft::new(EventKind::DaemonStopping).detail("lock secured for shutdown"));
     }
 
@@ -662,9 +664,12 @@ impl DoorTask {
         };
         // The relay is driven first; its event is recorded after the tap's, so the outbox reads
         // "granted, then released".
-        let lock_event = match decision {
-            Decision::Grant => self.timer.grant(Instant::now()).map(|cmd| self.drive(cmd)),
-            Decision::Deny(_) => None,
+        let lock_events = match decision {
+            Decision::Grant => {
+                let outputs = self.door.release(now_mono());
+                self.apply(outputs)
+            }
+            Decision::Deny(_) => Vec::new(),
         };
         let micros = started.elapsed().as_micros() as u64;
         let holder = entry.as_ref().map(|e| e.holder.as_str());
@@ -685,7 +690,7 @@ impl DoorTask {
             card.masked(),
             list_version,
         ));
-        if let Some(event) = lock_event {
+        for event in lock_events {
             self.record(event);
         }
         TapOutcome {
@@ -701,21 +706,38 @@ impl DoorTask {
 
     fn input(&mut self, input: DoorInput) {
         tracing::info!(?input, "door input");
-        match input {
+        let now = now_mono();
+        let events = match input {
             DoorInput::DoorOpened => {
-                self.record(EventDraft::new(EventKind::DoorOpened));
+                let outputs = self.door.contact_opened(now);
+                self.apply(outputs)
             }
             DoorInput::DoorClosed => {
-                self.record(EventDraft::new(EventKind::DoorClosed));
+                let outputs = self.door.contact_closed(now);
+                self.apply(outputs)
             }
             DoorInput::ExitButton => {
-                let lock_event = self.timer.grant(Instant::now()).map(|cmd| self.drive(cmd));
-                self.record(EventDraft::new(EventKind::ExitRequested));
-                if let Some(event) = lock_event {
-                    self.record(event);
-                }
+                let outputs = self.door.release(now);
+                let mut events = vec![EventDraft::new(EventKind::ExitRequested)];
+                events.extend(self.apply(outputs));
+                events
             }
+        };
+        for event in events {
+            self.record(event);
         }
+    }
+
+    /// Carries out the state machine's outputs: drives the relay at once, and returns the events
+    /// to record (in order) once the caller has recorded its own.
+    fn apply(&mut self, outputs: Vec<Output>) -> Vec<EventDraft> {
+        outputs
+            .into_iter()
+            .map(|output| match output {
+                Output::Lock(cmd) => self.drive(cmd),
+                Output::Event(event) => door_event(event),
+            })
+            .collect()
     }
 
     /// Drives the relay and returns the event to record. A relay fault becomes a
@@ -740,7 +762,8 @@ impl DoorTask {
             }
             Err(e) => {
                 tracing::error!("relay fault: {e}");
-                self.timer.secure_now();
+                // Treat the door as secured (the safe assumption); the outputs are moot.
+                let _ = self.door.secure(now_mono());
                 EventDraft::new(EventKind::HardwareFault)
                     .reason("lock")
                     .detail(e.to_string())
@@ -764,6 +787,30 @@ impl CaptureSlot {
     /// Whether the operator is still waiting for it.
     fn live(&self) -> bool {
         !self.reply.is_closed() && Instant::now() < self.deadline
+    }
+}
+
+/// The monotonic time on tokio's clock (so tests can pause it); never the wall clock.
+fn now_mono() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The outbox event for a door state-machine event.
+fn door_event(event: DoorEvent) -> EventDraft {
+    match event {
+        DoorEvent::Opened { authorised: true } => {
+            EventDraft::new(EventKind::DoorOpened).reason("authorised")
+        }
+        DoorEvent::Opened { authorised: false } => {
+            EventDraft::new(EventKind::DoorOpened).reason("forced")
+        }
+        DoorEvent::Closed => EventDraft::new(EventKind::DoorClosed),
+        DoorEvent::ForcedOpen => EventDraft::new(EventKind::DoorForcedOpen)
+            .detail("the door opened while locked and no exit was requested"),
+        DoorEvent::ForcedOpenCleared => EventDraft::new(EventKind::DoorForcedOpenCleared),
+        DoorEvent::HeldOpenPrealarm => EventDraft::new(EventKind::DoorHeldOpen).reason("prealarm"),
+        DoorEvent::HeldOpenAlarm => EventDraft::new(EventKind::DoorHeldOpen).reason("alarm"),
+        DoorEvent::HeldOpenCleared => EventDraft::new(EventKind::DoorHeldOpenCleared),
     }
 }
 

@@ -419,19 +419,93 @@ fn exit_button_and_door_contact_are_recorded() {
         ));
     }
     let events = door.events();
-    let k = kinds(&events);
+    // The exit request released the lock, the opening was authorised, and closing the door
+    // relocked it at once (relock_on_close defaults to true).
     assert_eq!(
-        &k[1..],
+        &kinds(&events)[1..],
         &[
             "exit.requested",
             "lock.released",
             "door.opened",
-            "door.closed"
+            "door.closed",
+            "lock.secured"
         ]
     );
-    door.wait_for("relock after exit", |s| {
-        s.lock == LockState::Secured && s.lock_changes.len() == 3
+    assert_eq!(events[3].reason.as_deref(), Some("authorised"));
+    let status = door.status();
+    assert_eq!(status.lock, LockState::Secured);
+    assert_eq!(status.lock_changes.len(), 3);
+}
+
+fn input(door: &Pintud, input: pintu::hw::DoorInput) {
+    assert!(matches!(
+        door.request(&Request::Input { input }),
+        Reply::Input { .. }
+    ));
+}
+
+#[test]
+fn door_forced_open_raises_an_alarm_and_clears_it_on_close() {
+    use pintu::hw::DoorInput;
+    let site = Site::new();
+    let door = Pintud::start(&site.write_config(""), &site.socket(), &[]);
+    input(&door, DoorInput::DoorOpened);
+    input(&door, DoorInput::DoorClosed);
+    let events = door.events();
+    assert_eq!(
+        &kinds(&events)[1..],
+        &[
+            "door.opened",
+            "door.forced_open",
+            "door.closed",
+            "door.forced_open.cleared"
+        ]
+    );
+    assert_eq!(events[1].reason.as_deref(), Some("forced"));
+    assert_eq!(
+        door.status().lock,
+        LockState::Secured,
+        "an alarm never opens the door"
+    );
+}
+
+#[test]
+fn door_held_open_raises_prealarm_then_alarm_and_clears_on_close() {
+    use pintu::hw::DoorInput;
+    let site = Site::new();
+    let config = site.write_config("");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "unlock_for = \"1s\"",
+        "unlock_for = \"1s\"\nheld_open_prealarm = \"1s\"\nheld_open_alarm = \"2s\"",
+    );
+    std::fs::write(&config, text).expect("config");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    input(&door, DoorInput::ExitButton);
+    input(&door, DoorInput::DoorOpened);
+    eventually("the held-open alarm", || {
+        door.events()
+            .iter()
+            .any(|e| e.kind == EventKind::DoorHeldOpen && e.reason.as_deref() == Some("alarm"))
     });
+    input(&door, DoorInput::DoorClosed);
+    let events = door.events();
+    let held: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .filter(|e| e.kind.as_str().starts_with("door."))
+        .map(|e| (e.kind.as_str(), e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        held,
+        vec![
+            ("door.opened", Some("authorised")),
+            ("door.held_open", Some("prealarm")),
+            ("door.held_open", Some("alarm")),
+            ("door.closed", None),
+            ("door.held_open.cleared", None),
+        ]
+    );
+    // The lock relocked after unlock_for while the door stood open, and stays locked.
+    assert_eq!(door.status().lock, LockState::Secured);
 }
 
 /// Readers and inputs behind the `CardSource` / `DoorInputs` traits feed the same door task as

@@ -33,6 +33,18 @@ pub enum EventKind {
     /// The door contact closed.
     #[serde(rename = "door.closed")]
     DoorClosed,
+    /// Alarm: the door opened while locked and no exit was requested.
+    #[serde(rename = "door.forced_open")]
+    DoorForcedOpen,
+    /// The forced-open alarm cleared (the door closed).
+    #[serde(rename = "door.forced_open.cleared")]
+    DoorForcedOpenCleared,
+    /// The door has been open too long: reason `prealarm`, then `alarm`.
+    #[serde(rename = "door.held_open")]
+    DoorHeldOpen,
+    /// The held-open (pre-)alarm cleared (the door closed).
+    #[serde(rename = "door.held_open.cleared")]
+    DoorHeldOpenCleared,
     /// The request-to-exit button was pressed.
     #[serde(rename = "exit.requested")]
     ExitRequested,
@@ -75,6 +87,10 @@ impl EventKind {
             EventKind::StoreRebuilt => "store.rebuilt",
             EventKind::DaemonStarted => "daemon.started",
             EventKind::DaemonStopping => "daemon.stopping",
+            EventKind::DoorForcedOpen => "door.forced_open",
+            EventKind::DoorForcedOpenCleared => "door.forced_open.cleared",
+            EventKind::DoorHeldOpen => "door.held_open",
+            EventKind::DoorHeldOpenCleared => "door.held_open.cleared",
             EventKind::HardwareFault => "hardware.fault",
             EventKind::CardCaptured => "card.captured",
         }
