@@ -61,6 +61,8 @@ pub enum DaemonError {
 }
 
 enum DoorMsg {
+    /// Health probe for the watchdog: answered only if the door task's loop is turning.
+    Ping { reply: oneshot::Sender<()> },
     Tap {
         read: CardRead,
         reply: Option<oneshot::Sender<TapOutcome>>,
@@ -384,6 +386,18 @@ pub struct RunOptions {
     pub card_sources: Vec<Box<dyn CardSource>>,
     /// Door input sources (contact, exit button).
     pub door_inputs: Vec<Box<dyn DoorInputs>>,
+    /// A lock to use instead of the configured one (tests, embedding).
+    pub lock: Option<Box<dyn Lock>>,
+    /// Watchdog pings (systemd's `WatchdogSec=`): sent only while the door task answers.
+    pub watchdog: Option<Watchdog>,
+}
+
+/// How to keep a watchdog fed.
+pub struct Watchdog {
+    /// The watchdog's timeout; pings go out every half of it.
+    pub period: Duration,
+    /// Sends one ping (`WATCHDOG=1` for systemd).
+    pub ping: Box<dyn Fn() + Send + Sync>,
 }
 
 /// Runs the door until `shutdown` is cancelled. `ready` is called once the door serves taps.
@@ -396,17 +410,20 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let cfg = Arc::new(cfg);
     // The lock is driven safe before anything else can fail or take time.
-    let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) =
-        match crate::hw::gpio::open_lock(&cfg.lock, cfg.lock_type) {
-            None => {
-                let sim = SimLock::new();
-                let record = sim.record();
-                (Box::new(sim), Some(record))
-            }
-            Some(Ok(lock)) => (lock, None),
-            // Nothing was driven: the wiring holds the relay de-energised.
-            Some(Err(e)) => return Err(DaemonError::Lock(e)),
-        };
+    let injected = opts.lock;
+    let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) = match injected
+        .map(Ok)
+        .or_else(|| crate::hw::gpio::open_lock(&cfg.lock, cfg.lock_type))
+    {
+        None => {
+            let sim = SimLock::new();
+            let record = sim.record();
+            (Box::new(sim), Some(record))
+        }
+        Some(Ok(lock)) => (lock, None),
+        // Nothing was driven: the wiring holds the relay de-energised.
+        Some(Err(e)) => return Err(DaemonError::Lock(e)),
+    };
     lock.secure()?;
 
     let store_opts = StoreOptions {
@@ -476,6 +493,9 @@ pub async fn run(
     let mut door_inputs = opts.door_inputs;
     door_inputs.extend(crate::hw::gpio::inputs(&cfg.inputs));
     let source_tasks = spawn_sources(card_sources, door_inputs, &handle, &shutdown);
+    let watchdog_task = opts
+        .watchdog
+        .map(|w| tokio::spawn(feed_watchdog(w, handle.door_tx.clone(), shutdown.clone())));
 
     tracing::info!(
         site = %cfg.site,
@@ -510,6 +530,9 @@ pub async fn run(
     let _ = control_task.await;
     let _ = inbox_task.await;
     for task in source_tasks {
+        let _ = task.await;
+    }
+    if let Some(task) = watchdog_task {
         let _ = task.await;
     }
     let _ = std::fs::remove_file(&cfg.socket);
@@ -567,6 +590,9 @@ impl DoorTask {
                     }
                     Some(DoorMsg::Capture { reader, deadline, reply }) => {
                         self.arm_capture(CaptureSlot { reader, deadline, reply });
+                    }
+                    Some(DoorMsg::Ping { reply }) => {
+                        let _ = reply.send(());
                     }
                 },
             }
@@ -787,6 +813,44 @@ impl CaptureSlot {
     /// Whether the operator is still waiting for it.
     fn live(&self) -> bool {
         !self.reply.is_closed() && Instant::now() < self.deadline
+    }
+}
+
+/// Pings the watchdog every half period, but only after the door task answered a probe: a stalled
+/// tap loop stops the pings, systemd kills pintud, and `ExecStopPost` drives the relay safe.
+async fn feed_watchdog(
+    watchdog: Watchdog,
+    door_tx: mpsc::Sender<DoorMsg>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(watchdog.period / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut healthy = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let probe = async {
+            let (reply, answered) = oneshot::channel();
+            door_tx.send(DoorMsg::Ping { reply }).await.ok()?;
+            answered.await.ok()
+        };
+        match tokio::time::timeout(watchdog.period / 4, probe).await {
+            Ok(Some(())) => {
+                if !healthy {
+                    tracing::info!("the door task answers again: watchdog pings resume");
+                }
+                healthy = true;
+                (watchdog.ping)();
+            }
+            _ => {
+                if healthy {
+                    tracing::error!("the door task does not answer: withholding watchdog pings");
+                }
+                healthy = false;
+            }
+        }
     }
 }
 

@@ -540,6 +540,7 @@ fn card_sources_and_door_inputs_drive_the_door() {
             list: Some(site.path("v1.signed")),
             card_sources: vec![Box::new(cards)],
             door_inputs: vec![Box::new(inputs)],
+            ..Default::default()
         },
         Arc::new(pintu::clock::SystemClock),
         shutdown,
@@ -669,4 +670,349 @@ fn which_systemd_analyze() -> Result<std::path::PathBuf, ()> {
         .map(std::path::PathBuf::from)
         .find(|p| p.exists())
         .ok_or(())
+}
+
+/// systemd's protocol for real: a fake `NOTIFY_SOCKET` receives READY=1, then WATCHDOG=1 pings.
+#[test]
+fn notify_socket_receives_ready_and_watchdog_pings() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let notify_path = site.path("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the shell's pid for pintud.
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_pintud"))
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pintud");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !(seen.iter().any(|m: &String| m.contains("READY=1"))
+        && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2)
+    {
+        let Ok(n) = notify.recv(&mut buf) else { break };
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let ready = seen
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("READY=1 received");
+    assert!(
+        seen[ready + 1..]
+            .iter()
+            .filter(|m| m.contains("WATCHDOG=1"))
+            .count()
+            >= 2,
+        "pings after READY: {seen:?}"
+    );
+}
+
+/// A lock for in-process tests: records every call; can stall or panic on release.
+#[derive(Clone, Default)]
+struct TestLock {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+    stall_on_release: Option<Duration>,
+    panic_on_release: bool,
+    fail_on_release: bool,
+}
+
+impl pintu::hw::Lock for TestLock {
+    fn release(&mut self) -> Result<(), pintu::hw::HwError> {
+        self.calls.lock().expect("calls").push("release");
+        if let Some(stall) = self.stall_on_release {
+            std::thread::sleep(stall); // the tap loop is stuck here
+        }
+        if self.panic_on_release {
+            panic!("test lock: relay driver crashed");
+        }
+        if self.fail_on_release {
+            return Err(pintu::hw::HwError {
+                device: "lock".into(),
+                kind: pintu::hw::HwErrorKind::Other,
+                message: "relay driver error".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn secure(&mut self) -> Result<(), pintu::hw::HwError> {
+        self.calls.lock().expect("calls").push("secure");
+        Ok(())
+    }
+}
+
+/// Runs the daemon in-process with `lock` and `watchdog`, returns the runtime, the join handle
+/// and the shutdown token.
+fn run_in_process(
+    site: &Site,
+    lock: TestLock,
+    watchdog: Option<pintu::daemon::Watchdog>,
+) -> (
+    tokio::runtime::Runtime,
+    tokio::task::JoinHandle<Result<(), pintu::daemon::DaemonError>>,
+    tokio_util::sync::CancellationToken,
+) {
+    let config = pintu::config::Config::load(&site.write_config("")).expect("config");
+    std::fs::write(site.path("v1.signed"), standard_list(site, 1)).expect("list");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = runtime.spawn(pintu::daemon::run(
+        config,
+        pintu::daemon::RunOptions {
+            list: Some(site.path("v1.signed")),
+            lock: Some(Box::new(lock)),
+            watchdog,
+            ..Default::default()
+        },
+        std::sync::Arc::new(pintu::clock::SystemClock),
+        shutdown.clone(),
+        || {},
+    ));
+    let socket = site.socket();
+    eventually("the door serves", || {
+        socket.exists()
+            && pintu::control::request(&socket, &Request::Status, Duration::from_secs(2)).is_ok()
+    });
+    (runtime, daemon, shutdown)
+}
+
+#[test]
+fn watchdog_pings_stop_while_the_tap_loop_is_stalled() {
+    let site = Site::new();
+    let pings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
+    let recorded = pings.clone();
+    let watchdog = pintu::daemon::Watchdog {
+        period: Duration::from_millis(200),
+        ping: Box::new(move || {
+            recorded
+                .lock()
+                .expect("pings")
+                .push(std::time::Instant::now())
+        }),
+    };
+    let lock = TestLock {
+        stall_on_release: Some(Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    let (runtime, daemon, shutdown) = run_in_process(&site, lock, Some(watchdog));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pings.lock().expect("pings").len() >= 2,
+        "pings while healthy"
+    );
+
+    // A grant drives the stalling relay: the tap loop is stuck for 1.5 s.
+    let socket = site.socket();
+    let tap = std::thread::spawn(move || {
+        pintu::control::request(
+            &socket,
+            &Request::Tap {
+                uid: ALICE.into(),
+                reader: None,
+            },
+            Duration::from_secs(10),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let stalled_from = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let during = pings
+        .lock()
+        .expect("pings")
+        .iter()
+        .filter(|t| **t > stalled_from)
+        .count();
+    assert_eq!(during, 0, "no watchdog ping while the tap loop is stalled");
+    tap.join().expect("tap thread").expect("tap reply");
+    std::thread::sleep(Duration::from_millis(600));
+    let after = pings
+        .lock()
+        .expect("pings")
+        .iter()
+        .filter(|t| **t > stalled_from)
+        .count();
+    assert!(after >= 1, "pings resume once the loop turns again");
+
+    shutdown.cancel();
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+}
+
+#[test]
+fn a_panic_in_the_door_task_leaves_the_lock_secured_and_stops_the_daemon() {
+    let site = Site::new();
+    let lock = TestLock {
+        panic_on_release: true,
+        ..Default::default()
+    };
+    let calls = lock.calls.clone();
+    let (runtime, daemon, _shutdown) = run_in_process(&site, lock, None);
+    let _ = pintu::control::request(
+        &site.socket(),
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    );
+    let result = runtime.block_on(daemon).expect("join");
+    let error = result.expect_err("the daemon stops with an error after the door task panicked");
+    assert!(error.to_string().contains("door task"), "{error}");
+    let calls = calls.lock().expect("calls").clone();
+    assert_eq!(
+        calls.first(),
+        Some(&"secure"),
+        "secured first thing at start"
+    );
+    assert_eq!(
+        calls.last(),
+        Some(&"secure"),
+        "secured while unwinding: {calls:?}"
+    );
+}
+
+#[test]
+fn a_clean_stop_ends_with_the_lock_secured() {
+    let site = Site::new();
+    let lock = TestLock::default();
+    let calls = lock.calls.clone();
+    let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
+    let tap = pintu::control::request(
+        &site.socket(),
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    );
+    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    shutdown.cancel(); // as SIGTERM does, while the lock is released
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+    assert_eq!(
+        *calls.lock().expect("calls"),
+        vec!["secure", "release", "secure"]
+    );
+}
+
+#[test]
+fn a_relay_error_is_a_hardware_fault_and_the_door_counts_as_secured() {
+    let site = Site::new();
+    let lock = TestLock {
+        fail_on_release: true,
+        ..Default::default()
+    };
+    let calls = lock.calls.clone();
+    let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
+    let socket = site.socket();
+    let tap = pintu::control::request(
+        &socket,
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    );
+    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    let Ok(Reply::Events { events }) = pintu::control::request(
+        &socket,
+        &Request::Events { limit: Some(50) },
+        Duration::from_secs(5),
+    ) else {
+        panic!("events");
+    };
+    let fault = events
+        .iter()
+        .find(|e| e.kind == EventKind::HardwareFault)
+        .expect("hardware.fault recorded");
+    assert_eq!(fault.reason.as_deref(), Some("lock"));
+    assert!(fault
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .contains("relay driver error"));
+    let Ok(Reply::Status(status)) =
+        pintu::control::request(&socket, &Request::Status, Duration::from_secs(5))
+    else {
+        panic!("status");
+    };
+    assert_eq!(
+        status.lock,
+        LockState::Secured,
+        "a failed release never counts as open"
+    );
+    shutdown.cancel();
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+    assert_eq!(calls.lock().expect("calls").last(), Some(&"secure"));
+}
+
+/// The door state machine on tokio's paused clock, as the door task feeds it (its time is
+/// `tokio::time::Instant::now()`): relock on close, REX, each alarm and its clear.
+#[tokio::test(start_paused = true)]
+async fn door_machine_under_tokios_paused_clock() {
+    use pintu::core::door::LockCommand::{Secure, Unlock};
+    use pintu::core::doorstate::{DoorEvent::*, DoorMachine, DoorSettings, Output::*};
+    let now = || tokio::time::Instant::now().into_std();
+    let settings = DoorSettings {
+        unlock_for: Duration::from_secs(5),
+        relock_on_close: true,
+        held_open_prealarm: Duration::from_secs(20),
+        held_open_alarm: Duration::from_secs(40),
+        relock_grace: Duration::from_secs(1),
+    };
+    let mut door = DoorMachine::new(settings);
+    // REX releases; nobody opens; the release runs out on the paused clock.
+    assert_eq!(door.release(now()), vec![Lock(Unlock)]);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(door.tick(now()), vec![]);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(
+        door.next_deadline().expect("deadline"),
+    ))
+    .await;
+    assert_eq!(door.tick(now()), vec![Lock(Secure)]);
+    // A grant, the door opens and closes: relocked at once.
+    door.release(now());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        door.contact_opened(now()),
+        vec![Event(Opened { authorised: true })]
+    );
+    assert_eq!(
+        door.contact_closed(now()),
+        vec![Event(Closed), Lock(Secure)]
+    );
+    // Forced open, held open through both levels, cleared on close.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        door.contact_opened(now()),
+        vec![Event(Opened { authorised: false }), Event(ForcedOpen)]
+    );
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(door.tick(now()), vec![Event(HeldOpenPrealarm)]);
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(door.tick(now()), vec![Event(HeldOpenAlarm)]);
+    assert_eq!(
+        door.contact_closed(now()),
+        vec![
+            Event(Closed),
+            Event(ForcedOpenCleared),
+            Event(HeldOpenCleared)
+        ]
+    );
+    assert!(!door.alarm_active());
 }

@@ -41,6 +41,37 @@ struct Args {
 
 const EXIT_CONFIG: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
+const EXIT_PANIC: u8 = 101;
+
+/// Set by the panic hook: the run ended because something panicked.
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Any panic, in any task: log it and stop the daemon the orderly way (the door task secures the
+/// lock), then exit non-zero so systemd restarts a whole daemon. A panic in the door task itself
+/// also secures the lock while unwinding.
+fn install_panic_hook(shutdown: CancellationToken) {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::error!("panic: {info}; securing the lock and stopping");
+        default_hook(info);
+        shutdown.cancel();
+    }));
+}
+
+/// systemd's watchdog (`WatchdogSec=`), if it is enabled for this process.
+fn systemd_watchdog() -> Option<daemon::Watchdog> {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    Some(daemon::Watchdog {
+        period: std::time::Duration::from_micros(usec),
+        ping: Box::new(|| {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }),
+    })
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -87,13 +118,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    let shutdown = CancellationToken::new();
+    install_panic_hook(shutdown.clone());
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         daemon::run(
             cfg,
             RunOptions {
                 list: args.list,
+                watchdog: systemd_watchdog(),
                 ..RunOptions::default()
             },
             Arc::new(SystemClock),
@@ -104,6 +137,10 @@ fn main() -> ExitCode {
         )
         .await
     });
+    if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("pintud: stopped after a panic (lock secured); systemd restarts it");
+        return ExitCode::from(EXIT_PANIC);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
