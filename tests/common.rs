@@ -104,6 +104,16 @@ level = "debug"
         path
     }
 
+    /// Store options for this site's state dir (a small cache: test lists are small).
+    pub fn store_options(&self) -> pintu::store::StoreOptions {
+        pintu::store::StoreOptions {
+            state_dir: self.state_dir(),
+            cache_size: 4 << 20,
+            site: SITE.into(),
+            door: DOOR.into(),
+        }
+    }
+
     /// The trust policy matching [`Site::config_text`].
     pub fn policy(&self) -> TrustPolicy {
         TrustPolicy {

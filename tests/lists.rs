@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
 use jiff::{SignedDuration, Timestamp};
 use pintu::core::card::Uid;
 use pintu::core::list::{self, Entry, ListMeta, Payload, Rejection, TrustPolicy, TrustedKey};
-use pintu::store::{OpenReport, Store, StoreOptions, LIST_FILE};
+use pintu::store::{OpenReport, Store, LIST_FILE};
 
 use crate::common::{sign_with, Site, DOOR, SITE};
 
@@ -44,15 +44,6 @@ struct State {
     list_file: Option<Vec<u8>>,
 }
 
-fn options(site: &Site) -> StoreOptions {
-    StoreOptions {
-        state_dir: site.state_dir(),
-        cache_size: 4 << 20,
-        site: SITE.into(),
-        door: DOOR.into(),
-    }
-}
-
 fn trusted(id: &str, key: VerifyingKey) -> TrustedKey {
     TrustedKey { id: id.into(), key }
 }
@@ -77,7 +68,7 @@ impl Door {
     }
 
     fn open(site: Site, policy: TrustPolicy, signers: Vec<(String, SigningKey)>) -> Door {
-        let (store, report) = Store::open(&options(&site), &policy).expect("open store");
+        let (store, report) = Store::open(&site.store_options(), &policy).expect("open store");
         assert!(
             report.events.is_empty(),
             "a fresh store reports nothing: {:?}",
@@ -100,7 +91,7 @@ impl Door {
             store,
         } = self;
         drop(store);
-        let (store, report) = Store::open(&options(&site), &policy).expect("reopen store");
+        let (store, report) = Store::open(&site.store_options(), &policy).expect("reopen store");
         (
             Door {
                 site,

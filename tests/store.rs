@@ -11,21 +11,12 @@ use jiff::Timestamp;
 use pintu::core::card::{CardHash, Uid};
 use pintu::core::event::{EventDraft, EventKind};
 use pintu::core::list::{Entry, TrustPolicy, TrustedKey};
-use pintu::store::{OpenReport, Store, StoreOptions, LIST_FILE, STORE_DIR};
+use pintu::store::{OpenReport, Store, LIST_FILE, STORE_DIR};
 
 use crate::common::{Site, DOOR, SITE};
 
-fn options(site: &Site) -> StoreOptions {
-    StoreOptions {
-        state_dir: site.state_dir(),
-        cache_size: 4 << 20,
-        site: SITE.into(),
-        door: DOOR.into(),
-    }
-}
-
 fn open(site: &Site, policy: &TrustPolicy) -> (Store, OpenReport) {
-    Store::open(&options(site), policy).expect("open store")
+    Store::open(&site.store_options(), policy).expect("open store")
 }
 
 fn uid(i: usize) -> String {
@@ -304,7 +295,7 @@ fn corrupted_sled_dir_is_moved_aside_and_rebuilt_without_panicking() {
         std::fs::write(f, garbage(len.max(64), 0x9E37_79B9_7F4A_7C15 + n as u64)).unwrap();
     }
 
-    let opened = std::panic::catch_unwind(|| Store::open(&options(&site), &site.policy()));
+    let opened = std::panic::catch_unwind(|| Store::open(&site.store_options(), &site.policy()));
     let (store, report) = opened
         .expect("Store::open must not panic on a damaged store")
         .expect("Store::open rebuilds instead of failing");
@@ -338,7 +329,7 @@ fn truncated_sled_files_are_rebuilt_from_the_list_file() {
     for f in files_under(&site.state_dir().join(STORE_DIR)) {
         std::fs::write(&f, b"").unwrap();
     }
-    let opened = std::panic::catch_unwind(|| Store::open(&options(&site), &site.policy()));
+    let opened = std::panic::catch_unwind(|| Store::open(&site.store_options(), &site.policy()));
     let (store, report) = opened.expect("no panic").expect("rebuilds");
     assert!(
         reasons(&report, EventKind::StoreRebuilt).contains(&"cache_rebuilt".to_string()),
