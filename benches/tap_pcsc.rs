@@ -19,13 +19,11 @@ mod vcard;
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use common::{fmt_dur, known_uid, result_line, Site, Stats, DOOR, SITE};
+use common::{fmt_dur, known_uid, result_line, Site, Stats};
 use pcsc::{Context, ReaderState, Scope, State};
 
 /// Entries in the door's list.
@@ -131,55 +129,21 @@ impl Door {
     fn start(site: &Site, dir: &std::path::Path) -> Door {
         std::fs::write(dir.join("card.key"), site.card_key.to_hex()).expect("card key");
         std::fs::write(dir.join("list.signed"), site.signed_list(1, ENTRIES)).expect("list");
-        let public = base64::engine::general_purpose::STANDARD
-            .encode(site.keys[0].1.verifying_key().to_bytes());
-        let config = format!(
-            r#"site = "{SITE}"
-state_dir = "state"
-
-[door]
-id = "{DOOR}"
-
-[trust]
-card_key_file = "card.key"
-
-[[trust.keys]]
-id = "k1"
-public_key = "{public}"
-
-[[reader]]
-name = "entry"
-backend = "pcsc"
-pcsc_reader = "{}"
-
-[control]
-socket = "control.sock"
-mode = "0600"
-
-[log]
-level = "info"
-"#,
-            vcard::READER
+        let config_path = common::write_door_config(
+            dir,
+            &site.keys[0].1.verifying_key(),
+            &format!(
+                "name = \"entry\"\nbackend = \"pcsc\"\npcsc_reader = \"{}\"",
+                vcard::READER
+            ),
         );
-        let config_path = dir.join("pintu.toml");
-        std::fs::write(&config_path, config).expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pintud"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--list")
-            .arg(dir.join("list.signed"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pintud");
-        let stderr = child.stderr.take().expect("stderr");
+        let (child, lines) = common::spawn_pintud(&config_path, &dir.join("list.signed"));
         let (tx, taps) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel();
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let at = Instant::now();
+            for (at, line) in lines {
                 if line.contains("pintu::daemon: tap ") {
                     let micros = line
                         .split("micros=")

@@ -9,15 +9,15 @@
 //! `cargo test --benches` runs it) it only smoke tests 20 taps. Prints `RESULT` lines in the
 //! format `benches/run` collects.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+mod common;
+
+use std::io::Write as _;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
 use nix::fcntl::OFlag;
@@ -46,7 +46,7 @@ fn main() {
     let port = dir.path().join("rdm6300");
     std::os::unix::fs::symlink(&pty.1, &port).expect("symlink");
     let config = write_site(dir.path(), &port, WARMUP + taps);
-    let (mut child, lines) = spawn_pintud(&config, &dir.path().join("list.signed"));
+    let (mut child, lines) = common::spawn_pintud(&config, &dir.path().join("list.signed"));
 
     wait_line(&lines, "serial port open", Duration::from_secs(30));
     let mut end_to_end = Vec::with_capacity(taps);
@@ -135,8 +135,8 @@ fn write_site(dir: &Path, port: &Path, n: usize) -> PathBuf {
         .collect();
     let payload = Payload {
         format: list::PAYLOAD_FORMAT,
-        site: "site-bench".into(),
-        doors: vec!["door-1".into()],
+        site: common::SITE.into(),
+        doors: vec![common::DOOR.into()],
         version: 1,
         issued_at: now - SignedDuration::from_hours(1),
         expires_at: now + SignedDuration::from_hours(24),
@@ -148,66 +148,14 @@ fn write_site(dir: &Path, port: &Path, n: usize) -> PathBuf {
         &[("k1".into(), signer.clone())],
     );
     std::fs::write(dir.join("list.signed"), signed).expect("list");
-    let config = format!(
-        r#"site = "site-bench"
-state_dir = "state"
-
-[door]
-id = "door-1"
-unlock_for = "1s"
-
-[trust]
-card_key_file = "card.key"
-
-[[trust.keys]]
-id = "k1"
-public_key = "{}"
-
-[[reader]]
-name = "rdm"
-backend = "serial"
-port = "{}"
-protocol = "em4100"
-hold = "50ms"
-
-[control]
-socket = "control.sock"
-mode = "0600"
-
-[log]
-level = "info"
-"#,
-        B64.encode(signer.verifying_key().to_bytes()),
-        port.display()
-    );
-    let path = dir.join("pintu.toml");
-    std::fs::write(&path, config).expect("config");
-    path
-}
-
-/// Starts pintud; a thread forwards each stderr line with the time it arrived.
-fn spawn_pintud(config: &Path, list: &Path) -> (Child, mpsc::Receiver<(Instant, String)>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pintud"))
-        .arg("--config")
-        .arg(config)
-        .arg("--list")
-        .arg(list)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pintud");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((Instant::now(), line)).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    common::write_door_config(
+        dir,
+        &signer.verifying_key(),
+        &format!(
+            "name = \"rdm\"\nbackend = \"serial\"\nport = \"{}\"\nprotocol = \"em4100\"\nhold = \"50ms\"",
+            port.display()
+        ),
+    )
 }
 
 /// The next line containing `text` (other lines are skipped).

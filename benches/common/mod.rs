@@ -425,3 +425,76 @@ pub fn verdict(ok: bool) -> &'static str {
         "FAIL"
     }
 }
+
+/// Writes `dir/pintu.toml` for a door of the bench site that trusts `public_key`, with one
+/// reader whose `[[reader]]` body is `reader` (name, backend and backend keys); returns its path.
+pub fn write_door_config(
+    dir: &Path,
+    public_key: &ed25519_dalek::VerifyingKey,
+    reader: &str,
+) -> PathBuf {
+    use base64::Engine as _;
+    let public = base64::engine::general_purpose::STANDARD.encode(public_key.to_bytes());
+    let config = format!(
+        r#"site = "{SITE}"
+state_dir = "state"
+
+[door]
+id = "{DOOR}"
+unlock_for = "1s"
+
+[trust]
+card_key_file = "card.key"
+
+[[trust.keys]]
+id = "k1"
+public_key = "{public}"
+
+[[reader]]
+{reader}
+
+[control]
+socket = "control.sock"
+mode = "0600"
+
+[log]
+level = "info"
+"#
+    );
+    let path = dir.join("pintu.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+/// Starts pintud on `config`, offering `list`; a thread forwards each stderr line with the time
+/// it arrived (the timestamp the end-to-end benches measure to).
+pub fn spawn_pintud(
+    config: &Path,
+    list: &Path,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<(Instant, String)>,
+) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pintud"))
+        .arg("--config")
+        .arg(config)
+        .arg("--list")
+        .arg(list)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pintud");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
