@@ -195,6 +195,12 @@ pub struct Status {
     pub outbox_depth: u64,
     /// Readers.
     pub readers: Vec<ReaderStatus>,
+    /// The lockdown in force (the role still admitted), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<String>,
+    /// Door contact, `open` or `closed`, once an input has reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
 }
 
 /// Control-socket client failures.

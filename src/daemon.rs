@@ -28,11 +28,12 @@ use crate::control::{
     CAPTURE_MAX,
 };
 use crate::core::card::Uid;
+use crate::core::command::{Action, VerifiedCommand};
 use crate::core::decision::{decide, Decision, DenyReason};
 use crate::core::door::LockCommand;
 use crate::core::doorstate::{DoorEvent, DoorMachine, Output};
 use crate::core::event::{EventDraft, EventKind};
-use crate::core::list::{ListMeta, Rejection};
+use crate::core::list::{ListMeta, Rejection, Role};
 use crate::fsutil;
 use crate::hw::sim::{LockRecord, SimLock};
 use crate::hw::{CardRead, CardSource, DoorInput, DoorInputs, Lock, LockState};
@@ -71,6 +72,8 @@ enum DoorMsg {
         input: DoorInput,
         reply: oneshot::Sender<()>,
     },
+    /// A signed `unlock_once` command: release as for a grant (its event is already recorded).
+    RemoteUnlock { reply: oneshot::Sender<()> },
     /// Enrollment: the next tap (on `reader`, or any) before `deadline` is captured, not decided.
     Capture {
         reader: Option<String>,
@@ -88,9 +91,148 @@ pub struct DaemonHandle {
     lock_state: Arc<Mutex<LockState>>,
     lock_record: Option<LockRecord>,
     started_at: Timestamp,
+    /// The role still admitted during a lockdown (signed command); persisted in the store.
+    lockdown: Arc<Mutex<Option<Role>>>,
+    /// Door contact as last reported (`true` = open); `None` until an input says.
+    contact: Arc<Mutex<Option<bool>>>,
+    /// Cancelled when the store cannot take an event: pintud stops (see [`append_or_fail`]).
+    store_failed: CancellationToken,
 }
 
 impl DaemonHandle {
+    /// The daemon's configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The door's store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The door's wall-clock time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Appends an event to the outbox (durable with the next flush); its seq, if it was stored.
+    pub fn record(&self, draft: EventDraft) -> Option<u64> {
+        append_or_fail(&self.store, &*self.clock, &self.store_failed, draft)
+    }
+
+    /// Makes the outbox durable. A failed flush is fatal like a failed append
+    /// ([`append_or_fail`]): pintud stops with the lock secured.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let result = self.store.flush().await;
+        if let Err(e) = &result {
+            tracing::error!("cannot flush the outbox: {e}; stopping");
+            self.store_failed.cancel();
+        }
+        result
+    }
+
+    /// Carries out a verified signed command whose id was recorded as seen.
+    pub async fn execute_command(self: &Arc<Self>, cmd: VerifiedCommand) {
+        let p = &cmd.payload;
+        let what = p.command.name();
+        let accepted = |detail: String| {
+            EventDraft::new(EventKind::CommandAccepted)
+                .reason(what)
+                .detail(format!(
+                    "{detail} (command {}, by {}, signed by {})",
+                    p.id,
+                    p.operator,
+                    cmd.signed_by.join(", ")
+                ))
+        };
+        tracing::info!(command = what, id = %p.id, operator = %p.operator, "signed command accepted");
+        match &p.command {
+            Action::UnlockOnce { reason } => {
+                self.record(accepted(format!("unlock once: {reason}")));
+                let (reply, done) = oneshot::channel();
+                if self
+                    .door_tx
+                    .send(DoorMsg::RemoteUnlock { reply })
+                    .await
+                    .is_err()
+                    || done.await.is_err()
+                {
+                    tracing::error!("the door task has stopped; unlock not carried out");
+                }
+            }
+            Action::Lockdown { allow_role } => {
+                let role = *allow_role;
+                if let Err(e) = self.set_lockdown(Some(role)).await {
+                    tracing::error!("cannot record the lockdown: {e}");
+                }
+                self.record(accepted(format!(
+                    "lockdown: only {} admitted",
+                    role.as_str()
+                )));
+                self.record(
+                    EventDraft::new(EventKind::LockdownStarted)
+                        .reason(role.as_str())
+                        .detail(format!("ordered by {}", p.operator)),
+                );
+            }
+            Action::ReleaseLockdown {} => {
+                let was = *self.lockdown.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = self.set_lockdown(None).await {
+                    tracing::error!("cannot record the end of the lockdown: {e}");
+                }
+                match was {
+                    Some(_) => {
+                        self.record(accepted("lockdown released".into()));
+                        self.record(
+                            EventDraft::new(EventKind::LockdownEnded)
+                                .detail(format!("released by {}", p.operator)),
+                        );
+                    }
+                    None => {
+                        self.record(accepted(
+                            "release lockdown: no lockdown was in force".into(),
+                        ));
+                    }
+                }
+            }
+            Action::Capture { reader } => {
+                self.record(accepted(format!(
+                    "capture the next tap on {}",
+                    reader.as_deref().unwrap_or("any reader")
+                )));
+                let h = self.clone();
+                let reader = reader.clone();
+                tokio::spawn(async move {
+                    match h.capture(CAPTURE_DEFAULT, reader).await {
+                        Ok(c) => tracing::info!(card = %c.card, "capture ordered over MQTT done"),
+                        Err(e) => tracing::warn!("capture ordered over MQTT: {e}"),
+                    }
+                });
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!("command events not durable: {e}");
+        }
+    }
+
+    async fn set_lockdown(&self, role: Option<Role>) -> Result<(), StoreError> {
+        *self.lockdown.lock().unwrap_or_else(|e| e.into_inner()) = role;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.set_lockdown(role.map(Role::as_str)))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("lockdown task: {e}")))?
+    }
+
+    /// Verifies and applies a list that may be the active one again (a retained MQTT list after
+    /// every reconnect, the start-up list): that replay is logged, not raised as an alarm.
+    pub fn apply_list_from(
+        &self,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        self.apply_list_inner(bytes, source, true)
+    }
+
     /// Answers one control request.
     pub async fn handle(&self, req: Request) -> Reply {
         match req {
@@ -117,7 +259,7 @@ impl DaemonHandle {
                         message: "the door task has stopped".into(),
                     };
                 }
-                match self.store.flush().await {
+                match self.flush().await {
                     Ok(()) => Reply::Input { input },
                     Err(e) => Reply::Error {
                         message: format!("input handled but its event is not durable: {e}"),
@@ -188,8 +330,7 @@ impl DaemonHandle {
                 ));
             }
         };
-        self.store
-            .flush()
+        self.flush()
             .await
             .map_err(|e| format!("card captured but its event is not durable: {e}"))?;
         Ok(captured)
@@ -239,9 +380,14 @@ impl DaemonHandle {
             .await
             .map_err(|_| "the door task has stopped")?;
         let outcome = rx.await.map_err(|_| "the door task dropped the tap")?;
+        if outcome.seq.is_none() {
+            return Err(format!(
+                "tap decided ({}) but its event could not be stored: is the state disk full?",
+                outcome.decision
+            ));
+        }
         // The tap is acknowledged only once its event survives a power cut.
-        self.store
-            .flush()
+        self.flush()
             .await
             .map_err(|e| format!("tap decided but its event is not durable: {e}"))?;
         Ok(outcome)
@@ -281,6 +427,16 @@ impl DaemonHandle {
                 .map(|r| r.changes())
                 .unwrap_or_default(),
             outbox_depth: self.store.outbox_depth(),
+            lockdown: self
+                .lockdown
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|r| r.as_str().to_string()),
+            contact: self
+                .contact
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|open| if open { "open" } else { "closed" }.to_string()),
             readers: self
                 .cfg
                 .readers
@@ -449,6 +605,16 @@ pub async fn run(
 
     let (door_tx, door_rx) = mpsc::channel(256);
     let lock_state = Arc::new(Mutex::new(LockState::Secured));
+    let contact = Arc::new(Mutex::new(None));
+    let store_failed = CancellationToken::new();
+    let lockdown = Arc::new(Mutex::new(match store.lockdown()? {
+        None => None,
+        Some(name) => {
+            let role = parse_role(&name);
+            tracing::warn!(role = %name, "door is in lockdown (signed command); only this role is admitted");
+            Some(role.unwrap_or(Role::Staff))
+        }
+    }));
     let handle = Arc::new(DaemonHandle {
         cfg: cfg.clone(),
         store: store.clone(),
@@ -457,6 +623,9 @@ pub async fn run(
         lock_state: lock_state.clone(),
         lock_record,
         started_at: clock.now(),
+        lockdown: lockdown.clone(),
+        contact: contact.clone(),
+        store_failed: store_failed.clone(),
     });
 
     // Lists offered at start go through the same gate as any other.
@@ -483,6 +652,9 @@ pub async fn run(
         lock_state,
         door: DoorMachine::new(cfg.door_settings),
         capture: None,
+        lockdown,
+        contact,
+        store_failed: store_failed.clone(),
     };
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
@@ -493,6 +665,11 @@ pub async fn run(
     let mut door_inputs = opts.door_inputs;
     door_inputs.extend(crate::hw::gpio::inputs(&cfg.inputs));
     let source_tasks = spawn_sources(card_sources, door_inputs, &handle, &shutdown);
+    let mqtt_stop = CancellationToken::new();
+    let mqtt_task = cfg
+        .mqtt
+        .clone()
+        .map(|m| tokio::spawn(crate::mqtt::run(handle.clone(), m, mqtt_stop.clone())));
     let watchdog_task = opts
         .watchdog
         .map(|w| tokio::spawn(feed_watchdog(w, handle.door_tx.clone(), shutdown.clone())));
@@ -514,6 +691,11 @@ pub async fn run(
         // Shutdown first: a door task that ended because of it has not ended early.
         biased;
         _ = shutdown.cancelled() => door_task.await,
+        _ = store_failed.cancelled() => {
+            tracing::error!("the store cannot record events (disk full or I/O error): stopping pintud with the lock secured, for systemd to restart it");
+            shutdown.cancel();
+            door_task.await
+        }
         early = &mut door_task => {
             tracing::error!("the door task stopped unexpectedly; stopping pintud");
             shutdown.cancel();
@@ -521,6 +703,7 @@ pub async fn run(
             let _ = inbox_task.await;
             let _ = std::fs::remove_file(&cfg.socket);
             store.flush().await?;
+            stop_mqtt(mqtt_task, &mqtt_stop).await;
             return Err(DaemonError::Task(match early {
                 Err(e) => format!("door task failed: {e}"),
                 Ok(()) => "door task ended before shutdown".into(),
@@ -537,9 +720,47 @@ pub async fn run(
     }
     let _ = std::fs::remove_file(&cfg.socket);
     store.flush().await?;
+    // Last: the final events (lock secured, stopping) go out before the offline status.
+    stop_mqtt(mqtt_task, &mqtt_stop).await;
     door_result.map_err(|e| DaemonError::Task(format!("door task failed: {e}")))?;
+    if store_failed.is_cancelled() {
+        return Err(DaemonError::Task(
+            "stopped because the store could not record events (disk full or I/O error); the lock is secured".into(),
+        ));
+    }
     tracing::info!("pintud stopped; lock secured");
     Ok(())
+}
+
+/// Appends an event. An event that cannot be stored (disk full, I/O error) is fatal: sled keeps
+/// failing after such an error, and a door that decides without recording would carry on half
+/// working, so pintud stops with the lock secured and systemd restarts it.
+fn append_or_fail(
+    store: &Store,
+    clock: &dyn Clock,
+    failed: &CancellationToken,
+    draft: EventDraft,
+) -> Option<u64> {
+    match store.append(draft, clock.now()) {
+        Ok(event) => Some(event.seq),
+        Err(e) => {
+            tracing::error!("cannot append event to the outbox: {e}; stopping");
+            failed.cancel();
+            None
+        }
+    }
+}
+
+async fn stop_mqtt(task: Option<tokio::task::JoinHandle<()>>, stop: &CancellationToken) {
+    if let Some(task) = task {
+        stop.cancel();
+        let _ = task.await;
+    }
+}
+
+/// A role name as stored for a lockdown.
+fn parse_role(name: &str) -> Option<Role> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
 struct DoorTask {
@@ -551,6 +772,11 @@ struct DoorTask {
     door: DoorMachine,
     /// A pending enrollment capture.
     capture: Option<CaptureSlot>,
+    /// The role still admitted during a lockdown.
+    lockdown: Arc<Mutex<Option<Role>>>,
+    /// Door contact for status.
+    contact: Arc<Mutex<Option<bool>>>,
+    store_failed: CancellationToken,
 }
 
 /// An operator waiting for the next tap (`pintuctl enroll --door`).
@@ -592,6 +818,13 @@ impl DoorTask {
                         self.arm_capture(CaptureSlot { reader, deadline, reply });
                     }
                     Some(DoorMsg::Ping { reply }) => {
+                        let _ = reply.send(());
+                    }
+                    Some(DoorMsg::RemoteUnlock { reply }) => {
+                        let outputs = self.door.release(now_mono());
+                        for event in self.apply(outputs) {
+                            self.record(event);
+                        }
                         let _ = reply.send(());
                     }
                 },
@@ -688,6 +921,13 @@ impl DoorTask {
                 }
             },
         };
+        let lockdown = *self.lockdown.lock().unwrap_or_else(|e| e.into_inner());
+        let decision = match (decision, lockdown, entry.as_ref()) {
+            (Decision::Grant, Some(allowed), Some(e)) if e.role != allowed => {
+                Decision::Deny(DenyReason::Lockdown)
+            }
+            (d, _, _) => d,
+        };
         // The relay is driven first; its event is recorded after the tap's, so the outbox reads
         // "granted, then released".
         let lock_events = match decision {
@@ -733,6 +973,14 @@ impl DoorTask {
     fn input(&mut self, input: DoorInput) {
         tracing::info!(?input, "door input");
         let now = now_mono();
+        let open = match input {
+            DoorInput::DoorOpened => Some(true),
+            DoorInput::DoorClosed => Some(false),
+            DoorInput::ExitButton => None,
+        };
+        if let Some(open) = open {
+            *self.contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(open);
+        }
         let events = match input {
             DoorInput::DoorOpened => {
                 let outputs = self.door.contact_opened(now);
@@ -799,13 +1047,7 @@ impl DoorTask {
 
     /// Appends an event; the outbox write is in memory, made durable by the next flush.
     fn record(&self, draft: EventDraft) -> Option<u64> {
-        match self.store.append(draft, self.clock.now()) {
-            Ok(event) => Some(event.seq),
-            Err(e) => {
-                tracing::error!("cannot append event to the outbox: {e}");
-                None
-            }
-        }
+        append_or_fail(&self.store, &*self.clock, &self.store_failed, draft)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`hw`]: small traits for the hardware edges (lock, card sources) and simulated backends.
 //! - [`control`]: the local control socket (protocol, server and client).
 //! - [`daemon`]: `pintud`'s runtime: the door task, list intake and the inbox watcher.
+//! - [`mqtt`]: the MQTT link: events out of the outbox, status, signed lists and commands in.
 //! - [`keys`], [`register`]: the operator side used by `pintuctl` (signing keys, the register).
 //! - [`clock`]: wall-clock source, injectable for tests.
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod daemon;
 pub mod fsutil;
 pub mod hw;
 pub mod keys;
+pub mod mqtt;
 pub mod register;
 pub mod store;
 

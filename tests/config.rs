@@ -802,3 +802,85 @@ fn gpio_keys_that_do_not_fit_the_backend_are_refused() {
         "must not be shorter than door.held_open_prealarm",
     );
 }
+
+#[test]
+fn mqtt_section_defaults_and_errors() {
+    let site = Site::new();
+    let base = site.config_text("\n[mqtt]\nhost = \"broker.example\"\n");
+    let (_, cfg) = load(&site, &base);
+    let mqtt = cfg.expect("valid").mqtt.expect("mqtt configured");
+    assert_eq!(mqtt.port, 1883);
+    assert_eq!(mqtt.client_id, format!("pintu-{SITE}-{DOOR}"));
+    assert_eq!(mqtt.topic_prefix, "pintu");
+    assert_eq!(mqtt.inflight, 100);
+    assert!(mqtt.tls.is_none() && mqtt.credentials.is_none());
+
+    assert_error_contains(
+        &site,
+        &edit(
+            &base,
+            "host = \"broker.example\"",
+            "host = \"broker.example\"\ntopic_prefix = \"pintu/#\"",
+        ),
+        "topic_prefix",
+        "mqtt.topic_prefix",
+        "not a usable topic prefix",
+    );
+    assert_error_contains(
+        &site,
+        &edit(
+            &base,
+            "host = \"broker.example\"",
+            "host = \"broker.example\"\npassword_file = \"nope.txt\"\nusername = \"door\"",
+        ),
+        "password_file",
+        "mqtt.password_file",
+        "cannot read",
+    );
+    assert_error_contains(
+        &site,
+        &edit(
+            &base,
+            "host = \"broker.example\"",
+            "host = \"broker.example\"\ninflight = 0",
+        ),
+        "inflight",
+        "mqtt.inflight",
+        "between 1 and 1000",
+    );
+    assert_error_contains(
+        &site,
+        &format!("{base}\n[mqtt.tls]\nca_file = \"card.key\"\nclient_cert_file = \"card.key\"\n"),
+        "client_cert_file",
+        "mqtt.tls.client_cert_file",
+        "needs client_key_file too",
+    );
+    // TLS switches the default port; a password file is read and trimmed.
+    std::fs::write(site.path("pw"), "s3cret\n").expect("pw");
+    let (_, cfg) = load(
+        &site,
+        &format!(
+            "{}\n[mqtt.tls]\nca_file = \"card.key\"\n",
+            edit(
+                &base,
+                "host = \"broker.example\"",
+                "host = \"broker.example\"\nusername = \"door\"\npassword_file = \"pw\""
+            )
+        ),
+    );
+    let mqtt = cfg.expect("valid").mqtt.expect("mqtt");
+    assert_eq!(mqtt.port, 8883);
+    assert_eq!(mqtt.credentials, Some(("door".into(), "s3cret".into())));
+    // An unknown key is named.
+    assert_error_contains(
+        &site,
+        &edit(
+            &base,
+            "host = \"broker.example\"",
+            "host = \"broker.example\"\nqos = 2",
+        ),
+        "qos",
+        "mqtt.qos",
+        "unknown key",
+    );
+}

@@ -17,3 +17,11 @@ ensure_rust() {
     exit 1
   fi
 }
+
+# Run-time packages of the test suite, for scripts/test to install with the build packages:
+# `ensure_packages … "${PINTU_TEST_PACKAGES[@]}"`.
+# - mosquitto: the MQTT tests (tests/broker.rs) start their own brokers on free loopback ports and
+#   make password files with its mosquitto_passwd. The system broker the package enables on port
+#   1883 is neither needed nor touched.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+PINTU_TEST_PACKAGES=(mosquitto)

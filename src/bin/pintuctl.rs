@@ -42,9 +42,36 @@ const EXAMPLES: &str = "Examples:
   pintuctl verify list.signed --config /etc/pintu/pintu.toml
   pintuctl enroll --register register.toml --holder 199001012015011001   # desk PC/SC reader
   pintuctl enroll --door --reader entry --register register.toml --holder 199001012015011001
+  pintuctl command unlock-once --reason \"vendor visit\" --site dc1 --door a --operator ani \\
+      --key keys/kabid-2026.key --out cmd.json          # then: mosquitto_pub -q 1 -t pintu/dc1/a/commands -f cmd.json
   pintuctl tap 04A1B2C3D4E5F6                         # simulated reader
   pintuctl status
   pintuctl events -n 50";
+
+/// What a signed command tells a door to do.
+#[derive(Subcommand, Debug)]
+enum CommandAction {
+    /// Release the lock once, as for a granted tap.
+    UnlockOnce {
+        /// Why (recorded in the event).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny every tap except valid cards of one role, until released.
+    Lockdown {
+        /// The role still admitted: staff, escort or visitor.
+        #[arg(long, value_parser = parse_role)]
+        allow_role: Role,
+    },
+    /// End a lockdown.
+    ReleaseLockdown,
+    /// Capture the next tap for enrollment instead of deciding it.
+    Capture {
+        /// Only taps on this reader.
+        #[arg(long)]
+        reader: Option<String>,
+    },
+}
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -88,6 +115,31 @@ enum Command {
         /// Check the list is newer than this version, as a door holding it would.
         #[arg(long)]
         current_version: Option<u64>,
+    },
+    /// Make a signed command for doors (docs/commands.md); publish it on the door's commands topic.
+    #[command(name = "command")]
+    #[allow(clippy::enum_variant_names)]
+    SignCommand {
+        #[command(subcommand)]
+        action: CommandAction,
+        /// Site id.
+        #[arg(long, global = true)]
+        site: Option<String>,
+        /// Door id(s); "*" for every door of the site.
+        #[arg(long = "door", global = true)]
+        doors: Vec<String>,
+        /// Who orders it (recorded in the door's event).
+        #[arg(long, global = true)]
+        operator: Option<String>,
+        /// Signing key file(s); one signature each.
+        #[arg(long = "key", global = true)]
+        keys: Vec<PathBuf>,
+        /// Validity window from now (doors accept at most their command_max_lifetime, default 10m).
+        #[arg(long, global = true, default_value = "5m", value_parser = humantime::parse_duration)]
+        valid: Duration,
+        /// Write the signed command here (default: standard output).
+        #[arg(long, global = true)]
+        out: Option<PathBuf>,
     },
     /// Print a card UID's keyed hash (as lists carry it) and its masked form.
     Hash {
@@ -240,6 +292,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threshold,
             current_version,
         } => verify(&file, &cli.config, &pubkeys, threshold, current_version),
+        Command::SignCommand {
+            action,
+            site,
+            doors,
+            operator,
+            keys: key_paths,
+            valid,
+            out,
+        } => sign_command(
+            action,
+            site,
+            doors,
+            operator,
+            &key_paths,
+            valid,
+            out.as_deref(),
+        ),
         Command::Hash { uid, card_key } => {
             let uid: Uid = uid.parse().context("card UID")?;
             let key = keys::load_card_key(&card_key)?;
@@ -604,6 +673,68 @@ fn enroll(
         ),
     }
     println!("Sign and deliver a new list for the doors to know it (pintuctl sign --register …).");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign_command(
+    action: CommandAction,
+    site: Option<String>,
+    doors: Vec<String>,
+    operator: Option<String>,
+    key_paths: &[PathBuf],
+    valid: Duration,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    use pintu::core::command::{self, Action, CommandPayload};
+    let site = site.context("--site is required")?;
+    let operator = operator.context("--operator is required (who orders the command)")?;
+    if doors.is_empty() {
+        bail!("--door is required (a door id, or \"*\" for every door of the site)");
+    }
+    if key_paths.is_empty() {
+        bail!("--key is required (the signing key file)");
+    }
+    let signing_keys = key_paths
+        .iter()
+        .map(|p| keys::load_signing_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = Timestamp::now();
+    let window = jiff::SignedDuration::try_from(valid).context("--valid")?;
+    let payload = CommandPayload {
+        format: command::COMMAND_PAYLOAD_FORMAT,
+        site,
+        doors,
+        id: uuid::Uuid::new_v4(),
+        issued_at: now,
+        expires_at: now.checked_add(window).context("--valid is too long")?,
+        operator,
+        command: match action {
+            CommandAction::UnlockOnce { reason } => Action::UnlockOnce { reason },
+            CommandAction::Lockdown { allow_role } => Action::Lockdown { allow_role },
+            CommandAction::ReleaseLockdown => Action::ReleaseLockdown {},
+            CommandAction::Capture { reader } => Action::Capture { reader },
+        },
+    };
+    let signed = command::sign(&payload, &signing_keys);
+    match out {
+        Some(path) => {
+            pintu::fsutil::write_atomic(path, &signed, 0o644)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "{}: {} for {} at {}, id {}, valid until {}",
+                path.display(),
+                payload.command.name(),
+                payload.doors.join(","),
+                payload.site,
+                payload.id,
+                payload.expires_at
+            );
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&signed)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,21 @@ pub enum DenyReason {
     OutsideSchedule,
     /// The door's store could not be read; fails closed.
     StoreError,
+    /// A visitor badge that no visit in the list binds (an idle badge of the pool).
+    NoVisit,
+    /// A visitor badge tapped outside every window of the visits that bind it.
+    OutsideVisit,
+    /// A visitor badge waited for an escort's card longer than the escort window.
+    EscortTimeout,
+    /// Anti-passback (hard): entry while already inside, or exit while not inside.
+    #[serde(rename = "antipassback")]
+    AntiPassback,
+    /// The reader is locked out after a flood of unknown or denied taps.
+    ReaderLockedOut,
+    /// The wall clock is below the trusted-time floor and time-boxed badges fail closed.
+    ClockUntrusted,
+    /// The door is in lockdown (a signed command) and the card's role is not the one admitted.
+    Lockdown,
 }
 
 impl DenyReason {
@@ -46,6 +61,13 @@ impl DenyReason {
             DenyReason::Expired => "expired",
             DenyReason::OutsideSchedule => "outside_schedule",
             DenyReason::StoreError => "store_error",
+            DenyReason::NoVisit => "no_visit",
+            DenyReason::OutsideVisit => "outside_visit",
+            DenyReason::EscortTimeout => "escort_timeout",
+            DenyReason::AntiPassback => "antipassback",
+            DenyReason::ReaderLockedOut => "reader_locked_out",
+            DenyReason::ClockUntrusted => "clock_untrusted",
+            DenyReason::Lockdown => "lockdown",
         }
     }
 }
@@ -142,6 +164,7 @@ mod tests {
             entry_count: 1,
             payload_digest: [0; 32],
             signed_by: vec![],
+            visits: vec![],
         }
     }
 

@@ -69,6 +69,58 @@ pub enum EventKind {
     /// A tap was captured for enrollment (`pintuctl enroll --door`) instead of decided.
     #[serde(rename = "card.captured")]
     CardCaptured,
+    /// A signed command was accepted and carried out.
+    #[serde(rename = "command.accepted")]
+    CommandAccepted,
+    /// A command was refused (unsigned, mis-signed, replayed, expired, ...).
+    #[serde(rename = "command.rejected")]
+    CommandRejected,
+    /// Alarm: the outbox crossed a depth threshold (reason `warning` or `critical`).
+    #[serde(rename = "outbox.alarm")]
+    OutboxAlarm,
+    /// The outbox fell back below the warning threshold.
+    #[serde(rename = "outbox.alarm.cleared")]
+    OutboxAlarmCleared,
+    /// Lockdown began: only the named role opens the door.
+    #[serde(rename = "lockdown.started")]
+    LockdownStarted,
+    /// Lockdown ended.
+    #[serde(rename = "lockdown.ended")]
+    LockdownEnded,
+    // -- visits, escort, presence (issue 6) go below this line --
+    /// Alarm: a visitor is still inside after the visit's window ended (repeated until they leave).
+    #[serde(rename = "visit.overstay")]
+    VisitOverstay,
+    /// A visitor badge was tapped and waits for an escort's card.
+    #[serde(rename = "escort.awaited")]
+    EscortAwaited,
+    /// Alarm: the last escort left while a visitor is inside.
+    #[serde(rename = "visitor.unescorted")]
+    VisitorUnescorted,
+    /// The unescorted-visitor alarm cleared: an escort came in, or the last visitor left.
+    #[serde(rename = "visitor.unescorted.cleared")]
+    VisitorUnescortedCleared,
+    /// A visitor left: the SOP's exit record (visitor, badge, escort, entry, exit, duration).
+    #[serde(rename = "visit.closed")]
+    VisitClosed,
+    /// Alarm: entry while already inside, or exit while not inside (soft: granted; hard: denied).
+    #[serde(rename = "antipassback.violation")]
+    AntipassbackViolation,
+    /// Alarm: too many unknown or denied taps on a reader; it is locked out for a while.
+    #[serde(rename = "reader.locked_out")]
+    ReaderLockedOut,
+    /// A reader's lockout ended.
+    #[serde(rename = "reader.lockout.cleared")]
+    ReaderLockoutCleared,
+    /// Alarm: the wall clock is below the trusted-time floor; decisions use the floor.
+    #[serde(rename = "clock.untrusted")]
+    ClockUntrusted,
+    /// The wall clock reached the trusted-time floor again.
+    #[serde(rename = "clock.untrusted.cleared")]
+    ClockUntrustedCleared,
+    /// Someone left through the exit button while several were inside: presence is unchanged.
+    #[serde(rename = "exit.unattributed")]
+    ExitUnattributed,
 }
 
 impl EventKind {
@@ -93,6 +145,24 @@ impl EventKind {
             EventKind::DoorHeldOpenCleared => "door.held_open.cleared",
             EventKind::HardwareFault => "hardware.fault",
             EventKind::CardCaptured => "card.captured",
+            EventKind::CommandAccepted => "command.accepted",
+            EventKind::CommandRejected => "command.rejected",
+            EventKind::OutboxAlarm => "outbox.alarm",
+            EventKind::OutboxAlarmCleared => "outbox.alarm.cleared",
+            EventKind::LockdownStarted => "lockdown.started",
+            EventKind::LockdownEnded => "lockdown.ended",
+            // -- visits, escort, presence (issue 6) go below this line --
+            EventKind::VisitOverstay => "visit.overstay",
+            EventKind::EscortAwaited => "escort.awaited",
+            EventKind::VisitorUnescorted => "visitor.unescorted",
+            EventKind::VisitorUnescortedCleared => "visitor.unescorted.cleared",
+            EventKind::VisitClosed => "visit.closed",
+            EventKind::AntipassbackViolation => "antipassback.violation",
+            EventKind::ReaderLockedOut => "reader.locked_out",
+            EventKind::ReaderLockoutCleared => "reader.lockout.cleared",
+            EventKind::ClockUntrusted => "clock.untrusted",
+            EventKind::ClockUntrustedCleared => "clock.untrusted.cleared",
+            EventKind::ExitUnattributed => "exit.unattributed",
         }
     }
 }
@@ -116,6 +186,18 @@ pub struct EventDraft {
     pub detail: Option<String>,
     /// List version involved (applied, rejected, or the one a tap was decided on).
     pub list_version: Option<u64>,
+    /// Holder id of the escort, on a visitor's entry and on visit records.
+    pub escort: Option<String>,
+    /// Visit id, on visitor events.
+    pub visit: Option<String>,
+    /// The visitor as the visit names them (the badge's holder is the pool badge).
+    pub visitor: Option<String>,
+    /// When the person entered (wall clock), on `visit.closed` and `visit.overstay`.
+    pub entered_at: Option<Timestamp>,
+    /// When the person left (wall clock), on `visit.closed`.
+    pub exited_at: Option<Timestamp>,
+    /// Time inside in whole seconds, on `visit.closed`.
+    pub duration_s: Option<u64>,
 }
 
 impl EventDraft {
@@ -130,6 +212,12 @@ impl EventDraft {
             reason: None,
             detail: None,
             list_version: None,
+            escort: None,
+            visit: None,
+            visitor: None,
+            entered_at: None,
+            exited_at: None,
+            duration_s: None,
         }
     }
 
@@ -148,6 +236,32 @@ impl EventDraft {
     /// Sets the list version.
     pub fn list_version(mut self, version: Option<u64>) -> Self {
         self.list_version = version;
+        self
+    }
+
+    /// Sets the reader name.
+    pub fn reader(mut self, reader: impl Into<String>) -> Self {
+        self.reader = Some(reader.into());
+        self
+    }
+
+    /// Sets the holder id and masked card of the person the event is about.
+    pub fn person(mut self, holder: impl Into<String>, masked_card: impl Into<String>) -> Self {
+        self.holder = Some(holder.into());
+        self.card = Some(masked_card.into());
+        self
+    }
+
+    /// Sets the escort's holder id.
+    pub fn escort(mut self, escort: Option<String>) -> Self {
+        self.escort = escort;
+        self
+    }
+
+    /// Sets the visit id and the visitor it names.
+    pub fn visit(mut self, id: impl Into<String>, visitor: impl Into<String>) -> Self {
+        self.visit = Some(id.into());
+        self.visitor = Some(visitor.into());
         self
     }
 
@@ -172,6 +286,12 @@ impl EventDraft {
             reason: decision.reason().map(|r| r.as_str().to_string()),
             detail: None,
             list_version,
+            escort: None,
+            visit: None,
+            visitor: None,
+            entered_at: None,
+            exited_at: None,
+            duration_s: None,
         }
     }
 
@@ -192,6 +312,12 @@ impl EventDraft {
             reason: self.reason,
             detail: self.detail,
             list_version: self.list_version,
+            escort: self.escort,
+            visit: self.visit,
+            visitor: self.visitor,
+            entered_at: self.entered_at,
+            exited_at: self.exited_at,
+            duration_s: self.duration_s,
         }
     }
 }
@@ -235,6 +361,24 @@ pub struct Event {
     /// List version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_version: Option<u64>,
+    /// Escort's holder id (visitor entries, visit records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escort: Option<String>,
+    /// Visit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit: Option<String>,
+    /// The visitor, as the visit names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<String>,
+    /// Entry time (wall clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_at: Option<Timestamp>,
+    /// Exit time (wall clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_at: Option<Timestamp>,
+    /// Time inside, whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u64>,
 }
 
 #[cfg(test)]

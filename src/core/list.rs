@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::card::CardHash;
 use super::schedule::Window;
+use super::visit::{check_visits, Visit};
 
 /// The envelope's `format` string.
 pub const ENVELOPE_FORMAT: &str = "pintu.signed-list.v1";
@@ -295,6 +296,9 @@ pub struct ListMeta {
     pub payload_digest: [u8; 32],
     /// Key ids whose signatures verified.
     pub signed_by: Vec<String>,
+    /// The approved visits (the payload's optional `visits`), kept in memory: they are few, and
+    /// the visitor rules need them on every visitor tap.
+    pub visits: Vec<Visit>,
 }
 
 impl ListMeta {
@@ -309,9 +313,20 @@ impl ListMeta {
 
 /// Signs `payload` bytes with each key and returns the envelope's JSON bytes.
 pub fn sign(payload: &[u8], keys: &[(String, SigningKey)]) -> Vec<u8> {
-    let message = signing_message(payload);
+    sign_envelope(ENVELOPE_FORMAT, SIGNING_CONTEXT, payload, keys)
+}
+
+/// Signs `payload` for an envelope of `format` under the domain-separation `context` (lists here,
+/// signed commands in `command.rs`: same envelope shape, different contexts).
+pub(crate) fn sign_envelope(
+    format: &str,
+    context: &[u8],
+    payload: &[u8],
+    keys: &[(String, SigningKey)],
+) -> Vec<u8> {
+    let message = signing_message(context, payload);
     let envelope = Envelope {
-        format: ENVELOPE_FORMAT.to_string(),
+        format: format.to_string(),
         payload: B64.encode(payload),
         signatures: keys
             .iter()
@@ -326,9 +341,9 @@ pub fn sign(payload: &[u8], keys: &[(String, SigningKey)]) -> Vec<u8> {
     out
 }
 
-fn signing_message(payload: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + payload.len());
-    m.extend_from_slice(SIGNING_CONTEXT);
+fn signing_message(context: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(context.len() + payload.len());
+    m.extend_from_slice(context);
     m.extend_from_slice(payload);
     m
 }
@@ -356,7 +371,7 @@ pub fn verify(
         });
     }
     let (payload_bytes, signed_by) = verify_signatures(bytes, policy)?;
-    let payload = parse_payload(&payload_bytes)?;
+    let (payload, visits) = parse_payload(&payload_bytes)?;
     let time_zone = TimeZone::get(&payload.time_zone).map_err(|_| {
         Rejection::Malformed(format!(
             "time_zone: unknown time zone {:?}",
@@ -421,6 +436,7 @@ pub fn verify(
         entry_count: payload.entries.len(),
         payload_digest,
         signed_by,
+        visits,
     };
     Ok(VerifiedList { payload, meta })
 }
@@ -429,6 +445,17 @@ pub fn verify(
 fn verify_signatures(
     bytes: &[u8],
     policy: &TrustPolicy,
+) -> Result<(Vec<u8>, Vec<String>), Rejection> {
+    verify_envelope(bytes, policy, ENVELOPE_FORMAT, SIGNING_CONTEXT)
+}
+
+/// Checks an envelope of `format` and its signatures under `context`; returns the payload bytes
+/// and the key ids that signed. Shared by lists and signed commands.
+pub(crate) fn verify_envelope(
+    bytes: &[u8],
+    policy: &TrustPolicy,
+    format: &str,
+    context: &[u8],
 ) -> Result<(Vec<u8>, Vec<String>), Rejection> {
     #[derive(Deserialize)]
     struct FormatOnly {
@@ -439,9 +466,9 @@ fn verify_signatures(
             "envelope is not a JSON object with a \"format\" field: {e}"
         ))
     })?;
-    if peek.format.as_str() != Some(ENVELOPE_FORMAT) {
+    if peek.format.as_str() != Some(format) {
         return Err(Rejection::UnknownFormat(format!(
-            "{} (expected {ENVELOPE_FORMAT:?})",
+            "{} (expected {format:?})",
             peek.format
         )));
     }
@@ -453,7 +480,7 @@ fn verify_signatures(
     if envelope.signatures.is_empty() {
         return Err(Rejection::MissingSignature);
     }
-    let message = signing_message(&payload);
+    let message = signing_message(context, &payload);
     let mut distinct_keys: HashSet<[u8; 32]> = HashSet::new();
     let mut signed_by = Vec::new();
     for sig in &envelope.signatures {
@@ -487,8 +514,56 @@ fn verify_signatures(
     Ok((payload, signed_by))
 }
 
+/// The payload as it is on the wire: [`Payload`] plus the optional `visits` array.
+///
+/// `visits` is not a field of [`Payload`] so that every list and every piece of code that builds
+/// a [`Payload`] stays as it is; a payload without visits is byte for byte what it was.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadWire {
+    format: u32,
+    site: String,
+    doors: Vec<String>,
+    version: u64,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+    time_zone: String,
+    entries: Vec<Entry>,
+    #[serde(default)]
+    visits: Vec<Visit>,
+}
+
+impl PayloadWire {
+    fn into_parts(self) -> (Payload, Vec<Visit>) {
+        let payload = Payload {
+            format: self.format,
+            site: self.site,
+            doors: self.doors,
+            version: self.version,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            time_zone: self.time_zone,
+            entries: self.entries,
+        };
+        (payload, self.visits)
+    }
+}
+
+/// The bytes to sign for `payload` with `visits`: the payload's fields in order, then `visits`
+/// when there are any. Without visits this is exactly `serde_json::to_vec(payload)`.
+pub fn payload_bytes(payload: &Payload, visits: &[Visit]) -> Result<Vec<u8>, serde_json::Error> {
+    #[derive(Serialize)]
+    struct WithVisits<'a> {
+        #[serde(flatten)]
+        payload: &'a Payload,
+        #[serde(skip_serializing_if = "<[Visit]>::is_empty")]
+        visits: &'a [Visit],
+    }
+    serde_json::to_vec(&WithVisits { payload, visits })
+}
+
 /// Parses and checks verified payload bytes.
-fn parse_payload(bytes: &[u8]) -> Result<Payload, Rejection> {
+fn parse_payload(bytes: &[u8]) -> Result<(Payload, Vec<Visit>), Rejection> {
     #[derive(Deserialize)]
     struct FormatOnly {
         format: serde_json::Value,
@@ -505,11 +580,11 @@ fn parse_payload(bytes: &[u8]) -> Result<Payload, Rejection> {
         )));
     }
     // Fast path first; on failure parse again with path tracking to say where the problem is.
-    let payload: Payload = match serde_json::from_slice(bytes) {
+    let wire: PayloadWire = match serde_json::from_slice(bytes) {
         Ok(p) => p,
         Err(_) => {
             let de = &mut serde_json::Deserializer::from_slice(bytes);
-            let err = match serde_path_to_error::deserialize::<_, Payload>(de) {
+            let err = match serde_path_to_error::deserialize::<_, PayloadWire>(de) {
                 Ok(_) => return Err(Rejection::Malformed("payload: inconsistent parse".into())),
                 Err(e) => e,
             };
@@ -520,8 +595,10 @@ fn parse_payload(bytes: &[u8]) -> Result<Payload, Rejection> {
             )));
         }
     };
+    let (payload, visits) = wire.into_parts();
     check_payload(&payload).map_err(Rejection::Malformed)?;
-    Ok(payload)
+    check_visits(&payload.entries, &visits).map_err(Rejection::Malformed)?;
+    Ok((payload, visits))
 }
 
 /// Content rules serde cannot express. Errors name the entry index and holder.

@@ -4,10 +4,17 @@
 //! lock commands and event drafts, so it can be tested exhaustively.
 
 pub mod card;
+pub mod command;
 pub mod decision;
 pub mod door;
 pub mod doorstate;
+pub mod escort;
 pub mod event;
+pub mod flood;
 pub mod frames;
 pub mod list;
+pub mod presence;
+pub mod procedure;
 pub mod schedule;
+pub mod trusted_time;
+pub mod visit;

@@ -46,6 +46,10 @@ const LIST_TREE_PREFIX: &str = "list.c1.v";
 /// File (outside sled) recording that every sequence number issued is below its value, so a lost
 /// or rebuilt store never reuses a number the office system has already seen.
 pub const SEQ_RESERVATION_FILE: &str = "seq.reserved";
+/// Lockdown in force: the admitted role's name.
+const META_LOCKDOWN: &[u8] = b"lockdown";
+/// Delivered events kept for `pintuctl events` (oldest dropped first).
+pub const JOURNAL_MAX: usize = 10_000;
 /// Sequence numbers reserved per file write (one fsync per this many events).
 const SEQ_BLOCK: u64 = 10_000;
 
@@ -127,6 +131,18 @@ pub struct Store {
     apply_lock: Mutex<()>,
     seq_file: PathBuf,
     outbox_len: AtomicU64,
+    /// Events already published and acknowledged, kept (bounded) for `pintuctl events`.
+    journal: sled::Tree,
+    /// Highest seq removed from the outbox (mirrors `META_SEQ_FLOOR`).
+    seq_floor: AtomicU64,
+    /// Entries in `journal` (sled's `len` walks the tree).
+    journal_len: AtomicU64,
+    /// Command ids already received, with their expiry (replay protection).
+    commands_seen: sled::Tree,
+    /// Highest seq known to be on disk: only these may leave the door.
+    durable_seq: AtomicU64,
+    /// Woken on every append (the publisher waits on it).
+    appended: tokio::sync::Notify,
     list_path: PathBuf,
     site: String,
     door: String,
@@ -206,6 +222,8 @@ impl Store {
         let reserved = next_seq + SEQ_BLOCK;
         write_reservation(&seq_file, reserved)?;
         let outbox_len = outbox.len() as u64;
+        let journal = db.open_tree("journal")?;
+        let commands_seen = db.open_tree("commands.seen")?;
         let store = Store {
             _dir_lock: dir_lock,
             highest_version: AtomicU64::new(read_u64(&meta, META_HIGHEST_VERSION)?.unwrap_or(0)),
@@ -216,6 +234,13 @@ impl Store {
             seq_file,
             apply_lock: Mutex::new(()),
             outbox_len: AtomicU64::new(outbox_len),
+            journal_len: AtomicU64::new(journal.len() as u64),
+            seq_floor: AtomicU64::new(seq_floor),
+            journal,
+            commands_seen,
+            // Whatever is in the outbox at open was read back from disk.
+            durable_seq: AtomicU64::new(next_seq - 1),
+            appended: tokio::sync::Notify::new(),
             db,
             meta,
             outbox,
@@ -466,32 +491,162 @@ impl Store {
         let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.outbox.insert(seq.to_be_bytes(), bytes)?;
         state.next = seq + 1;
+        drop(state);
         self.outbox_len.fetch_add(1, Ordering::Relaxed);
+        self.appended.notify_one();
         Ok(event)
     }
 
     /// Makes everything appended so far durable. Concurrent callers share one fsync.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let upto = self.last_appended();
         self.db.flush_async().await?;
+        self.durable_seq.fetch_max(upto, Ordering::SeqCst);
         Ok(())
     }
 
     /// Blocking [`Store::flush`], for shutdown paths and tests.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let upto = self.last_appended();
         self.db.flush()?;
+        self.durable_seq.fetch_max(upto, Ordering::SeqCst);
         Ok(())
     }
 
-    /// The newest `limit` events still in the outbox, oldest first.
-    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::with_capacity(limit.min(1024));
-        for item in self.outbox.iter().rev().take(limit) {
-            let (_, v) = item?;
-            events
-                .push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    fn last_appended(&self) -> u64 {
+        self.seq.lock().unwrap_or_else(|e| e.into_inner()).next - 1
+    }
+
+    /// Woken after each append; the publisher waits on it (single waiter).
+    pub fn appended(&self) -> &tokio::sync::Notify {
+        &self.appended
+    }
+
+    /// Whether events were appended that are not yet known durable.
+    pub fn has_unflushed(&self) -> bool {
+        self.last_appended() > self.durable_seq.load(Ordering::SeqCst)
+    }
+
+    /// Up to `limit` durable outbox events with seq at or above `from`, oldest first, as the JSON
+    /// bytes stored (published as they are). Events not yet flushed are never returned: an event
+    /// the office has seen must never be lost by a power cut at the door.
+    pub fn outbox_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let durable = self.durable_seq.load(Ordering::SeqCst);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if from > durable {
+            return Ok(out);
         }
-        events.reverse();
-        Ok(events)
+        for item in self
+            .outbox
+            .range(from.to_be_bytes()..=durable.to_be_bytes())
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            out.push((u64_from_key(&k)?, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Lowest seq still in the outbox.
+    pub fn outbox_first(&self) -> Result<Option<u64>, StoreError> {
+        match self.outbox.first()? {
+            Some((k, _)) => Ok(Some(u64_from_key(&k)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The broker acknowledged event `seq`: it leaves the outbox for the journal (not fsynced: if
+    /// a power cut undoes this, the event is published again, and the office de-duplicates).
+    pub fn acknowledge(&self, seq: u64) -> Result<(), StoreError> {
+        let key = seq.to_be_bytes();
+        let Some(bytes) = self.outbox.remove(key)? else {
+            return Ok(());
+        };
+        self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+        if self.journal.insert(key, bytes)?.is_none() {
+            self.journal_len.fetch_add(1, Ordering::Relaxed);
+        }
+        // Numbering must never restart below a number the office has seen.
+        if self.seq_floor.fetch_max(seq, Ordering::Relaxed) < seq {
+            self.meta.insert(META_SEQ_FLOOR, &seq.to_be_bytes())?;
+        }
+        while self.journal_len.load(Ordering::Relaxed) > JOURNAL_MAX as u64 {
+            if self.journal.pop_min()?.is_none() {
+                break;
+            }
+            self.journal_len.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` events, delivered or not, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut raw: Vec<(u64, sled::IVec)> = Vec::with_capacity(limit.min(1024) * 2);
+        for tree in [&self.outbox, &self.journal] {
+            for item in tree.iter().rev().take(limit) {
+                let (k, v) = item?;
+                raw.push((u64_from_key(&k)?, v));
+            }
+        }
+        raw.sort_by_key(|(seq, _)| *seq);
+        raw.dedup_by_key(|(seq, _)| *seq);
+        let skip = raw.len().saturating_sub(limit);
+        raw.into_iter()
+            .skip(skip)
+            .map(|(_, v)| {
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Records a command id before the command is carried out; `false` if it was seen before.
+    /// Durable on return, so a crash right after cannot let the same command fire again.
+    /// Ids whose command expired more than a day ago are forgotten (they are refused as expired).
+    pub fn remember_command(&self, id: Uuid, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let fresh = self
+            .commands_seen
+            .compare_and_swap(
+                id.as_bytes(),
+                None::<&[u8]>,
+                Some(&expires_at.as_second().to_be_bytes()[..]),
+            )?
+            .is_ok();
+        if fresh {
+            let horizon = expires_at.as_second() - 86_400;
+            for item in self.commands_seen.iter() {
+                let (k, v) = item?;
+                let exp = v
+                    .as_ref()
+                    .try_into()
+                    .map(i64::from_be_bytes)
+                    .unwrap_or(i64::MIN);
+                if exp < horizon {
+                    self.commands_seen.remove(k)?;
+                }
+            }
+            self.db.flush()?;
+        }
+        Ok(fresh)
+    }
+
+    /// The lockdown in force (its admitted role), if any; survives restarts.
+    pub fn lockdown(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(META_LOCKDOWN)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Sets or clears the lockdown, durably.
+    pub fn set_lockdown(&self, role: Option<&str>) -> Result<(), StoreError> {
+        match role {
+            Some(r) => self.meta.insert(META_LOCKDOWN, r.as_bytes())?,
+            None => self.meta.remove(META_LOCKDOWN)?,
+        };
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Events waiting in the outbox.

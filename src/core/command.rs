@@ -1,0 +1,573 @@
+//! Signed commands, format v1: what the office may tell a door to do over MQTT, and the door's gate.
+//!
+//! A command travels in the same envelope shape as a list (payload bytes in base64 plus ed25519
+//! signatures by trusted keys) under its own format string and signing context, so a signature
+//! over a list can never pass as one over a command, and the reverse. Every command carries a
+//! unique id (the nonce) and a short validity window: the door carries out each id at most once
+//! and refuses one outside its window, so a command retained on the broker, re-delivered after a
+//! reconnect or replayed by an attacker never fires twice. `docs/commands.md` is the reference.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::list::{self, Rejection, TrustPolicy, ALL_DOORS};
+
+/// The envelope's `format` string.
+pub const COMMAND_ENVELOPE_FORMAT: &str = "pintu.signed-command.v1";
+/// The payload's `format` number.
+pub const COMMAND_PAYLOAD_FORMAT: u32 = 1;
+/// Domain separation from lists and anything else the same keys sign.
+pub const COMMAND_SIGNING_CONTEXT: &[u8] = b"pintu signed command v1\0";
+/// Largest command envelope accepted (commands are small; anything bigger is an attack or a bug).
+pub const COMMAND_MAX_BYTES: usize = 16 * 1024;
+/// Default longest validity window (`expires_at - issued_at`) a door accepts.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
+/// Clock skew tolerated on `issued_at` (the office's clock may be slightly ahead of the door's).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// What the door is told to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Release the lock once, as for a granted tap.
+    UnlockOnce {
+        /// Why (recorded in the event; required).
+        reason: String,
+    },
+    /// Deny every tap except cards of `allow_role` until released.
+    Lockdown {
+        /// The role still admitted (e.g. `"staff"`); its holders still need a valid entry.
+        allow_role: list::Role,
+    },
+    /// End a lockdown.
+    ReleaseLockdown {},
+    /// Capture the next tap (on `reader`, or any) for enrollment instead of deciding it.
+    Capture {
+        /// Only taps on this reader.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reader: Option<String>,
+    },
+}
+
+impl Action {
+    /// The wire name of the command type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::UnlockOnce { .. } => "unlock_once",
+            Action::Lockdown { .. } => "lockdown",
+            Action::ReleaseLockdown {} => "release_lockdown",
+            Action::Capture { .. } => "capture",
+        }
+    }
+}
+
+/// The signed part of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandPayload {
+    /// Always [`COMMAND_PAYLOAD_FORMAT`].
+    pub format: u32,
+    /// Site id; must be the door's.
+    pub site: String,
+    /// Doors it is for; `"*"` is every door of the site.
+    pub doors: Vec<String>,
+    /// Unique id: the nonce. A door carries out each id at most once.
+    pub id: Uuid,
+    /// When it was signed.
+    pub issued_at: Timestamp,
+    /// After this it is refused.
+    pub expires_at: Timestamp,
+    /// Who ordered it (recorded in the event).
+    pub operator: String,
+    /// What to do.
+    pub command: Action,
+}
+
+/// The door's limits for commands.
+#[derive(Debug, Clone)]
+pub struct CommandPolicy {
+    /// Trusted keys and threshold (the door's `[trust]`); its `site`/`door` are checked.
+    pub trust: TrustPolicy,
+    /// Longest accepted validity window.
+    pub max_lifetime: Duration,
+}
+
+/// A command that passed [`verify`].
+#[derive(Debug, Clone)]
+pub struct VerifiedCommand {
+    /// Its content.
+    pub payload: CommandPayload,
+    /// Key ids that signed it.
+    pub signed_by: Vec<String>,
+}
+
+/// Why a command was refused. Nothing happens at the door in any case but the event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandRejection {
+    /// Larger than [`COMMAND_MAX_BYTES`] (checked before parsing).
+    #[error("command is {size} bytes, over the {max}-byte cap")]
+    Oversize {
+        /// Size seen.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Not a well-formed envelope or payload.
+    #[error("malformed command: {0}")]
+    Malformed(String),
+    /// A format this door does not know.
+    #[error("unknown command format {0}")]
+    UnknownFormat(String),
+    /// No signature at all.
+    #[error("command carries no signature")]
+    MissingSignature,
+    /// Signed by a key the door does not trust.
+    #[error("command is signed by unknown key {0:?}")]
+    UnknownKey(String),
+    /// A signature does not verify.
+    #[error("command signature by key {0:?} is invalid")]
+    BadSignature(String),
+    /// Too few distinct trusted keys signed.
+    #[error("command has {valid} valid signature(s) from distinct trusted keys; {needed} needed")]
+    ThresholdNotMet {
+        /// Distinct valid keys.
+        valid: usize,
+        /// Threshold.
+        needed: usize,
+    },
+    /// For another site.
+    #[error("command is for site {command:?}, this door belongs to {expected:?}")]
+    WrongSite {
+        /// Site named by the command.
+        command: String,
+        /// This door's site.
+        expected: String,
+    },
+    /// Not for this door.
+    #[error("command is for doors {doors:?}, not for {door:?}")]
+    WrongDoor {
+        /// This door.
+        door: String,
+        /// Doors named.
+        doors: Vec<String>,
+    },
+    /// Signed in the future (beyond the tolerated skew).
+    #[error("command is issued at {issued_at}, later than the door's clock allows")]
+    NotYetValid {
+        /// Its `issued_at`.
+        issued_at: Timestamp,
+    },
+    /// Past its `expires_at`.
+    #[error("command expired at {expires_at}")]
+    Expired {
+        /// Its `expires_at`.
+        expires_at: Timestamp,
+    },
+    /// Valid for longer than the door allows.
+    #[error("command is valid for {lifetime_s} s; this door accepts at most {max_s} s")]
+    LifetimeTooLong {
+        /// Its window in seconds.
+        lifetime_s: i64,
+        /// The door's limit in seconds.
+        max_s: u64,
+    },
+    /// This id was already carried out (or refused after verifying).
+    #[error("command {0} was already received: replay refused")]
+    Replayed(Uuid),
+}
+
+impl CommandRejection {
+    /// Stable machine-readable reason for `command.rejected` events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandRejection::Oversize { .. } => "oversize",
+            CommandRejection::Malformed(_) => "malformed",
+            CommandRejection::UnknownFormat(_) => "unknown_format",
+            CommandRejection::MissingSignature => "missing_signature",
+            CommandRejection::UnknownKey(_) => "unknown_key",
+            CommandRejection::BadSignature(_) => "bad_signature",
+            CommandRejection::ThresholdNotMet { .. } => "threshold_not_met",
+            CommandRejection::WrongSite { .. } => "wrong_site",
+            CommandRejection::WrongDoor { .. } => "wrong_door",
+            CommandRejection::NotYetValid { .. } => "not_yet_valid",
+            CommandRejection::Expired { .. } => "expired",
+            CommandRejection::LifetimeTooLong { .. } => "lifetime_too_long",
+            CommandRejection::Replayed(_) => "replayed",
+        }
+    }
+}
+
+impl From<Rejection> for CommandRejection {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::Oversize { size, max } => CommandRejection::Oversize { size, max },
+            Rejection::UnknownFormat(m) => CommandRejection::UnknownFormat(m),
+            Rejection::MissingSignature => CommandRejection::MissingSignature,
+            Rejection::UnknownKey(k) => CommandRejection::UnknownKey(k),
+            Rejection::BadSignature(k) => CommandRejection::BadSignature(k),
+            Rejection::ThresholdNotMet { valid, needed } => {
+                CommandRejection::ThresholdNotMet { valid, needed }
+            }
+            // The envelope check yields nothing else; anything else is a malformed command.
+            other => CommandRejection::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// Signs a command payload with each key; returns the envelope's JSON bytes (office side).
+pub fn sign(payload: &CommandPayload, keys: &[(String, SigningKey)]) -> Vec<u8> {
+    let bytes = serde_json::to_vec(payload).expect("a command payload serializes");
+    list::sign_envelope(
+        COMMAND_ENVELOPE_FORMAT,
+        COMMAND_SIGNING_CONTEXT,
+        &bytes,
+        keys,
+    )
+}
+
+/// Verifies a signed command against the door's policy and clock. The replay check (has this id
+/// been seen?) needs the door's memory and is the caller's, after this passes.
+///
+/// Checks, in order: size, envelope and signatures (before the payload is parsed), payload,
+/// site, door, validity window.
+pub fn verify(
+    bytes: &[u8],
+    policy: &CommandPolicy,
+    now: Timestamp,
+) -> Result<VerifiedCommand, CommandRejection> {
+    if bytes.len() > COMMAND_MAX_BYTES {
+        return Err(CommandRejection::Oversize {
+            size: bytes.len(),
+            max: COMMAND_MAX_BYTES,
+        });
+    }
+    let (payload_bytes, signed_by) = list::verify_envelope(
+        bytes,
+        &policy.trust,
+        COMMAND_ENVELOPE_FORMAT,
+        COMMAND_SIGNING_CONTEXT,
+    )?;
+    let payload = parse_payload(&payload_bytes)?;
+    if let Some(site) = &policy.trust.site {
+        if &payload.site != site {
+            return Err(CommandRejection::WrongSite {
+                command: payload.site,
+                expected: site.clone(),
+            });
+        }
+    }
+    if let Some(door) = &policy.trust.door {
+        if !payload.doors.iter().any(|d| d == door || d == ALL_DOORS) {
+            return Err(CommandRejection::WrongDoor {
+                door: door.clone(),
+                doors: payload.doors,
+            });
+        }
+    }
+    let lifetime_s = payload.expires_at.as_second() - payload.issued_at.as_second();
+    if lifetime_s > policy.max_lifetime.as_secs() as i64 {
+        return Err(CommandRejection::LifetimeTooLong {
+            lifetime_s,
+            max_s: policy.max_lifetime.as_secs(),
+        });
+    }
+    let skew = jiff::SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
+    if payload.issued_at > now.saturating_add(skew).unwrap_or(now) {
+        return Err(CommandRejection::NotYetValid {
+            issued_at: payload.issued_at,
+        });
+    }
+    if payload.expires_at <= now {
+        return Err(CommandRejection::Expired {
+            expires_at: payload.expires_at,
+        });
+    }
+    Ok(VerifiedCommand { payload, signed_by })
+}
+
+fn parse_payload(bytes: &[u8]) -> Result<CommandPayload, CommandRejection> {
+    #[derive(Deserialize)]
+    struct FormatOnly {
+        format: serde_json::Value,
+    }
+    let peek: FormatOnly = serde_json::from_slice(bytes).map_err(|e| {
+        CommandRejection::Malformed(format!(
+            "payload is not a JSON object with a \"format\" field: {e}"
+        ))
+    })?;
+    if peek.format.as_u64() != Some(u64::from(COMMAND_PAYLOAD_FORMAT)) {
+        return Err(CommandRejection::UnknownFormat(format!(
+            "payload format {} (expected {COMMAND_PAYLOAD_FORMAT})",
+            peek.format
+        )));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let payload: CommandPayload = serde_path_to_error::deserialize(de).map_err(|e| {
+        CommandRejection::Malformed(format!("payload at {}: {}", e.path(), e.inner()))
+    })?;
+    if payload.expires_at <= payload.issued_at {
+        return Err(CommandRejection::Malformed(
+            "expires_at must be after issued_at".into(),
+        ));
+    }
+    if payload.operator.trim().is_empty() {
+        return Err(CommandRejection::Malformed("operator is empty".into()));
+    }
+    if payload.doors.is_empty() {
+        return Err(CommandRejection::Malformed("doors is empty".into()));
+    }
+    if let Action::UnlockOnce { reason } = &payload.command {
+        if reason.trim().is_empty() {
+            return Err(CommandRejection::Malformed(
+                "unlock_once needs a reason".into(),
+            ));
+        }
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::list::TrustedKey;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn policy() -> CommandPolicy {
+        CommandPolicy {
+            trust: TrustPolicy {
+                keys: vec![
+                    TrustedKey {
+                        id: "office-1".into(),
+                        key: key(1).verifying_key(),
+                    },
+                    TrustedKey {
+                        id: "office-2".into(),
+                        key: key(2).verifying_key(),
+                    },
+                ],
+                threshold: 1,
+                site: Some("dc1".into()),
+                door: Some("a".into()),
+                max_bytes: 1 << 20,
+            },
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("test timestamp")
+    }
+
+    fn payload(action: Action) -> CommandPayload {
+        CommandPayload {
+            format: 1,
+            site: "dc1".into(),
+            doors: vec!["a".into()],
+            id: Uuid::from_u128(7),
+            issued_at: at("2026-11-23T10:00:00Z"),
+            expires_at: at("2026-11-23T10:05:00Z"),
+            operator: "ani".into(),
+            command: action,
+        }
+    }
+
+    fn unlock() -> CommandPayload {
+        payload(Action::UnlockOnce {
+            reason: "vendor visit".into(),
+        })
+    }
+
+    fn signed(p: &CommandPayload) -> Vec<u8> {
+        sign(p, &[("office-1".into(), key(1))])
+    }
+
+    const NOW: &str = "2026-11-23T10:01:00Z";
+
+    #[test]
+    fn a_signed_command_verifies_with_every_action() {
+        for action in [
+            Action::UnlockOnce { reason: "r".into() },
+            Action::Lockdown {
+                allow_role: list::Role::Staff,
+            },
+            Action::ReleaseLockdown {},
+            Action::Capture {
+                reader: Some("front".into()),
+            },
+            Action::Capture { reader: None },
+        ] {
+            let p = payload(action.clone());
+            let v = verify(&signed(&p), &policy(), at(NOW)).expect("verifies");
+            assert_eq!(v.payload, p);
+            assert_eq!(v.signed_by, vec!["office-1".to_string()]);
+        }
+    }
+
+    #[test]
+    fn each_rejection_has_its_code() {
+        let now = at(NOW);
+        let pol = policy();
+        let check = |bytes: &[u8], code: &str| {
+            let err = verify(bytes, &pol, now).expect_err("must be refused");
+            assert_eq!(err.code(), code, "{err}");
+        };
+        check(&vec![b' '; COMMAND_MAX_BYTES + 1], "oversize");
+        check(b"not json", "malformed");
+        check(
+            br#"{"format":"pintu.signed-list.v1","payload":"","signatures":[]}"#,
+            "unknown_format",
+        );
+        let good = unlock();
+        // No signature.
+        check(&sign(&good, &[]), "missing_signature");
+        // Unknown key.
+        check(&sign(&good, &[("mallory".into(), key(9))]), "unknown_key");
+        // Right id, wrong key.
+        check(
+            &sign(&good, &[("office-1".into(), key(9))]),
+            "bad_signature",
+        );
+        // A list signature over the same bytes does not pass as a command signature.
+        let bytes = serde_json::to_vec(&good).expect("serializes");
+        let as_list = list::sign(&bytes, &[("office-1".into(), key(1))]);
+        let text = String::from_utf8(as_list)
+            .expect("utf8")
+            .replace(list::ENVELOPE_FORMAT, COMMAND_ENVELOPE_FORMAT);
+        check(text.as_bytes(), "bad_signature");
+        // Threshold 2, one key signing twice.
+        let mut two = policy();
+        two.trust.threshold = 2;
+        let twice = sign(
+            &good,
+            &[("office-1".into(), key(1)), ("office-1".into(), key(1))],
+        );
+        assert_eq!(
+            verify(&twice, &two, now).expect_err("one key twice").code(),
+            "threshold_not_met"
+        );
+        let both = sign(
+            &good,
+            &[("office-1".into(), key(1)), ("office-2".into(), key(2))],
+        );
+        assert!(verify(&both, &two, now).is_ok());
+        check(
+            &signed(&CommandPayload {
+                site: "dc2".into(),
+                ..unlock()
+            }),
+            "wrong_site",
+        );
+        check(
+            &signed(&CommandPayload {
+                doors: vec!["b".into()],
+                ..unlock()
+            }),
+            "wrong_door",
+        );
+        check(
+            &signed(&CommandPayload {
+                issued_at: at("2026-11-23T10:02:01Z"),
+                expires_at: at("2026-11-23T10:04:00Z"),
+                ..unlock()
+            }),
+            "not_yet_valid",
+        );
+        check(
+            &signed(&CommandPayload {
+                issued_at: at("2026-11-23T09:55:00Z"),
+                expires_at: at("2026-11-23T10:01:00Z"),
+                ..unlock()
+            }),
+            "expired",
+        );
+        check(
+            &signed(&CommandPayload {
+                expires_at: at("2026-11-23T10:10:01Z"),
+                ..unlock()
+            }),
+            "lifetime_too_long",
+        );
+        check(
+            &signed(&CommandPayload {
+                command: Action::UnlockOnce {
+                    reason: "  ".into(),
+                },
+                ..unlock()
+            }),
+            "malformed",
+        );
+        check(
+            &signed(&CommandPayload {
+                format: 2,
+                ..unlock()
+            }),
+            "unknown_format",
+        );
+    }
+
+    #[test]
+    fn window_edges() {
+        let pol = policy();
+        let p = unlock();
+        let bytes = signed(&p);
+        // Exactly at expiry: refused; one second before: accepted.
+        assert_eq!(
+            verify(&bytes, &pol, p.expires_at)
+                .expect_err("at expiry")
+                .code(),
+            "expired"
+        );
+        let just_before = p
+            .expires_at
+            .saturating_sub(jiff::SignedDuration::from_secs(1));
+        assert!(verify(&bytes, &pol, just_before.expect("in range")).is_ok());
+        // Issued up to CLOCK_SKEW ahead of the door's clock: accepted.
+        let skewed = p
+            .issued_at
+            .saturating_sub(jiff::SignedDuration::from_secs(60))
+            .expect("in range");
+        assert!(verify(&bytes, &pol, skewed).is_ok());
+        // A window of exactly max_lifetime is accepted.
+        let exact = CommandPayload {
+            expires_at: at("2026-11-23T10:10:00Z"),
+            ..unlock()
+        };
+        assert!(verify(&signed(&exact), &pol, at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_and_actions_are_refused() {
+        let mut value = serde_json::to_value(unlock()).expect("value");
+        value["extra"] = serde_json::json!(1);
+        let bytes = serde_json::to_vec(&value).expect("bytes");
+        let env = list::sign_envelope(
+            COMMAND_ENVELOPE_FORMAT,
+            COMMAND_SIGNING_CONTEXT,
+            &bytes,
+            &[("office-1".into(), key(1))],
+        );
+        let err = verify(&env, &policy(), at(NOW)).expect_err("unknown field");
+        assert_eq!(err.code(), "malformed");
+        assert!(err.to_string().contains("extra"), "{err}");
+
+        let mut value = serde_json::to_value(unlock()).expect("value");
+        value["command"] = serde_json::json!({"type": "open_forever"});
+        let bytes = serde_json::to_vec(&value).expect("bytes");
+        let env = list::sign_envelope(
+            COMMAND_ENVELOPE_FORMAT,
+            COMMAND_SIGNING_CONTEXT,
+            &bytes,
+            &[("office-1".into(), key(1))],
+        );
+        let err = verify(&env, &policy(), at(NOW)).expect_err("unknown action");
+        assert_eq!(err.code(), "malformed");
+        assert!(err.to_string().contains("command"), "{err}");
+    }
+}

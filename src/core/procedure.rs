@@ -1,0 +1,1563 @@
+//! The server-room procedure at the door: one pure state machine the door task calls per tap and
+//! per tick, composing the list decision ([`decide`]) with visits, the escort rule, presence and
+//! anti-passback, flood lockouts and the trusted-time floor.
+//!
+//! Inputs carry the wall clock and the monotonic clock read together; outputs are an [`Action`]
+//! for the lock (grant, deny, or wait for an escort) and [`EventDraft`]s, in the order they
+//! happened. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
+//! when [`Procedure::take_dirty`] says so, and calls [`Procedure::on_tick`] at
+//! [`Procedure::next_deadline`] (and at least every second). Rules and defaults: `docs/visits.md`.
+//!
+//! ```text
+//!  tap ─► effective time (floor) ─► decide(list, entry, door, time) ─► reader lockout?
+//!          entry reader: visitor? ─► clock trusted? visit window? anti-passback? escort pair?
+//!                        staff/escort ─► anti-passback ─► grant, enter; completes a waiting visitor
+//!          exit reader:  inside? ─► grant, leave (visit.closed, visitor.unescorted)
+//!                        not inside ─► decide + anti-passback
+//!  tick ─► escort timeouts, lockouts ending, overstay alarms, clock trust changes
+//! ```
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::card::CardHash;
+use super::decision::{decide, Decision, DenyReason};
+use super::escort::{EscortBook, EscortSettings, PendingVisitor, Tapper, VisitorTap};
+use super::event::{EventDraft, EventKind};
+use super::flood::{counts_as_failure, FloodGuard, FloodSettings};
+use super::list::{Entry, ListMeta, Role};
+use super::presence::{
+    AntiPassback, Occupant, Presence, PresenceSnapshot, RestoreError, VisitInfo,
+};
+use super::trusted_time::{ClockStatus, ClockTrust, EffectiveTime, NtpState, TrustedTime};
+use super::visit::{visit_for, VisitLookup};
+
+/// Everything the procedure needs from the door's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcedureSettings {
+    /// This door's id (entries may name doors).
+    pub door: String,
+    /// The escort rule.
+    pub escort: EscortSettings,
+    /// Anti-passback mode. Default off.
+    pub anti_passback: AntiPassback,
+    /// How often `visit.overstay` repeats while a visitor stays past the window. Default 15 min.
+    pub overstay_repeat: Duration,
+    /// Unknown-card flood lockout.
+    pub flood: FloodSettings,
+    /// A wall clock this far below the trusted floor still counts as trusted. Default 5 s.
+    pub clock_tolerance: Duration,
+    /// Let visitor badges open while the clock is untrusted (decided on the floor, a lower bound
+    /// that cannot show a window has not ended). Default false: they are denied
+    /// `clock_untrusted`.
+    pub visitors_when_clock_untrusted: bool,
+}
+
+impl ProcedureSettings {
+    /// The defaults for `door`.
+    pub fn new(door: impl Into<String>) -> Self {
+        ProcedureSettings {
+            door: door.into(),
+            escort: EscortSettings::default(),
+            anti_passback: AntiPassback::Off,
+            overstay_repeat: Duration::from_secs(15 * 60),
+            flood: FloodSettings::default(),
+            clock_tolerance: Duration::from_secs(5),
+            visitors_when_clock_untrusted: false,
+        }
+    }
+}
+
+/// Which side of the door a reader is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Outside: taps to enter.
+    Entry,
+    /// Inside: taps to leave.
+    Exit,
+}
+
+/// The list lookup for the tapped card.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The card's entry.
+    Found(&'a Entry),
+    /// The card is not in the list (or there is no list).
+    NotFound,
+    /// The store could not be read: the tap fails closed (`store_error`).
+    Failed,
+}
+
+/// One tap.
+#[derive(Debug, Clone, Copy)]
+pub struct Tap<'a> {
+    /// Reader name.
+    pub reader: &'a str,
+    /// Entry or exit side.
+    pub direction: Direction,
+    /// The card's keyed hash.
+    pub card: CardHash,
+    /// What the list says about it.
+    pub lookup: Lookup<'a>,
+    /// Wall clock at the tap.
+    pub wall: Timestamp,
+    /// Monotonic clock at the tap.
+    pub mono: Instant,
+}
+
+/// What the door does with a tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Release the lock.
+    Grant,
+    /// Keep it locked.
+    Deny(DenyReason),
+    /// Keep it locked: a visitor waits for an escort until `until`; a later escort tap or the
+    /// tick at `until` decides.
+    AwaitEscort {
+        /// When the wait times out (first instant past the window).
+        until: Instant,
+    },
+}
+
+impl Action {
+    /// `grant`, `deny` or `await_escort` (for logs and the control socket).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Grant => "grant",
+            Action::Deny(_) => "deny",
+            Action::AwaitEscort { .. } => "await_escort",
+        }
+    }
+}
+
+/// The result of a tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapResult {
+    /// What to do with the lock.
+    pub action: Action,
+    /// Holder id of the escort, when this tap admitted a visitor (either half of the pair).
+    pub escort: Option<String>,
+    /// Events to record, in order (the tap's own event first).
+    pub events: Vec<EventDraft>,
+}
+
+/// What the daemon persists (sled) so presence and the time floor survive a power cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureSnapshot {
+    /// Trusted-time floor (the lower bound on the time when the snapshot was taken).
+    pub floor: Option<Timestamp>,
+    /// Who is inside.
+    pub presence: PresenceSnapshot,
+}
+
+/// The procedure's state at one door.
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    settings: ProcedureSettings,
+    time: TrustedTime,
+    escorts: EscortBook,
+    presence: Presence,
+    flood: FloodGuard,
+    clock_untrusted: bool,
+    /// Last effective wall time and monotonic time seen, to turn wall deadlines into instants.
+    last: (Timestamp, Instant),
+    dirty: bool,
+}
+
+impl Procedure {
+    /// A fresh door: nobody inside, no floor.
+    pub fn new(settings: ProcedureSettings, wall: Timestamp, mono: Instant) -> Self {
+        let time = TrustedTime::new(None, mono, settings.clock_tolerance);
+        Procedure {
+            settings,
+            time,
+            escorts: EscortBook::new(),
+            presence: Presence::new(),
+            flood: FloodGuard::new(),
+            clock_untrusted: false,
+            last: (wall, mono),
+            dirty: false,
+        }
+    }
+
+    /// A door restarting from its persisted snapshot. Overstay timers are re-armed from wall
+    /// time (the monotonic clock restarted); the effective time already respects the floor.
+    pub fn restore(
+        settings: ProcedureSettings,
+        snapshot: ProcedureSnapshot,
+        wall: Timestamp,
+        mono: Instant,
+    ) -> Result<Self, RestoreError> {
+        let time = TrustedTime::new(snapshot.floor, mono, settings.clock_tolerance);
+        let now = time.now(wall, mono);
+        let presence =
+            Presence::restore(snapshot.presence, now.at, mono, settings.overstay_repeat)?;
+        Ok(Procedure {
+            settings,
+            time,
+            escorts: EscortBook::new(),
+            presence,
+            flood: FloodGuard::new(),
+            clock_untrusted: false,
+            last: (now.at, mono),
+            dirty: false,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ProcedureSettings {
+        &self.settings
+    }
+
+    /// Who is inside.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Visitors waiting for an escort.
+    pub fn awaiting_escort(&self) -> impl Iterator<Item = &PendingVisitor> {
+        self.escorts.pending()
+    }
+
+    /// Readers locked out, with the instant their lockout ends.
+    pub fn locked_readers(&self) -> impl Iterator<Item = (&str, Instant)> {
+        self.flood.locked_readers()
+    }
+
+    /// The time decisions use now.
+    pub fn now(&self, wall: Timestamp, mono: Instant) -> EffectiveTime {
+        self.time.now(wall, mono)
+    }
+
+    /// Clock facts for status.
+    pub fn clock_status(&self, wall: Timestamp, mono: Instant, ntp: NtpState) -> ClockStatus {
+        self.time.status(wall, mono, ntp)
+    }
+
+    /// A list became active: its `issued_at` (signed at the office) raises the floor.
+    pub fn on_list_applied(&mut self, meta: &ListMeta, mono: Instant) {
+        self.observe_time(meta.issued_at, mono);
+    }
+
+    /// A time known to have passed (an event's time) raises the floor.
+    pub fn observe_time(&mut self, seen: Timestamp, mono: Instant) {
+        if self.time.observe(seen, mono) {
+            self.dirty = true;
+        }
+    }
+
+    /// The snapshot to persist. `mono`: now, so the floor includes the time elapsed since it was
+    /// seen.
+    pub fn snapshot(&self, mono: Instant) -> ProcedureSnapshot {
+        ProcedureSnapshot {
+            floor: self.time.to_persist(mono),
+            presence: self.presence.snapshot(),
+        }
+    }
+
+    /// Whether presence (or the floor) changed since the last call: persist the snapshot before
+    /// acknowledging the tap that changed it.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// When [`on_tick`](Self::on_tick) next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let (wall, mono) = self.last;
+        [
+            self.escorts.next_deadline(&self.settings.escort),
+            self.flood.next_deadline(),
+            self.presence.next_deadline(wall, mono),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The effective time, with `clock.untrusted` / `.cleared` on a change of trust.
+    fn clock(
+        &mut self,
+        wall: Timestamp,
+        mono: Instant,
+        events: &mut Vec<EventDraft>,
+    ) -> EffectiveTime {
+        let now = self.time.now(wall, mono);
+        let untrusted = now.trust == ClockTrust::Untrusted;
+        if untrusted != self.clock_untrusted {
+            self.clock_untrusted = untrusted;
+            events.push(if untrusted {
+                EventDraft::new(EventKind::ClockUntrusted).detail(format!(
+                    "wall clock {wall} is below the trusted floor; deciding on {}",
+                    now.at
+                ))
+            } else {
+                EventDraft::new(EventKind::ClockUntrustedCleared)
+                    .detail(format!("wall clock {wall} is trusted again"))
+            });
+        }
+        if !untrusted {
+            // Time seen on a trusted clock is time that has passed.
+            self.time.observe(now.at, mono);
+        }
+        self.last = (now.at, mono);
+        now
+    }
+
+    /// Time passes: escort timeouts, lockouts ending, overstay alarms, clock trust changes.
+    pub fn on_tick(&mut self, wall: Timestamp, mono: Instant) -> Vec<EventDraft> {
+        let mut events = Vec::new();
+        let now = self.clock(wall, mono, &mut events);
+        for p in self.escorts.expire(&self.settings.escort, mono) {
+            events.push(
+                EventDraft::tap(
+                    Decision::Deny(DenyReason::EscortTimeout),
+                    &p.reader,
+                    Some(&p.visitor.holder),
+                    p.visitor.card.masked(),
+                    None,
+                )
+                .visit(&p.visit.id, &p.visit.visitor)
+                .detail(format!(
+                    "no escort within {:?}",
+                    self.settings.escort.max_window()
+                )),
+            );
+        }
+        events.extend(self.flood.tick(mono));
+        let overstay = self
+            .presence
+            .tick(now.at, mono, self.settings.overstay_repeat);
+        if !overstay.is_empty() {
+            self.dirty = true;
+        }
+        events.extend(overstay);
+        events
+    }
+
+    /// The exit button was pressed and the door opened: someone left, but who? With exactly one
+    /// person inside, they did. With several, presence is left as it is (`exit.unattributed`):
+    /// use an exit reader where visitors are escorted.
+    pub fn on_exit_passage(&mut self, wall: Timestamp, mono: Instant) -> Vec<EventDraft> {
+        let mut events = Vec::new();
+        let now = self.clock(wall, mono, &mut events);
+        match self.presence.occupants() {
+            [] => {}
+            [only] => {
+                let card = only.card;
+                if let Some((_, e)) =
+                    self.presence
+                        .exit(&card, None, now.at, mono, &self.settings.escort)
+                {
+                    self.dirty = true;
+                    events.extend(e);
+                }
+            }
+            many => events.push(EventDraft::new(EventKind::ExitUnattributed).detail(format!(
+                "exit button with {} inside; presence unchanged",
+                many.len()
+            ))),
+        }
+        events
+    }
+
+    /// A tap. `list` is the active list's metadata (its visits included), `None` without a list.
+    pub fn on_tap(&mut self, list: Option<&ListMeta>, tap: Tap<'_>) -> TapResult {
+        let mut events = Vec::new();
+        let now = self.clock(tap.wall, tap.mono, &mut events);
+        let entry = match tap.lookup {
+            Lookup::Found(e) => Some(e),
+            Lookup::NotFound | Lookup::Failed => None,
+        };
+        let base = match tap.lookup {
+            Lookup::Failed => Decision::Deny(DenyReason::StoreError),
+            _ => decide(list, entry, &self.settings.door, now.at),
+        };
+        let mut ctx = TapCtx {
+            tap,
+            entry,
+            list_version: list.map(|l| l.version),
+            events,
+            escort: None,
+        };
+        let action = match tap.direction {
+            Direction::Exit => self.exit_tap(&mut ctx, base, now),
+            Direction::Entry => self.entry_tap(&mut ctx, list, base, now),
+        };
+        TapResult {
+            action,
+            escort: ctx.escort,
+            events: ctx.events,
+        }
+    }
+
+    /// A deny: the tap's event, and a failure towards a lockout when it counts.
+    fn deny(&mut self, ctx: &mut TapCtx<'_>, reason: DenyReason) -> Action {
+        ctx.events.push(ctx.tap_event(Decision::Deny(reason)));
+        if counts_as_failure(reason) {
+            ctx.events.extend(self.flood.record_failure(
+                &self.settings.flood,
+                ctx.tap.reader,
+                ctx.tap.mono,
+            ));
+        }
+        Action::Deny(reason)
+    }
+
+    /// A reader in lockout lets through only granted cards of the pass roles.
+    fn locked_out(&self, ctx: &TapCtx<'_>, base: Decision) -> bool {
+        if !self.flood.is_locked(ctx.tap.reader, ctx.tap.mono) {
+            return false;
+        }
+        let passes = base == Decision::Grant
+            && ctx.entry.is_some_and(|e| {
+                e.role != Role::Visitor && self.settings.flood.pass_roles.contains(e.role)
+            });
+        !passes
+    }
+
+    /// Anti-passback on a violation: `Some(deny)` in hard mode; the alarm in soft and hard.
+    fn anti_passback(&self, ctx: &mut TapCtx<'_>, why: &str) -> Option<Action> {
+        let mode = self.settings.anti_passback;
+        if mode == AntiPassback::Off {
+            return None;
+        }
+        let (holder, name) = ctx.who();
+        let hard = mode == AntiPassback::Hard;
+        ctx.events.push(
+            EventDraft::new(EventKind::AntipassbackViolation)
+                .reader(ctx.tap.reader)
+                .person(holder, ctx.tap.card.masked())
+                .reason(why)
+                .detail(format!(
+                    "{name}: {}; {}",
+                    why.replace('_', " "),
+                    if hard {
+                        "denied (hard)"
+                    } else {
+                        "granted (soft)"
+                    }
+                )),
+        );
+        hard.then(|| {
+            ctx.events
+                .push(ctx.tap_event(Decision::Deny(DenyReason::AntiPassback)));
+            Action::Deny(DenyReason::AntiPassback)
+        })
+    }
+
+    fn exit_tap(&mut self, ctx: &mut TapCtx<'_>, base: Decision, now: EffectiveTime) -> Action {
+        let card = ctx.tap.card;
+        // Someone inside always gets out (and their exit is recorded), whatever the list says now.
+        if let Some((left, events)) = self.presence.exit(
+            &card,
+            Some(ctx.tap.reader),
+            now.at,
+            ctx.tap.mono,
+            &self.settings.escort,
+        ) {
+            self.dirty = true;
+            let mut granted = EventDraft::tap(
+                Decision::Grant,
+                ctx.tap.reader,
+                Some(&left.holder),
+                card.masked(),
+                ctx.list_version,
+            );
+            if let Some(v) = &left.visit {
+                granted = granted.visit(&v.id, &v.visitor);
+            }
+            ctx.events.push(granted);
+            ctx.events.extend(events);
+            return Action::Grant;
+        }
+        if self.locked_out(ctx, base) {
+            return self.deny(ctx, DenyReason::ReaderLockedOut);
+        }
+        if let Decision::Deny(reason) = base {
+            return self.deny(ctx, reason);
+        }
+        if let Some(denied) = self.anti_passback(ctx, "not_inside") {
+            return denied;
+        }
+        // Soft mode: the alarm came first, then the grant it let through (as on entry).
+        ctx.events.push(ctx.tap_event(Decision::Grant));
+        Action::Grant
+    }
+
+    fn entry_tap(
+        &mut self,
+        ctx: &mut TapCtx<'_>,
+        list: Option<&ListMeta>,
+        base: Decision,
+        now: EffectiveTime,
+    ) -> Action {
+        if self.locked_out(ctx, base) {
+            return self.deny(ctx, DenyReason::ReaderLockedOut);
+        }
+        let entry = match (base, ctx.entry) {
+            (Decision::Deny(reason), _) => return self.deny(ctx, reason),
+            (Decision::Grant, Some(e)) => e,
+            // decide() never grants without an entry; fail closed if it ever did.
+            (Decision::Grant, None) => return self.deny(ctx, DenyReason::UnknownCard),
+        };
+        let tapper = Tapper {
+            card: ctx.tap.card,
+            holder: entry.holder.clone(),
+            name: entry.name.clone(),
+            role: entry.role,
+        };
+        if entry.role == Role::Visitor {
+            return self.visitor_entry(ctx, list, tapper, now);
+        }
+        if self.presence.is_inside(&ctx.tap.card) {
+            if let Some(denied) = self.anti_passback(ctx, "already_inside") {
+                return denied;
+            }
+        }
+        ctx.events.push(ctx.tap_event(Decision::Grant));
+        let occupant = Occupant::new(
+            tapper.card,
+            &tapper.holder,
+            &tapper.name,
+            tapper.role,
+            now.at,
+            ctx.tap.mono,
+        );
+        ctx.events
+            .extend(self.presence.enter(occupant, &self.settings.escort));
+        self.dirty = true;
+        if self.settings.escort.can_escort(tapper.role) {
+            let escort_holder = tapper.holder.clone();
+            if let Some(p) = self
+                .escorts
+                .escort_tapped(&self.settings.escort, tapper, ctx.tap.mono)
+            {
+                self.admit_waiting_visitor(ctx, list, p, escort_holder, now);
+            }
+        }
+        Action::Grant
+    }
+
+    fn visitor_entry(
+        &mut self,
+        ctx: &mut TapCtx<'_>,
+        list: Option<&ListMeta>,
+        visitor: Tapper,
+        now: EffectiveTime,
+    ) -> Action {
+        if now.trust == ClockTrust::Untrusted && !self.settings.visitors_when_clock_untrusted {
+            return self.deny(ctx, DenyReason::ClockUntrusted);
+        }
+        let visits = list.map_or(&[][..], |l| &l.visits[..]);
+        let visit = match visit_for(visits, &visitor.card, now.at) {
+            VisitLookup::Active(v) => v.clone(),
+            VisitLookup::NotNow => return self.deny(ctx, DenyReason::OutsideVisit),
+            VisitLookup::None => return self.deny(ctx, DenyReason::NoVisit),
+        };
+        if self.presence.is_inside(&visitor.card) {
+            if let Some(denied) = self.anti_passback(ctx, "already_inside") {
+                return denied;
+            }
+        }
+        let waiting = PendingVisitor {
+            reader: ctx.tap.reader.to_string(),
+            visitor: visitor.clone(),
+            visit: visit.clone(),
+            at: ctx.tap.mono,
+            wall: now.at,
+        };
+        match self.escorts.visitor_tapped(&self.settings.escort, waiting) {
+            VisitorTap::Escorted(escort) => {
+                ctx.escort = Some(escort.holder.clone());
+                ctx.events.push(
+                    ctx.tap_event(Decision::Grant)
+                        .visit(&visit.id, &visit.visitor)
+                        .escort(Some(escort.holder.clone())),
+                );
+                let occupant = Occupant::new(
+                    visitor.card,
+                    &visitor.holder,
+                    &visitor.name,
+                    Role::Visitor,
+                    now.at,
+                    ctx.tap.mono,
+                )
+                .on_visit(VisitInfo::from(&visit), Some(escort.holder));
+                ctx.events
+                    .extend(self.presence.enter(occupant, &self.settings.escort));
+                self.dirty = true;
+                Action::Grant
+            }
+            VisitorTap::Awaiting { deadline } => {
+                ctx.events.push(
+                    EventDraft::new(EventKind::EscortAwaited)
+                        .reader(ctx.tap.reader)
+                        .person(&visitor.holder, visitor.card.masked())
+                        .visit(&visit.id, &visit.visitor)
+                        .list_version(ctx.list_version)
+                        .detail(format!(
+                            "waiting up to {:?} for an escort's card",
+                            self.settings.escort.max_window()
+                        )),
+                );
+                Action::AwaitEscort { until: deadline }
+            }
+        }
+    }
+
+    /// An escort's tap completed a waiting visitor: admit them, unless their visit no longer
+    /// covers the time (it ended, or a new list dropped it, while they waited).
+    fn admit_waiting_visitor(
+        &mut self,
+        ctx: &mut TapCtx<'_>,
+        list: Option<&ListMeta>,
+        p: PendingVisitor,
+        escort: String,
+        now: EffectiveTime,
+    ) {
+        let visits = list.map_or(&[][..], |l| &l.visits[..]);
+        let still = matches!(visit_for(visits, &p.visitor.card, now.at), VisitLookup::Active(v) if v.id == p.visit.id);
+        let decision = if still {
+            Decision::Grant
+        } else {
+            Decision::Deny(DenyReason::OutsideVisit)
+        };
+        let mut e = EventDraft::tap(
+            decision,
+            &p.reader,
+            Some(&p.visitor.holder),
+            p.visitor.card.masked(),
+            ctx.list_version,
+        )
+        .visit(&p.visit.id, &p.visit.visitor);
+        if !still {
+            ctx.events.push(e);
+            return;
+        }
+        e = e.escort(Some(escort.clone()));
+        ctx.events.push(e);
+        ctx.escort = Some(escort.clone());
+        let occupant = Occupant::new(
+            p.visitor.card,
+            &p.visitor.holder,
+            &p.visitor.name,
+            Role::Visitor,
+            now.at,
+            ctx.tap.mono,
+        )
+        .on_visit(VisitInfo::from(&p.visit), Some(escort));
+        ctx.events
+            .extend(self.presence.enter(occupant, &self.settings.escort));
+    }
+}
+
+/// One tap being decided.
+struct TapCtx<'a> {
+    tap: Tap<'a>,
+    entry: Option<&'a Entry>,
+    list_version: Option<u64>,
+    events: Vec<EventDraft>,
+    escort: Option<String>,
+}
+
+impl TapCtx<'_> {
+    fn tap_event(&self, decision: Decision) -> EventDraft {
+        EventDraft::tap(
+            decision,
+            self.tap.reader,
+            self.entry.map(|e| e.holder.as_str()),
+            self.tap.card.masked(),
+            self.list_version,
+        )
+    }
+
+    fn who(&self) -> (String, String) {
+        match self.entry {
+            Some(e) => (e.holder.clone(), e.name.clone()),
+            None => (String::new(), "unknown holder".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::Event;
+    use crate::core::visit::Visit;
+    use jiff::tz::TimeZone;
+    use jiff::SignedDuration;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+    use Direction::{Entry as In, Exit as Out};
+
+    const T0: &str = "2026-05-04T03:00:00Z";
+    const STAFF: u8 = 1;
+    const ESCORT: u8 = 2;
+    const V3: u8 = 3;
+    const V4: u8 = 4;
+    const EXPIRED: u8 = 5;
+    const UNKNOWN: u8 = 6;
+    const IDLE_BADGE: u8 = 7;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn entry(card: u8, holder: &str, role: Role) -> Entry {
+        Entry {
+            card: CardHash([card; 32]),
+            holder: holder.into(),
+            name: holder.to_uppercase(),
+            role,
+            valid_from: ts("2026-01-01T00:00:00Z"),
+            valid_until: ts("2027-01-01T00:00:00Z"),
+            doors: None,
+            schedule: vec![],
+            request_ref: "REQ".into(),
+            approver: "kabid".into(),
+        }
+    }
+
+    /// Visits V3 and V4: T0 - 1 h .. T0 + 1 h.
+    fn visit(card: u8) -> Visit {
+        Visit {
+            id: format!("V{card}"),
+            badge: CardHash([card; 32]),
+            visitor: format!("Visitor {card}"),
+            host: "budi".into(),
+            valid_from: ts("2026-05-04T02:00:00Z"),
+            valid_until: ts("2026-05-04T04:00:00Z"),
+        }
+    }
+
+    struct Door {
+        p: Procedure,
+        meta: ListMeta,
+        entries: Vec<Entry>,
+        m0: Instant,
+    }
+
+    impl Door {
+        fn new(settings: ProcedureSettings) -> Self {
+            let m0 = Instant::now();
+            let mut expired = entry(EXPIRED, "lapsed", Role::Staff);
+            expired.valid_until = ts("2026-02-01T00:00:00Z");
+            let entries = vec![
+                entry(STAFF, "budi", Role::Staff),
+                entry(ESCORT, "siti", Role::Escort),
+                entry(V3, "badge-3", Role::Visitor),
+                entry(V4, "badge-4", Role::Visitor),
+                expired,
+                entry(IDLE_BADGE, "badge-7", Role::Visitor),
+            ];
+            let meta = ListMeta {
+                site: "s".into(),
+                doors: vec!["server-room".into()],
+                version: 3,
+                issued_at: ts("2026-05-01T00:00:00Z"),
+                expires_at: ts("2026-06-01T00:00:00Z"),
+                time_zone: TimeZone::get("Asia/Jakarta").unwrap(),
+                entry_count: entries.len(),
+                payload_digest: [0; 32],
+                signed_by: vec![],
+                visits: vec![visit(V3), visit(V4)],
+            };
+            Door {
+                p: Procedure::new(settings, ts(T0), m0),
+                meta,
+                entries,
+                m0,
+            }
+        }
+
+        fn default() -> Self {
+            Door::new(ProcedureSettings::new("server-room"))
+        }
+
+        fn wall(&self, at: Duration) -> Timestamp {
+            ts(T0) + SignedDuration::try_from(at).unwrap()
+        }
+
+        fn tap_on(&mut self, reader: &str, card: u8, dir: Direction, at: Duration) -> TapResult {
+            let hash = CardHash([card; 32]);
+            let found = self.entries.iter().find(|e| e.card == hash);
+            let tap = Tap {
+                reader,
+                direction: dir,
+                card: hash,
+                lookup: found.map_or(Lookup::NotFound, Lookup::Found),
+                wall: self.wall(at),
+                mono: self.m0 + at,
+            };
+            self.p.on_tap(Some(&self.meta), tap)
+        }
+
+        fn tap(&mut self, card: u8, dir: Direction, at: Duration) -> TapResult {
+            let reader = if dir == In { "entry" } else { "exit" };
+            self.tap_on(reader, card, dir, at)
+        }
+
+        fn tick(&mut self, at: Duration) -> Vec<EventDraft> {
+            let wall = self.wall(at);
+            self.p.on_tick(wall, self.m0 + at)
+        }
+
+        fn inside(&self) -> Vec<&str> {
+            self.p
+                .presence()
+                .occupants()
+                .iter()
+                .map(|o| o.holder.as_str())
+                .collect()
+        }
+    }
+
+    fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    fn visitor_grant(events: &[EventDraft]) -> Option<&EventDraft> {
+        events
+            .iter()
+            .find(|e| e.kind == EventKind::AccessGranted && e.visit.is_some())
+    }
+
+    /// (escort first?, gap in ms, visitor admitted?): N = 10 s, inclusive.
+    #[test]
+    fn escort_at_exactly_n_seconds_pairs_and_one_millisecond_later_does_not() {
+        let cases = [
+            (true, 0, true),
+            (true, 10_000, true),
+            (true, 10_001, false),
+            (false, 0, true),
+            (false, 10_000, true),
+            (false, 10_001, false),
+        ];
+        for (escort_first, gap, admitted) in cases {
+            let name = format!("escort first {escort_first}, gap {gap} ms");
+            let mut d = Door::default();
+            let (first, second) = if escort_first {
+                (ESCORT, V3)
+            } else {
+                (V3, ESCORT)
+            };
+            let r1 = d.tap(first, In, ms(0));
+            let r2 = d.tap(second, In, ms(gap));
+            if escort_first {
+                assert_eq!(
+                    r1.action,
+                    Action::Grant,
+                    "{name}: the escort opens for themself"
+                );
+                let want = if admitted { Action::Grant } else { r2.action };
+                assert_eq!(r2.action, want, "{name}");
+                assert_eq!(
+                    matches!(r2.action, Action::AwaitEscort { .. }),
+                    !admitted,
+                    "{name}"
+                );
+            } else {
+                assert!(matches!(r1.action, Action::AwaitEscort { .. }), "{name}");
+                assert_eq!(kinds(&r1.events), vec![EventKind::EscortAwaited], "{name}");
+                assert_eq!(r2.action, Action::Grant, "{name}: the escort opens anyway");
+            }
+            let grant = visitor_grant(&r2.events);
+            assert_eq!(grant.is_some(), admitted, "{name}: {:?}", r2.events);
+            if let Some(g) = grant {
+                assert_eq!(g.escort.as_deref(), Some("siti"), "{name}");
+                assert_eq!(g.visit.as_deref(), Some("V3"), "{name}");
+                assert_eq!(r2.escort.as_deref(), Some("siti"), "{name}");
+                assert_eq!(d.inside(), vec!["siti", "badge-3"], "{name}");
+            } else {
+                assert_eq!(d.inside(), vec!["siti"], "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_waiting_visitor_times_out_with_a_deny() {
+        let mut d = Door::default();
+        let Action::AwaitEscort { until } = d.tap(V3, In, ms(0)).action else {
+            panic!("should wait");
+        };
+        assert_eq!(until, d.m0 + ms(10_000) + Duration::from_nanos(1));
+        assert_eq!(d.p.next_deadline(), Some(until));
+        assert!(d.tick(ms(10_000)).is_empty(), "exactly N s still waits");
+        let e = d.tick(ms(10_000) + Duration::from_nanos(1));
+        assert_eq!(kinds(&e), vec![EventKind::AccessDenied]);
+        assert_eq!(e[0].reason.as_deref(), Some("escort_timeout"));
+        assert_eq!(e[0].visit.as_deref(), Some("V3"));
+        assert_eq!(e[0].holder.as_deref(), Some("badge-3"));
+        // The escort comes too late: they enter, the visitor does not.
+        let r = d.tap(ESCORT, In, ms(10_500));
+        assert_eq!(r.action, Action::Grant);
+        assert!(visitor_grant(&r.events).is_none());
+        assert_eq!(d.inside(), vec!["siti"]);
+    }
+
+    #[test]
+    fn a_visitor_cannot_escort_and_the_same_card_twice_never_counts() {
+        let mut d = Door::default();
+        assert!(matches!(
+            d.tap(V3, In, ms(0)).action,
+            Action::AwaitEscort { .. }
+        ));
+        assert!(matches!(
+            d.tap(V4, In, ms(1_000)).action,
+            Action::AwaitEscort { .. }
+        ));
+        assert!(
+            matches!(d.tap(V3, In, ms(2_000)).action, Action::AwaitEscort { .. }),
+            "same card again"
+        );
+        assert!(d.inside().is_empty());
+        let e = d.tick(ms(30_000));
+        assert_eq!(
+            kinds(&e),
+            vec![EventKind::AccessDenied, EventKind::AccessDenied]
+        );
+        assert!(e
+            .iter()
+            .all(|e| e.reason.as_deref() == Some("escort_timeout")));
+    }
+
+    #[test]
+    fn staff_can_escort_by_default_and_not_when_configured_otherwise() {
+        let mut d = Door::default();
+        d.tap(STAFF, In, ms(0));
+        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
+        let mut s = ProcedureSettings::new("server-room");
+        s.escort.escort_roles = crate::core::escort::RoleSet::of(&[Role::Escort]);
+        let mut d = Door::new(s);
+        d.tap(STAFF, In, ms(0));
+        assert!(matches!(
+            d.tap(V3, In, ms(1)).action,
+            Action::AwaitEscort { .. }
+        ));
+    }
+
+    #[test]
+    fn visit_window_edges_and_idle_badges() {
+        // The visit runs T0 - 1 h (inclusive) .. T0 + 1 h (exclusive).
+        let start = Duration::ZERO; // shift the door so that T0 + offset hits the edges
+        let cases: [(&str, u8, i64, Option<DenyReason>); 5] = [
+            (
+                "before the window",
+                V3,
+                -3_600_001,
+                Some(DenyReason::OutsideVisit),
+            ),
+            ("at the start", V3, -3_600_000, None),
+            ("last millisecond", V3, 3_599_999, None),
+            ("at the end", V3, 3_600_000, Some(DenyReason::OutsideVisit)),
+            (
+                "badge bound to no visit",
+                IDLE_BADGE,
+                0,
+                Some(DenyReason::NoVisit),
+            ),
+        ];
+        for (name, card, offset_ms, want) in cases {
+            let mut d = Door::default();
+            let wall = ts(T0) + SignedDuration::from_millis(offset_ms);
+            let hash = CardHash([card; 32]);
+            let found = d.entries.iter().find(|e| e.card == hash).cloned();
+            let r = d.p.on_tap(
+                Some(&d.meta),
+                Tap {
+                    reader: "entry",
+                    direction: In,
+                    card: hash,
+                    lookup: found.as_ref().map_or(Lookup::NotFound, Lookup::Found),
+                    wall,
+                    mono: d.m0 + start,
+                },
+            );
+            match want {
+                Some(reason) => assert_eq!(r.action, Action::Deny(reason), "{name}"),
+                None => assert!(
+                    matches!(r.action, Action::AwaitEscort { .. }),
+                    "{name}: {:?}",
+                    r.action
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn list_level_denies_come_first() {
+        let mut d = Door::default();
+        let r = d.tap(EXPIRED, In, ms(0));
+        assert_eq!(r.action, Action::Deny(DenyReason::Expired));
+        assert_eq!(r.events[0].holder.as_deref(), Some("lapsed"));
+        assert_eq!(
+            d.tap(UNKNOWN, In, ms(1)).action,
+            Action::Deny(DenyReason::UnknownCard)
+        );
+        let r = d.p.on_tap(
+            Some(&d.meta),
+            Tap {
+                reader: "entry",
+                direction: In,
+                card: CardHash([STAFF; 32]),
+                lookup: Lookup::Failed,
+                wall: ts(T0),
+                mono: d.m0,
+            },
+        );
+        assert_eq!(r.action, Action::Deny(DenyReason::StoreError));
+        let r = d.p.on_tap(
+            None,
+            Tap {
+                reader: "entry",
+                direction: In,
+                card: CardHash([STAFF; 32]),
+                lookup: Lookup::NotFound,
+                wall: ts(T0),
+                mono: d.m0,
+            },
+        );
+        assert_eq!(r.action, Action::Deny(DenyReason::NoList));
+    }
+
+    /// (mode, direction of the violating tap, action, violation alarm?)
+    #[test]
+    fn anti_passback_modes_in_both_directions() {
+        use AntiPassback::*;
+        let cases = [
+            (Off, In, Action::Grant, false),
+            (Soft, In, Action::Grant, true),
+            (Hard, In, Action::Deny(DenyReason::AntiPassback), true),
+            (Off, Out, Action::Grant, false),
+            (Soft, Out, Action::Grant, true),
+            (Hard, Out, Action::Deny(DenyReason::AntiPassback), true),
+        ];
+        for (mode, dir, want, alarm) in cases {
+            let name = format!("{mode:?} {dir:?}");
+            let mut s = ProcedureSettings::new("server-room");
+            s.anti_passback = mode;
+            let mut d = Door::new(s);
+            if dir == In {
+                assert_eq!(d.tap(STAFF, In, ms(0)).action, Action::Grant, "{name}");
+            }
+            // In: already inside. Out: never came in.
+            let r = d.tap(STAFF, dir, ms(1_000));
+            assert_eq!(r.action, want, "{name}");
+            let violation = r
+                .events
+                .iter()
+                .find(|e| e.kind == EventKind::AntipassbackViolation);
+            assert_eq!(violation.is_some(), alarm, "{name}");
+            if let Some(v) = violation {
+                let why = if dir == In {
+                    "already_inside"
+                } else {
+                    "not_inside"
+                };
+                assert_eq!(v.reason.as_deref(), Some(why), "{name}");
+                assert_eq!(v.holder.as_deref(), Some("budi"), "{name}");
+            }
+            let tap_event = r.events.last().unwrap();
+            assert_eq!(tap_event.decision, Some(want_decision(want)), "{name}");
+            let expected_inside: Vec<&str> = if dir == In { vec!["budi"] } else { vec![] };
+            assert_eq!(
+                d.inside(),
+                expected_inside,
+                "{name}: presence unchanged by the violation"
+            );
+        }
+    }
+
+    fn want_decision(a: Action) -> &'static str {
+        match a {
+            Action::Grant => "grant",
+            _ => "deny",
+        }
+    }
+
+    #[test]
+    fn hard_anti_passback_applies_to_visitors_too() {
+        let mut s = ProcedureSettings::new("server-room");
+        s.anti_passback = AntiPassback::Hard;
+        let mut d = Door::new(s);
+        d.tap(ESCORT, In, ms(0));
+        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
+        assert_eq!(
+            d.tap(V3, In, ms(2)).action,
+            Action::Deny(DenyReason::AntiPassback)
+        );
+    }
+
+    #[test]
+    fn last_escort_leaving_alarms_and_the_visitor_exit_closes_the_visit() {
+        let mut d = Door::default();
+        d.tap(ESCORT, In, ms(0));
+        d.tap(V3, In, ms(2_000));
+        let r = d.tap(ESCORT, Out, ms(60_000));
+        assert_eq!(r.action, Action::Grant);
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::AccessGranted, EventKind::VisitorUnescorted]
+        );
+        assert_eq!(r.events[1].visit.as_deref(), Some("V3"));
+        let r = d.tap(ESCORT, In, ms(70_000));
+        assert_eq!(
+            kinds(&r.events),
+            vec![
+                EventKind::AccessGranted,
+                EventKind::VisitorUnescortedCleared
+            ]
+        );
+        let r = d.tap(V3, Out, ms(1_202_000));
+        assert_eq!(r.action, Action::Grant, "no escort needed to leave");
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::AccessGranted, EventKind::VisitClosed]
+        );
+        let closed = &r.events[1];
+        assert_eq!(closed.visit.as_deref(), Some("V3"));
+        assert_eq!(closed.visitor.as_deref(), Some("Visitor 3"));
+        assert_eq!(closed.holder.as_deref(), Some("badge-3"));
+        assert_eq!(closed.card.as_deref(), Some("c:03030303"));
+        assert_eq!(closed.escort.as_deref(), Some("siti"));
+        assert_eq!(closed.entered_at, Some(d.wall(ms(2_000))));
+        assert_eq!(closed.exited_at, Some(d.wall(ms(1_202_000))));
+        assert_eq!(closed.duration_s, Some(1_200));
+        assert_eq!(d.inside(), vec!["siti"]);
+        assert!(d.p.take_dirty());
+        assert!(!d.p.take_dirty());
+    }
+
+    #[test]
+    fn the_exit_reader_lets_out_whoever_is_inside_even_if_their_card_lapsed() {
+        let mut d = Door::default();
+        d.tap(STAFF, In, ms(0));
+        // A new list drops Budi while he is inside.
+        d.entries.retain(|e| e.holder != "budi");
+        assert_eq!(
+            d.tap(STAFF, In, ms(1)).action,
+            Action::Deny(DenyReason::UnknownCard)
+        );
+        let r = d.tap(STAFF, Out, ms(2));
+        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.events[0].holder.as_deref(), Some("budi"));
+        assert!(d.inside().is_empty());
+    }
+
+    #[test]
+    fn a_waiting_visitor_whose_visit_ends_before_the_escort_comes_is_denied() {
+        let mut d = Door::default();
+        // The visit ends at T0 + 1 h; the visitor taps 5 s before, the escort 6 s later.
+        let r = d.tap(V3, In, ms(3_595_000));
+        assert!(matches!(r.action, Action::AwaitEscort { .. }));
+        let r = d.tap(ESCORT, In, ms(3_601_000));
+        assert_eq!(r.action, Action::Grant);
+        let v = r
+            .events
+            .iter()
+            .find(|e| e.holder.as_deref() == Some("badge-3"))
+            .unwrap();
+        assert_eq!(v.reason.as_deref(), Some("outside_visit"));
+        assert_eq!(d.inside(), vec!["siti"]);
+    }
+
+    #[test]
+    fn flood_threshold_lockout_staff_pass_and_expiry() {
+        let mut d = Door::default();
+        for i in 0..4 {
+            let r = d.tap(UNKNOWN, In, ms(i * 1_000));
+            assert_eq!(
+                kinds(&r.events),
+                vec![EventKind::AccessDenied],
+                "failure {}",
+                i + 1
+            );
+        }
+        let r = d.tap(EXPIRED, In, ms(4_000));
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::AccessDenied, EventKind::ReaderLockedOut],
+            "the 5th"
+        );
+        assert_eq!(
+            d.tap(UNKNOWN, In, ms(5_000)).action,
+            Action::Deny(DenyReason::ReaderLockedOut)
+        );
+        assert_eq!(
+            d.tap(STAFF, In, ms(6_000)).action,
+            Action::Grant,
+            "staff still pass"
+        );
+        assert_eq!(
+            d.tap(V3, In, ms(7_000)).action,
+            Action::Deny(DenyReason::ReaderLockedOut)
+        );
+        assert_eq!(
+            d.tap_on("entry-2", UNKNOWN, In, ms(7_000)).action,
+            Action::Deny(DenyReason::UnknownCard),
+            "other readers are not locked"
+        );
+        assert_eq!(d.p.next_deadline(), Some(d.m0 + ms(64_000)));
+        assert_eq!(d.p.locked_readers().count(), 1);
+        assert_eq!(
+            kinds(&d.tick(ms(64_000))),
+            vec![EventKind::ReaderLockoutCleared]
+        );
+        assert_eq!(
+            d.tap(UNKNOWN, In, ms(65_000)).action,
+            Action::Deny(DenyReason::UnknownCard)
+        );
+
+        let mut s = ProcedureSettings::new("server-room");
+        s.flood.pass_roles = crate::core::escort::RoleSet::NONE;
+        let mut d = Door::new(s);
+        for i in 0..5 {
+            d.tap(UNKNOWN, In, ms(i));
+        }
+        assert_eq!(
+            d.tap(STAFF, In, ms(10)).action,
+            Action::Deny(DenyReason::ReaderLockedOut)
+        );
+    }
+
+    #[test]
+    fn procedure_denies_do_not_count_towards_a_lockout() {
+        let mut s = ProcedureSettings::new("server-room");
+        s.anti_passback = AntiPassback::Hard;
+        let mut d = Door::new(s);
+        for i in 0..10 {
+            d.tap(STAFF, Out, ms(i)); // hard anti-passback denies
+        }
+        assert_eq!(d.p.locked_readers().count(), 0);
+    }
+
+    #[test]
+    fn clock_below_the_floor_uses_the_floor_and_reports_untrusted() {
+        let m0 = Instant::now();
+        let mut d = Door::default();
+        let snapshot = ProcedureSnapshot {
+            floor: Some(ts(T0)),
+            presence: Presence::new().snapshot(),
+        };
+        let settings = ProcedureSettings::new("server-room");
+        d.p = Procedure::restore(settings, snapshot, ts("1970-01-01T00:00:05Z"), m0).unwrap();
+        d.m0 = m0;
+        let boot_wall = ts("1970-01-01T00:00:05Z");
+        let status = d.p.clock_status(boot_wall, m0, NtpState::Unsynchronized);
+        assert_eq!(status.trust, ClockTrust::Untrusted);
+        assert_eq!(status.effective, ts(T0));
+        let tap = |d: &mut Door, card: u8, at: Duration| {
+            let hash = CardHash([card; 32]);
+            let found = d.entries.iter().find(|e| e.card == hash).cloned();
+            d.p.on_tap(
+                Some(&d.meta),
+                Tap {
+                    reader: "entry",
+                    direction: In,
+                    card: hash,
+                    lookup: found.as_ref().map_or(Lookup::NotFound, Lookup::Found),
+                    wall: boot_wall,
+                    mono: m0 + at,
+                },
+            )
+        };
+        // At 1970 every entry would be "not yet valid"; on the floor, staff are decided normally.
+        let r = tap(&mut d, STAFF, ms(0));
+        assert_eq!(r.action, Action::Grant);
+        assert_eq!(
+            r.events[0].kind,
+            EventKind::ClockUntrusted,
+            "raised once, first"
+        );
+        // Time-boxed badges fail closed: the floor cannot show the visit has not ended.
+        let r = tap(&mut d, V3, ms(1_000));
+        assert_eq!(r.action, Action::Deny(DenyReason::ClockUntrusted));
+        assert_eq!(kinds(&r.events), vec![EventKind::AccessDenied]);
+        // NTP answers.
+        let e = d.p.on_tick(ts("2026-05-04T03:00:30Z"), m0 + ms(2_000));
+        assert_eq!(kinds(&e), vec![EventKind::ClockUntrustedCleared]);
+        // Opting in decides visitors on the floor.
+        let mut s = ProcedureSettings::new("server-room");
+        s.visitors_when_clock_untrusted = true;
+        d.p = Procedure::restore(
+            s,
+            ProcedureSnapshot {
+                floor: Some(ts(T0)),
+                presence: Presence::new().snapshot(),
+            },
+            boot_wall,
+            m0,
+        )
+        .unwrap();
+        assert!(matches!(
+            tap(&mut d, V3, ms(0)).action,
+            Action::AwaitEscort { .. }
+        ));
+    }
+
+    #[test]
+    fn a_list_raises_the_floor() {
+        let mut d = Door::default();
+        let mut meta = d.meta.clone();
+        meta.issued_at = ts("2026-05-04T05:00:00Z");
+        d.p.on_list_applied(&meta, d.m0);
+        assert_eq!(d.p.now(ts(T0), d.m0).trust, ClockTrust::Untrusted);
+        assert_eq!(
+            d.p.snapshot(d.m0 + ms(1_000)).floor,
+            Some(ts("2026-05-04T05:00:01Z"))
+        );
+    }
+
+    #[test]
+    fn restart_with_visitors_inside_keeps_presence_and_overstay_still_fires() {
+        let mut d = Door::default();
+        d.tap(ESCORT, In, ms(0));
+        d.tap(V3, In, ms(1_000));
+        let snap = d.p.snapshot(d.m0 + ms(2_000));
+        let bytes = serde_json::to_vec(&snap).unwrap();
+        let back: ProcedureSnapshot = serde_json::from_slice(&bytes).unwrap();
+        // Power cut. Back 30 min later; the monotonic clock starts again.
+        let m1 = Instant::now();
+        let settings = ProcedureSettings::new("server-room");
+        let wall = d.wall(Duration::from_secs(1_800));
+        let mut p = Procedure::restore(settings, back, wall, m1).unwrap();
+        assert_eq!(p.presence().count(), 2);
+        assert!(p.presence().is_inside(&CardHash([V3; 32])));
+        // The visit ends at T0 + 1 h: 30 min from now.
+        assert_eq!(p.next_deadline(), Some(m1 + Duration::from_secs(1_800)));
+        let e = p.on_tick(
+            d.wall(Duration::from_secs(3_600)),
+            m1 + Duration::from_secs(1_800),
+        );
+        assert_eq!(kinds(&e), vec![EventKind::VisitOverstay]);
+        assert!(p.take_dirty(), "the overstay count must be persisted");
+        let e = p.on_tick(
+            d.wall(Duration::from_secs(4_500)),
+            m1 + Duration::from_secs(2_700),
+        );
+        assert_eq!(
+            kinds(&e),
+            vec![EventKind::VisitOverstay],
+            "repeats after 15 min"
+        );
+        // The visitor leaves: the record spans the restart, timed by the wall clock.
+        let r = p.on_tap(
+            Some(&d.meta),
+            Tap {
+                reader: "exit",
+                direction: Out,
+                card: CardHash([V3; 32]),
+                lookup: Lookup::Found(&d.entries[2]),
+                wall: d.wall(Duration::from_secs(4_801)),
+                mono: m1 + Duration::from_secs(3_001),
+            },
+        );
+        let closed = r
+            .events
+            .iter()
+            .find(|e| e.kind == EventKind::VisitClosed)
+            .unwrap();
+        assert_eq!(closed.duration_s, Some(4_800));
+        assert_eq!(closed.entered_at, Some(d.wall(ms(1_000))));
+    }
+
+    #[test]
+    fn exit_button_passage_exits_the_only_occupant_and_never_guesses() {
+        let mut d = Door::default();
+        d.tap(STAFF, In, ms(0));
+        let e = d.p.on_exit_passage(d.wall(ms(1_000)), d.m0 + ms(1_000));
+        assert!(e.is_empty());
+        assert!(d.inside().is_empty());
+        d.tap(STAFF, In, ms(2_000));
+        d.tap(ESCORT, In, ms(3_000));
+        let e = d.p.on_exit_passage(d.wall(ms(4_000)), d.m0 + ms(4_000));
+        assert_eq!(kinds(&e), vec![EventKind::ExitUnattributed]);
+        assert_eq!(d.inside().len(), 2);
+    }
+
+    #[test]
+    fn visit_closed_json_carries_the_exit_record_and_old_events_are_unchanged() {
+        let mut d = Door::default();
+        d.tap(ESCORT, In, ms(0));
+        d.tap(V3, In, ms(1_000));
+        let r = d.tap(V3, Out, ms(61_000));
+        let closed = r
+            .events
+            .into_iter()
+            .find(|e| e.kind == EventKind::VisitClosed)
+            .unwrap();
+        let event = closed.into_event(
+            Uuid::from_u128(1),
+            9,
+            d.wall(ms(61_000)),
+            "kominfo",
+            "server-room",
+        );
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"schema":"pintu.event.v1","id":"00000000-0000-0000-0000-000000000001","seq":9,"time":"2026-05-04T03:01:01Z","site":"kominfo","door":"server-room","kind":"visit.closed","reader":"exit","holder":"badge-3","card":"c:03030303","escort":"siti","visit":"V3","visitor":"Visitor 3","entered_at":"2026-05-04T03:00:01Z","exited_at":"2026-05-04T03:01:01Z","duration_s":60}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+        // A staff grant has none of the new fields.
+        let r = d.tap(STAFF, In, ms(70_000));
+        let json = serde_json::to_string(&r.events[0].clone().into_event(
+            Uuid::from_u128(2),
+            10,
+            d.wall(ms(70_000)),
+            "kominfo",
+            "server-room",
+        ))
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"schema":"pintu.event.v1","id":"00000000-0000-0000-0000-000000000002","seq":10,"time":"2026-05-04T03:01:10Z","site":"kominfo","door":"server-room","kind":"access.granted","reader":"entry","holder":"budi","card":"c:01010101","decision":"grant","list_version":3}"#
+        );
+    }
+
+    #[test]
+    fn new_kinds_and_reasons_match_their_serde_names() {
+        for k in [
+            EventKind::VisitOverstay,
+            EventKind::EscortAwaited,
+            EventKind::VisitorUnescorted,
+            EventKind::VisitorUnescortedCleared,
+            EventKind::VisitClosed,
+            EventKind::AntipassbackViolation,
+            EventKind::ReaderLockedOut,
+            EventKind::ReaderLockoutCleared,
+            EventKind::ClockUntrusted,
+            EventKind::ClockUntrustedCleared,
+            EventKind::ExitUnattributed,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
+        }
+        for r in [
+            DenyReason::NoVisit,
+            DenyReason::OutsideVisit,
+            DenyReason::EscortTimeout,
+            DenyReason::AntiPassback,
+            DenyReason::ReaderLockedOut,
+            DenyReason::ClockUntrusted,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+        }
+    }
+
+    // --- properties ---------------------------------------------------------------------------
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Tap { card: u8, exit: bool, after_ms: u64 },
+        Tick { after_ms: u64 },
+        ExitButton { after_ms: u64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (1u8..=7, any::<bool>(), 0u64..15_000).prop_map(|(card, exit, after_ms)| Op::Tap { card, exit, after_ms }),
+            2 => (0u64..30_000).prop_map(|after_ms| Op::Tick { after_ms }),
+            1 => (0u64..5_000).prop_map(|after_ms| Op::ExitButton { after_ms }),
+        ]
+    }
+
+    fn apb() -> impl Strategy<Value = AntiPassback> {
+        prop_oneof![
+            Just(AntiPassback::Off),
+            Just(AntiPassback::Soft),
+            Just(AntiPassback::Hard)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// No visitor is granted without a distinct, valid escort tap within the window; presence
+        /// always equals what the grant events say; every `visit.closed` matches an earlier entry.
+        #[test]
+        fn procedure_invariants(ops in proptest::collection::vec(op(), 1..60), mode in apb()) {
+            let mut s = ProcedureSettings::new("server-room");
+            s.anti_passback = mode;
+            let window = s.escort.window;
+            let mut d = Door::new(s);
+            let mut now = Duration::ZERO;
+            // (when, holder, entry side?, granted?) of every tap
+            let mut taps: Vec<(Duration, String, bool, bool)> = Vec::new();
+            let mut model: std::collections::BTreeSet<String> = Default::default();
+            // visitor holder -> (visit id, entry wall time)
+            let mut open: std::collections::HashMap<String, (String, Timestamp)> = Default::default();
+            let holder_of = |card: u8| match card {
+                STAFF => "budi", ESCORT => "siti", V3 => "badge-3", V4 => "badge-4",
+                EXPIRED => "lapsed", IDLE_BADGE => "badge-7", _ => "",
+            };
+            for op in ops {
+                let events = match op {
+                    Op::Tap { card, exit, after_ms } => {
+                        now += ms(after_ms);
+                        let r = d.tap(card, if exit { Out } else { In }, now);
+                        taps.push((now, holder_of(card).to_string(), !exit, r.action == Action::Grant));
+                        r.events
+                    }
+                    Op::Tick { after_ms } => { now += ms(after_ms); d.tick(now) }
+                    Op::ExitButton { after_ms } => {
+                        now += ms(after_ms);
+                        let before: Vec<String> = d.inside().iter().map(|h| h.to_string()).collect();
+                        let e = d.p.on_exit_passage(d.wall(now), d.m0 + now);
+                        if before.len() == 1 { model.clear(); }
+                        e
+                    }
+                };
+                for e in &events {
+                    let holder = e.holder.clone().unwrap_or_default();
+                    if e.kind == EventKind::AccessGranted {
+                        let entering = e.reader.as_deref() == Some("entry");
+                        if entering && holder.starts_with("badge-") {
+                            // The visitor's last tap, and a distinct escort's granted entry tap
+                            // within the window of it.
+                            let escort = e.escort.clone();
+                            prop_assert!(escort.is_some(), "visitor granted without escort: {e:?}");
+                            let escort = escort.unwrap();
+                            prop_assert!(escort == "budi" || escort == "siti", "{escort}");
+                            prop_assert_ne!(&escort, &holder);
+                            let tv = taps.iter().rev().find(|t| t.1 == holder && t.2).map(|t| t.0);
+                            prop_assert!(tv.is_some());
+                            let tv = tv.unwrap();
+                            let paired = taps.iter().any(|t| {
+                                t.1 == escort && t.2 && t.3 && (if t.0 > tv { t.0 - tv } else { tv - t.0 }) <= window
+                            });
+                            prop_assert!(paired, "no escort tap within {window:?} of {tv:?}: {taps:?}");
+                            open.entry(holder.clone()).or_insert((e.visit.clone().unwrap_or_default(), d.wall(now)));
+                        }
+                        if entering { model.insert(holder); } else { model.remove(&holder); }
+                    } else if e.kind == EventKind::VisitClosed {
+                        let entered = open.remove(&holder);
+                        prop_assert!(entered.is_some(), "visit.closed without an entry: {e:?}");
+                        let (visit, at) = entered.unwrap();
+                        prop_assert_eq!(e.visit.clone(), Some(visit));
+                        prop_assert_eq!(e.entered_at, Some(at));
+                        prop_assert!(e.exited_at >= e.entered_at);
+                    }
+                }
+                let inside: std::collections::BTreeSet<String> =
+                    d.inside().iter().map(|h| h.to_string()).collect();
+                prop_assert_eq!(&inside, &model, "presence differs from the grants");
+                prop_assert_eq!(d.p.presence().count(), inside.len(), "no card twice");
+            }
+        }
+    }
+}
