@@ -17,7 +17,11 @@ use serde::Deserialize;
 
 use crate::core::card::CardKey;
 use crate::core::doorstate::LockType;
-use crate::core::list::{TrustPolicy, TrustedKey};
+use crate::core::escort::{EscortSettings, RoleSet};
+use crate::core::flood::FloodSettings;
+use crate::core::list::{Role, TrustPolicy, TrustedKey};
+use crate::core::presence::AntiPassback;
+use crate::core::procedure::ProcedureSettings;
 
 /// A configuration error: where, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +135,126 @@ pub struct RawConfig {
     /// MQTT link to the office system (absent: events stay in the outbox).
     #[serde(default)]
     pub mqtt: Option<RawMqtt>,
+    /// Visits, the escort rule, presence and anti-passback.
+    #[serde(default)]
+    pub visits: RawVisits,
+    /// Unknown-card flood lockout.
+    #[serde(default)]
+    pub flood: RawFlood,
+    /// The clock without an RTC.
+    #[serde(default)]
+    pub clock: RawClock,
+}
+
+/// `[visits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVisits {
+    /// How far apart a visitor's and an escort's taps may be.
+    #[serde(default = "default_escort_window")]
+    pub escort_window: HumanDuration,
+    /// Per escorting role overrides of `escort_window`.
+    #[serde(default)]
+    pub escort_window_by_role: std::collections::HashMap<Role, HumanDuration>,
+    /// Roles whose cards escort visitors.
+    #[serde(default = "default_escort_roles")]
+    pub escort_roles: Vec<Role>,
+    /// `off`, `soft` (grant and alarm) or `hard` (deny).
+    #[serde(default)]
+    pub anti_passback: AntiPassback,
+    /// How often `visit.overstay` repeats.
+    #[serde(default = "default_overstay_repeat")]
+    pub overstay_repeat: HumanDuration,
+}
+
+impl Default for RawVisits {
+    fn default() -> Self {
+        RawVisits {
+            escort_window: default_escort_window(),
+            escort_window_by_role: Default::default(),
+            escort_roles: default_escort_roles(),
+            anti_passback: AntiPassback::Off,
+            overstay_repeat: default_overstay_repeat(),
+        }
+    }
+}
+
+fn default_escort_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_escort_roles() -> Vec<Role> {
+    vec![Role::Staff, Role::Escort]
+}
+
+fn default_overstay_repeat() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15 * 60))
+}
+
+/// `[flood]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlood {
+    /// Failed taps (unknown or denied) that lock a reader out; 0 turns it off.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// The window they must fall in.
+    #[serde(default = "default_flood_window")]
+    pub window: HumanDuration,
+    /// How long the reader stays locked out.
+    #[serde(default = "default_lockout")]
+    pub lockout: HumanDuration,
+    /// Roles whose valid cards still open during a lockout.
+    #[serde(default = "default_escort_roles")]
+    pub pass_roles: Vec<Role>,
+}
+
+impl Default for RawFlood {
+    fn default() -> Self {
+        RawFlood {
+            max_failures: default_max_failures(),
+            window: default_flood_window(),
+            lockout: default_lockout(),
+            pass_roles: default_escort_roles(),
+        }
+    }
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+
+fn default_flood_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn default_lockout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+/// `[clock]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClock {
+    /// A wall clock this far below the trusted floor still counts as trusted.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: HumanDuration,
+    /// Let visitor badges open while the clock is untrusted.
+    #[serde(default)]
+    pub visitors_when_untrusted: bool,
+}
+
+impl Default for RawClock {
+    fn default() -> Self {
+        RawClock {
+            tolerance: default_tolerance(),
+            visitors_when_untrusted: false,
+        }
+    }
+}
+
+fn default_tolerance() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
 }
 
 /// `[mqtt]`.
@@ -779,6 +903,8 @@ pub struct Config {
     pub outbox_warning: u64,
     /// Outbox depth that raises a critical alarm.
     pub outbox_critical: u64,
+    /// Visits, escort, presence, anti-passback, flood and clock rules.
+    pub procedure: ProcedureSettings,
 }
 
 impl Config {
@@ -1007,6 +1133,7 @@ impl Config {
                 "outbox thresholds: need 0 < outbox_warning < outbox_critical".into(),
             );
         }
+        let procedure = validate_procedure(&raw, &mut err);
         let mqtt = raw
             .mqtt
             .as_ref()
@@ -1067,6 +1194,7 @@ impl Config {
             outbox_warning: raw.store.outbox_warning,
             outbox_critical: raw.store.outbox_critical,
             mqtt,
+            procedure,
             log_level: raw.log.level,
             log_format: raw.log.format,
             site: raw.site,
@@ -1100,6 +1228,82 @@ pub fn socket_path_from_file(path: &Path) -> Result<PathBuf, ConfigError> {
         .as_deref()
         .map(resolve)
         .unwrap_or_else(|| resolve(&raw.state_dir).join("control.sock")))
+}
+
+/// Checks `[visits]`, `[flood]` and `[clock]` into the procedure's settings.
+fn validate_procedure(raw: &RawConfig, err: &mut dyn FnMut(&str, String)) -> ProcedureSettings {
+    let v = &raw.visits;
+    let within = |d: Duration, lo: Duration, hi: Duration| d >= lo && d <= hi;
+    if !within(
+        v.escort_window.0,
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    ) {
+        err("visits.escort_window", "must be between 1s and 10m".into());
+    }
+    if v.escort_roles.is_empty() {
+        err(
+            "visits.escort_roles",
+            "name at least one role (staff, escort)".into(),
+        );
+    }
+    if v.escort_roles.contains(&Role::Visitor) {
+        err("visits.escort_roles", "a visitor never escorts".into());
+    }
+    let mut role_windows = Vec::new();
+    for (role, window) in &v.escort_window_by_role {
+        if *role == Role::Visitor || !v.escort_roles.contains(role) {
+            err(
+                "escort_window_by_role",
+                format!("{}: only for roles in visits.escort_roles", role.as_str()),
+            );
+        } else if !within(window.0, Duration::from_secs(1), Duration::from_secs(600)) {
+            err(
+                "escort_window_by_role",
+                format!("{}: must be between 1s and 10m", role.as_str()),
+            );
+        }
+        role_windows.push((*role, window.0));
+    }
+    role_windows.sort_by_key(|(r, _)| r.as_str());
+    if v.overstay_repeat.0 < Duration::from_secs(60) {
+        err("visits.overstay_repeat", "must be at least 1m".into());
+    }
+    let f = &raw.flood;
+    if !within(
+        f.window.0,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    ) {
+        err("flood.window", "must be between 1s and 1h".into());
+    }
+    if !within(
+        f.lockout.0,
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    ) {
+        err("flood.lockout", "must be between 1s and 24h".into());
+    }
+    if raw.clock.tolerance.0 > Duration::from_secs(3600) {
+        err("clock.tolerance", "must be at most 1h".into());
+    }
+    let mut settings = ProcedureSettings::new(raw.door.id.clone());
+    settings.escort = EscortSettings {
+        window: v.escort_window.0,
+        role_windows,
+        escort_roles: RoleSet::of(&v.escort_roles),
+    };
+    settings.anti_passback = v.anti_passback;
+    settings.overstay_repeat = v.overstay_repeat.0;
+    settings.flood = FloodSettings {
+        max_failures: f.max_failures,
+        window: f.window.0,
+        lockout: f.lockout.0,
+        pass_roles: RoleSet::of(&f.pass_roles),
+    };
+    settings.clock_tolerance = raw.clock.tolerance.0;
+    settings.visitors_when_clock_untrusted = raw.clock.visitors_when_untrusted;
+    settings
 }
 
 /// Checks `[mqtt]` and reads its password and TLS files (so a bad path fails at load, with its key).

@@ -43,6 +43,8 @@ pub enum Request {
     },
     /// Door status.
     Status,
+    /// Who is inside (presence).
+    Who,
     /// Recent events from the outbox.
     Events {
         /// How many (default 20, at most 1000).
@@ -73,6 +75,7 @@ impl Request {
             Request::Tap { .. } => "tap",
             Request::Input { .. } => "input",
             Request::Status => "status",
+            Request::Who => "who",
             Request::Events { .. } => "events",
             Request::Capture { .. } => "capture",
         }
@@ -92,6 +95,11 @@ pub enum Reply {
     },
     /// Door status.
     Status(Box<Status>),
+    /// Who is inside, in order of entry.
+    Who {
+        /// The people inside.
+        occupants: Vec<Occupant>,
+    },
     /// Recent events, oldest first.
     Events {
         /// The events.
@@ -115,7 +123,7 @@ pub struct TapOutcome {
     pub card: String,
     /// Holder id, when the card is in the list.
     pub holder: Option<String>,
-    /// `grant` or `deny`.
+    /// `grant`, `deny`, `await_escort` (a visitor waiting for an escort's tap) or `captured`.
     pub decision: String,
     /// Deny reason.
     pub reason: Option<String>,
@@ -201,6 +209,50 @@ pub struct Status {
     /// Door contact, `open` or `closed`, once an input has reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
+    /// People inside (presence).
+    #[serde(default)]
+    pub occupancy: usize,
+    /// Visitors inside.
+    #[serde(default)]
+    pub visitors_inside: usize,
+    /// The door's clock: trusted or not, and the trusted-time floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockInfo>,
+}
+
+/// The door's clock as the procedure sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockInfo {
+    /// Whether the wall clock is at or above the trusted-time floor.
+    pub trusted: bool,
+    /// The trusted-time floor (newest list `issued_at` or event time seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Timestamp>,
+    /// The time decisions use (the floor plus elapsed time while untrusted).
+    pub effective: Timestamp,
+    /// Kernel NTP state: `synchronized`, `unsynchronized` or `unknown`.
+    pub ntp: String,
+}
+
+/// Someone inside, for `pintuctl who` (no raw UID; the card masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occupant {
+    /// Holder id.
+    pub holder: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Masked card id.
+    pub card: String,
+    /// When they entered.
+    pub entered_at: Timestamp,
+    /// Visit id, for a visitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit: Option<String>,
+    /// Escort's holder id, for a visitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escort: Option<String>,
 }
 
 /// Control-socket client failures.

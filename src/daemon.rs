@@ -29,11 +29,15 @@ use crate::control::{
 };
 use crate::core::card::Uid;
 use crate::core::command::{Action, VerifiedCommand};
-use crate::core::decision::{decide, Decision, DenyReason};
+use crate::core::decision::{Decision, DenyReason};
 use crate::core::door::LockCommand;
 use crate::core::doorstate::{DoorEvent, DoorMachine, Output};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::list::{ListMeta, Rejection, Role};
+use crate::core::procedure::{
+    Action as ProcedureAction, Direction, Lookup, Procedure, ProcedureSnapshot, Tap,
+};
+use crate::core::trusted_time::{ClockTrust, NtpState};
 use crate::fsutil;
 use crate::hw::sim::{LockRecord, SimLock};
 use crate::hw::{CardRead, CardSource, DoorInput, DoorInputs, Lock, LockState};
@@ -97,6 +101,16 @@ pub struct DaemonHandle {
     contact: Arc<Mutex<Option<bool>>>,
     /// Cancelled when the store cannot take an event: pintud stops (see [`append_or_fail`]).
     store_failed: CancellationToken,
+    /// Who is inside and the clock, as the door task last saw them.
+    presence: Arc<Mutex<PresenceView>>,
+}
+
+/// What the door task publishes of its procedure state for status and `pintuctl who`.
+#[derive(Debug, Default, Clone)]
+struct PresenceView {
+    occupants: Vec<control::Occupant>,
+    visitors: usize,
+    clock: Option<control::ClockInfo>,
 }
 
 impl DaemonHandle {
@@ -267,6 +281,9 @@ impl DaemonHandle {
                 }
             }
             Request::Status => Reply::Status(Box::new(self.status())),
+            Request::Who => Reply::Who {
+                occupants: self.presence_view().occupants,
+            },
             Request::Events { limit } => {
                 match self.store.recent_events(limit.unwrap_or(20).min(1000)) {
                     Ok(events) => Reply::Events { events },
@@ -402,10 +419,21 @@ impl DaemonHandle {
             .join(", ")
     }
 
+    fn presence_view(&self) -> PresenceView {
+        self.presence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Current status.
     pub fn status(&self) -> Status {
         let now = self.clock.now();
+        let view = self.presence_view();
         Status {
+            occupancy: view.occupants.len(),
+            visitors_inside: view.visitors,
+            clock: view.clock,
             site: self.cfg.site.clone(),
             door: self.cfg.door.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -607,6 +635,8 @@ pub async fn run(
     let lock_state = Arc::new(Mutex::new(LockState::Secured));
     let contact = Arc::new(Mutex::new(None));
     let store_failed = CancellationToken::new();
+    let presence_view = Arc::new(Mutex::new(PresenceView::default()));
+    let procedure = restore_procedure(&cfg, &store, clock.now());
     let lockdown = Arc::new(Mutex::new(match store.lockdown()? {
         None => None,
         Some(name) => {
@@ -626,6 +656,7 @@ pub async fn run(
         lockdown: lockdown.clone(),
         contact: contact.clone(),
         store_failed: store_failed.clone(),
+        presence: presence_view.clone(),
     });
 
     // Lists offered at start go through the same gate as any other.
@@ -655,6 +686,11 @@ pub async fn run(
         lockdown,
         contact,
         store_failed: store_failed.clone(),
+        procedure,
+        presence_view,
+        exit_requested: None,
+        list_version: None,
+        snapshot_saved: None,
     };
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
@@ -777,6 +813,62 @@ struct DoorTask {
     /// Door contact for status.
     contact: Arc<Mutex<Option<bool>>>,
     store_failed: CancellationToken,
+    /// Visits, escort, presence, anti-passback, floods and the clock floor (pure core).
+    procedure: Procedure,
+    presence_view: Arc<Mutex<PresenceView>>,
+    /// When the exit button was last pressed: a door opening soon after is someone leaving.
+    exit_requested: Option<Instant>,
+    /// The list version the procedure was last told about.
+    list_version: Option<u64>,
+    /// When the procedure snapshot was last saved.
+    snapshot_saved: Option<Instant>,
+}
+
+/// The procedure at start: restored from the store's snapshot (who is inside, the time floor),
+/// or fresh. A snapshot that cannot be read is logged and dropped: presence then starts empty.
+fn restore_procedure(cfg: &Config, store: &Store, wall: Timestamp) -> Procedure {
+    let settings = cfg.procedure.clone();
+    let mono = now_mono();
+    let snapshot = match store.procedure_snapshot() {
+        Ok(Some(bytes)) => match serde_json::from_slice::<ProcedureSnapshot>(&bytes) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(
+                    "stored presence snapshot is damaged ({e}); starting with nobody inside"
+                );
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("cannot read the presence snapshot ({e}); starting with nobody inside");
+            None
+        }
+    };
+    match snapshot {
+        None => Procedure::new(settings, wall, mono),
+        Some(snap) => match Procedure::restore(settings.clone(), snap, wall, mono) {
+            Ok(p) => {
+                tracing::info!(inside = p.presence().count(), "presence restored");
+                p
+            }
+            Err(e) => {
+                tracing::error!(
+                    "presence snapshot does not restore ({e}); starting with nobody inside"
+                );
+                Procedure::new(settings, wall, mono)
+            }
+        },
+    }
+}
+
+/// Kernel NTP state for the procedure's clock status.
+fn ntp_state() -> NtpState {
+    match crate::mqtt::ntp_synced() {
+        Some(true) => NtpState::Synchronized,
+        Some(false) => NtpState::Unsynchronized,
+        None => NtpState::Unknown,
+    }
 }
 
 /// An operator waiting for the next tap (`pintuctl enroll --door`).
@@ -790,8 +882,13 @@ struct CaptureSlot {
 
 impl DoorTask {
     async fn run(mut self, mut rx: mpsc::Receiver<DoorMsg>, shutdown: CancellationToken) {
+        self.sync_procedure();
+        self.persist_procedure();
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.door.next_deadline();
+            let procedure_deadline = self.procedure.next_deadline();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -801,6 +898,11 @@ impl DoorTask {
                         self.record(event);
                     }
                 }
+                _ = sleep_until(procedure_deadline), if procedure_deadline.is_some() => {
+                    self.procedure_tick();
+                }
+                // Once a second: a wall-clock step is noticed, a new list's floor is taken.
+                _ = housekeeping.tick() => self.procedure_tick(),
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(DoorMsg::Tap { read, reply }) => {
@@ -906,68 +1008,197 @@ impl DoorTask {
         }
         let started = read.at;
         let card = self.cfg.card_key.hash(&read.uid);
-        let now = self.clock.now();
+        let wall = self.clock.now();
+        let mono = now_mono();
+        self.sync_procedure();
         let active = self.store.active();
-        let (decision, entry) = match active.as_deref() {
-            None => (decide(None, None, &self.cfg.door, now), None),
+        let (entry, lookup_failed) = match active.as_deref() {
+            None => (None, false),
             Some(list) => match list.lookup(&card) {
-                Ok(entry) => (
-                    decide(Some(&list.meta), entry.as_ref(), &self.cfg.door, now),
-                    entry,
-                ),
+                Ok(entry) => (entry, false),
                 Err(e) => {
                     tracing::error!("list lookup failed: {e}; denying");
-                    (Decision::Deny(DenyReason::StoreError), None)
+                    (None, true)
                 }
             },
         };
+        let direction = match read.role {
+            ReaderRole::Entry => Direction::Entry,
+            ReaderRole::Exit => Direction::Exit,
+        };
+        let list_version = active.as_ref().map(|a| a.meta.version);
+        // A lockdown (signed command) keeps every other role out; leaving is never refused.
         let lockdown = *self.lockdown.lock().unwrap_or_else(|e| e.into_inner());
-        let decision = match (decision, lockdown, entry.as_ref()) {
-            (Decision::Grant, Some(allowed), Some(e)) if e.role != allowed => {
-                Decision::Deny(DenyReason::Lockdown)
-            }
-            (d, _, _) => d,
+        let locked_out = direction == Direction::Entry
+            && matches!((lockdown, entry.as_ref()), (Some(allowed), Some(e)) if e.role != allowed);
+        let (action, escort, events) = if locked_out {
+            let decision = Decision::Deny(DenyReason::Lockdown);
+            let event = EventDraft::tap(
+                decision,
+                &read.reader,
+                entry.as_ref().map(|e| e.holder.as_str()),
+                card.masked(),
+                list_version,
+            );
+            (
+                ProcedureAction::Deny(DenyReason::Lockdown),
+                None,
+                vec![event],
+            )
+        } else {
+            let lookup = match (&entry, lookup_failed) {
+                (_, true) => Lookup::Failed,
+                (Some(e), false) => Lookup::Found(e),
+                (None, false) => Lookup::NotFound,
+            };
+            let result = self.procedure.on_tap(
+                active.as_deref().map(|a| &a.meta),
+                Tap {
+                    reader: &read.reader,
+                    direction,
+                    card,
+                    lookup,
+                    wall,
+                    mono,
+                },
+            );
+            (result.action, result.escort, result.events)
         };
         // The relay is driven first; its event is recorded after the tap's, so the outbox reads
         // "granted, then released".
-        let lock_events = match decision {
-            Decision::Grant => {
-                let outputs = self.door.release(now_mono());
+        let lock_events = match action {
+            ProcedureAction::Grant => {
+                let outputs = self.door.release(mono);
                 self.apply(outputs)
             }
-            Decision::Deny(_) => Vec::new(),
+            ProcedureAction::Deny(_) | ProcedureAction::AwaitEscort { .. } => Vec::new(),
         };
         let micros = started.elapsed().as_micros() as u64;
         let holder = entry.as_ref().map(|e| e.holder.as_str());
+        let reason = match action {
+            ProcedureAction::Deny(r) => Some(r.as_str()),
+            _ => None,
+        };
         tracing::info!(
             card = %card.masked(),
             holder = holder.unwrap_or("-"),
             name = entry.as_ref().map(|e| e.name.as_str()).unwrap_or("-"),
-            decision = decision.as_str(),
-            reason = decision.reason().map(|r| r.as_str()).unwrap_or("-"),
+            direction = ?direction,
+            decision = action.as_str(),
+            reason = reason.unwrap_or("-"),
+            escort = escort.as_deref().unwrap_or("-"),
             micros,
             "tap"
         );
-        let list_version = active.as_ref().map(|a| a.meta.version);
-        let seq = self.record(EventDraft::tap(
-            decision,
-            &read.reader,
-            holder,
-            card.masked(),
-            list_version,
-        ));
+        let masked = card.masked();
+        let mut seq = None;
+        for event in events {
+            let is_this_tap = event.reader.as_deref() == Some(read.reader.as_str())
+                && event.card.as_deref() == Some(masked.as_str())
+                && matches!(
+                    event.kind,
+                    EventKind::AccessGranted | EventKind::AccessDenied | EventKind::EscortAwaited
+                );
+            let stored = self.record(event);
+            if is_this_tap && seq.is_none() {
+                seq = stored;
+            }
+        }
         for event in lock_events {
             self.record(event);
         }
+        self.persist_procedure();
         TapOutcome {
             reader: read.reader,
-            card: card.masked(),
+            card: masked,
             holder: holder.map(str::to_string),
-            decision: decision.as_str().to_string(),
-            reason: decision.reason().map(|r| r.as_str().to_string()),
+            decision: action.as_str().to_string(),
+            reason: reason.map(str::to_string),
             micros,
             seq,
         }
+    }
+
+    /// Tells the procedure about a newly active list (its `issued_at` raises the time floor,
+    /// its visits replace the old ones).
+    fn sync_procedure(&mut self) {
+        if let Some(active) = self.store.active() {
+            if self.list_version != Some(active.meta.version) {
+                self.list_version = Some(active.meta.version);
+                self.procedure.on_list_applied(&active.meta, now_mono());
+            }
+        }
+    }
+
+    /// Escort timeouts, overstays, lockouts ending, clock trust: whatever is due.
+    fn procedure_tick(&mut self) {
+        self.sync_procedure();
+        let events = self.procedure.on_tick(self.clock.now(), now_mono());
+        for event in events {
+            self.record(event);
+        }
+        self.persist_procedure();
+    }
+
+    /// Saves the procedure's snapshot when it changed (durable with the next flush, which a
+    /// tap's acknowledgement waits for), and refreshes what status and `pintuctl who` show.
+    fn persist_procedure(&mut self) {
+        let mono = now_mono();
+        // Presence changes are saved at once; the time floor (which moves with every trusted
+        // clock reading) at least once a minute.
+        let floor_due = self.snapshot_saved.map_or(true, |at| {
+            mono.duration_since(at) >= Duration::from_secs(60)
+        });
+        if self.procedure.take_dirty() || floor_due {
+            self.snapshot_saved = Some(mono);
+            match serde_json::to_vec(&self.procedure.snapshot(mono)) {
+                Ok(bytes) => {
+                    if let Err(e) = self.store.save_procedure_snapshot(&bytes) {
+                        tracing::error!("cannot save presence: {e}");
+                        self.store_failed.cancel();
+                    }
+                }
+                Err(e) => tracing::error!("presence snapshot does not serialize: {e}"),
+            }
+        }
+        let presence = self.procedure.presence();
+        let occupants: Vec<control::Occupant> = presence
+            .occupants()
+            .iter()
+            .map(|o| control::Occupant {
+                holder: o.holder.clone(),
+                name: o.name.clone(),
+                role: o.role.as_str().to_string(),
+                card: o.card.masked(),
+                entered_at: o.entered_at,
+                visit: o.visit.as_ref().map(|v| v.id.clone()),
+                escort: o.escort.clone(),
+            })
+            .collect();
+        let visitors = presence
+            .occupants()
+            .iter()
+            .filter(|o| o.role == Role::Visitor)
+            .count();
+        let clock = self
+            .procedure
+            .clock_status(self.clock.now(), mono, ntp_state());
+        let view = PresenceView {
+            occupants,
+            visitors,
+            clock: Some(control::ClockInfo {
+                trusted: clock.trust == ClockTrust::Trusted,
+                floor: clock.floor,
+                effective: clock.effective,
+                ntp: match clock.ntp {
+                    NtpState::Synchronized => "synchronized",
+                    NtpState::Unsynchronized => "unsynchronized",
+                    NtpState::Unknown => "unknown",
+                }
+                .to_string(),
+            }),
+        };
+        *self.presence_view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
     fn input(&mut self, input: DoorInput) {
@@ -981,7 +1212,7 @@ impl DoorTask {
         if let Some(open) = open {
             *self.contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(open);
         }
-        let events = match input {
+        let mut events = match input {
             DoorInput::DoorOpened => {
                 let outputs = self.door.contact_opened(now);
                 self.apply(outputs)
@@ -991,15 +1222,24 @@ impl DoorTask {
                 self.apply(outputs)
             }
             DoorInput::ExitButton => {
+                self.exit_requested = Some(now);
                 let outputs = self.door.release(now);
                 let mut events = vec![EventDraft::new(EventKind::ExitRequested)];
                 events.extend(self.apply(outputs));
                 events
             }
         };
+        // The exit button and then the door opening: someone left (presence, visit records).
+        if input == DoorInput::DoorOpened {
+            let requested = self.exit_requested.take();
+            if requested.is_some_and(|at| now.duration_since(at) <= self.cfg.unlock_for) {
+                events.extend(self.procedure.on_exit_passage(self.clock.now(), now));
+            }
+        }
         for event in events {
             self.record(event);
         }
+        self.persist_procedure();
     }
 
     /// Carries out the state machine's outputs: drives the relay at once, and returns the events

@@ -129,6 +129,10 @@ pub struct OnlineStatus {
     pub list: Option<StatusList>,
     /// Wall-clock trust.
     pub clock: StatusClock,
+    /// People inside (presence).
+    pub occupancy: usize,
+    /// Visitors inside.
+    pub visitors_inside: usize,
     /// Events not yet delivered.
     pub outbox: StatusOutbox,
     /// `secured` or `released`.
@@ -648,9 +652,11 @@ impl Link {
                     entries: l.entries,
                 }),
                 clock: StatusClock {
-                    trusted: true,
+                    trusted: status.clock.as_ref().map_or(true, |c| c.trusted),
                     ntp_synced: ntp_synced(),
                 },
+                occupancy: status.occupancy,
+                visitors_inside: status.visitors_inside,
                 outbox: StatusOutbox {
                     depth: status.outbox_depth,
                     level: outbox_level(

@@ -884,3 +884,54 @@ fn mqtt_section_defaults_and_errors() {
         "unknown key",
     );
 }
+
+#[test]
+fn visits_flood_and_clock_sections() {
+    let site = Site::new();
+    let base = site.config_text(
+        "\n[visits]\nescort_window = \"15s\"\nanti_passback = \"hard\"\nescort_roles = [\"escort\"]\n\n[visits.escort_window_by_role]\nescort = \"20s\"\n\n[flood]\nmax_failures = 3\n\n[clock]\nvisitors_when_untrusted = true\n",
+    );
+    let (_, cfg) = load(&site, &base);
+    let p = cfg.expect("valid").procedure;
+    assert_eq!(p.escort.window, std::time::Duration::from_secs(15));
+    assert_eq!(
+        p.escort.role_windows,
+        vec![(
+            pintu::core::list::Role::Escort,
+            std::time::Duration::from_secs(20)
+        )]
+    );
+    assert_eq!(p.anti_passback, pintu::core::presence::AntiPassback::Hard);
+    assert_eq!(p.flood.max_failures, 3);
+    assert!(p.visitors_when_clock_untrusted);
+
+    assert_error(
+        &site,
+        &edit(
+            &base,
+            "escort_roles = [\"escort\"]",
+            "escort_roles = [\"escort\", \"visitor\"]",
+        ),
+        "escort_roles",
+        "visits.escort_roles",
+        "a visitor never escorts",
+    );
+    assert_error(
+        &site,
+        &edit(&base, "escort_window = \"15s\"", "escort_window = \"20m\""),
+        "escort_window = ",
+        "visits.escort_window",
+        "must be between 1s and 10m",
+    );
+    assert_error_contains(
+        &site,
+        &edit(
+            &base,
+            "anti_passback = \"hard\"",
+            "anti_passback = \"strict\"",
+        ),
+        "anti_passback",
+        "visits.anti_passback",
+        "unknown variant",
+    );
+}

@@ -13,3 +13,4 @@ mod mqtt_broker;
 mod pcsc;
 mod serial;
 mod store;
+mod visits;

@@ -613,7 +613,10 @@ fn a_command_made_by_pintuctl_is_carried_out() {
         ),
     )
     .expect("key file");
+    let status = subscriber(&broker, &topic("status"));
     let _door = start_door(&site, &broker, "");
+    // Online status is published after the subscriptions: the door now hears its commands.
+    status.collect_until(|m| m.json()["state"] == "online", WAIT);
     let out = site.path("cmd.json");
     let made = crate::common::pintuctl(&[
         "command",

@@ -51,7 +51,8 @@ fn pcsc_door(site: &Site, list: &Path) -> Pintud {
         &site.socket(),
         &["--list", list.to_str().expect("path")],
     );
-    wait_log(&door, "PC/SC reader present", Duration::from_secs(10));
+    // Generous: under load pcscd can take a while to show the virtual reader.
+    wait_log(&door, "PC/SC reader present", Duration::from_secs(30));
     door
 }
 

@@ -32,13 +32,13 @@ const FITRI: &str = "00BC614E";
 
 /// One side of a pseudo-terminal pair: the test writes into the master; pintud opens the slave
 /// by path.
-struct Pty {
+pub(crate) struct Pty {
     master: File,
-    slave: PathBuf,
+    pub(crate) slave: PathBuf,
 }
 
 impl Pty {
-    fn open() -> Pty {
+    pub(crate) fn open() -> Pty {
         // Close-on-exec from the start: a pintud spawned meanwhile (by this test or one running
         // in parallel) must not inherit the master, or closing it here would not hang up.
         let master =
@@ -64,7 +64,7 @@ impl Pty {
         self.master.flush().expect("flush");
     }
 
-    fn frame(&mut self, uid: &str) {
+    pub(crate) fn frame(&mut self, uid: &str) {
         self.write(&frame(uid));
     }
 }

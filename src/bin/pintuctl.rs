@@ -46,6 +46,7 @@ const EXAMPLES: &str = "Examples:
       --key keys/kabid-2026.key --out cmd.json          # then: mosquitto_pub -q 1 -t pintu/dc1/a/commands -f cmd.json
   pintuctl tap 04A1B2C3D4E5F6                         # simulated reader
   pintuctl status
+  pintuctl who                                        # who is inside now
   pintuctl events -n 50";
 
 /// What a signed command tells a door to do.
@@ -213,6 +214,12 @@ enum Command {
     },
     /// Show the door's status.
     Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who is inside the room now (the door's presence), in order of entry.
+    Who {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -428,10 +435,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("list       none: every tap is denied until a signed list arrives")
                 }
             }
-            println!("lock       {:?}", s.lock);
+            if let Some(c) = &s.clock {
+                println!(
+                    "trust      clock {}{}, NTP {}",
+                    if c.trusted {
+                        "trusted"
+                    } else {
+                        "UNTRUSTED (below the trusted-time floor): decisions use "
+                    },
+                    if c.trusted {
+                        String::new()
+                    } else {
+                        c.effective.to_string()
+                    },
+                    c.ntp
+                );
+            }
+            println!(
+                "lock       {:?}{}",
+                s.lock,
+                s.lockdown
+                    .as_deref()
+                    .map(|r| format!(" — LOCKDOWN: only {r} admitted"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "inside     {} ({} visitor(s)); `pintuctl who` lists them",
+                s.occupancy, s.visitors_inside
+            );
             println!("outbox     {} event(s) waiting", s.outbox_depth);
             for r in &s.readers {
                 println!("reader     {} ({:?}, {})", r.name, r.role, r.backend);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Who { json } => {
+            let reply = ask(&target, &Request::Who)?;
+            let Reply::Who { occupants } = reply else {
+                return unexpected(reply);
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&occupants)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if occupants.is_empty() {
+                println!("nobody inside");
+            }
+            for o in &occupants {
+                let visit = match (&o.visit, &o.escort) {
+                    (Some(v), Some(e)) => format!("  visit {v}, escorted by {e}"),
+                    (Some(v), None) => format!("  visit {v}"),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}  {:<8} {} ({}), card {}{}",
+                    o.entered_at, o.role, o.name, o.holder, o.card, visit
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -46,6 +46,8 @@ const LIST_TREE_PREFIX: &str = "list.c1.v";
 /// File (outside sled) recording that every sequence number issued is below its value, so a lost
 /// or rebuilt store never reuses a number the office system has already seen.
 pub const SEQ_RESERVATION_FILE: &str = "seq.reserved";
+/// Presence and the trusted-time floor (the procedure's snapshot, JSON).
+const META_PROCEDURE: &[u8] = b"procedure";
 /// Lockdown in force: the admitted role's name.
 const META_LOCKDOWN: &[u8] = b"lockdown";
 /// Delivered events kept for `pintuctl events` (oldest dropped first).
@@ -629,6 +631,18 @@ impl Store {
             self.db.flush()?;
         }
         Ok(fresh)
+    }
+
+    /// The persisted procedure snapshot (who is inside, the time floor), if any.
+    pub fn procedure_snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(META_PROCEDURE)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores the procedure snapshot; durable with the next flush (a tap's acknowledgement
+    /// waits for it).
+    pub fn save_procedure_snapshot(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(META_PROCEDURE, bytes)?;
+        Ok(())
     }
 
     /// The lockdown in force (its admitted role), if any; survives restarts.
