@@ -124,6 +124,19 @@ fn visitor_and_escort_enter_escort_leaves_first_then_the_visit_is_closed() {
     assert_eq!(inside.len(), 2, "{inside:?}");
     let status = door.status();
     assert_eq!((status.occupancy, status.visitors_inside), (2, 1));
+    let out = crate::common::pintuctl(&[
+        "--socket",
+        site.socket().to_str().expect("utf-8 path"),
+        "who",
+    ]);
+    let text = crate::common::text(&out.stdout);
+    assert!(out.status.success(), "{}", crate::common::text(&out.stderr));
+    assert!(
+        text.contains("Holder badge-07 (badge-07)")
+            && text.contains("visit V-2026-0042, escorted by h-escort")
+            && text.contains("Holder h-escort"),
+        "{text}"
+    );
 
     // Presence survives a restart.
     assert_eq!(door.stop(), Some(0));
