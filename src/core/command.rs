@@ -542,31 +542,28 @@ mod tests {
         assert!(verify(&signed(&exact), &pol, at(NOW)).is_ok());
     }
 
-    #[test]
-    fn unknown_fields_and_actions_are_refused() {
-        let mut value = serde_json::to_value(unlock()).expect("value");
-        value["extra"] = serde_json::json!(1);
-        let bytes = serde_json::to_vec(&value).expect("bytes");
-        let env = list::sign_envelope(
+    /// Signs a payload given as raw JSON (to smuggle in what `CommandPayload` cannot express).
+    fn sign_value(value: &serde_json::Value) -> Vec<u8> {
+        let bytes = serde_json::to_vec(value).expect("bytes");
+        list::sign_envelope(
             COMMAND_ENVELOPE_FORMAT,
             COMMAND_SIGNING_CONTEXT,
             &bytes,
             &[("office-1".into(), key(1))],
-        );
-        let err = verify(&env, &policy(), at(NOW)).expect_err("unknown field");
+        )
+    }
+
+    #[test]
+    fn unknown_fields_and_actions_are_refused() {
+        let mut value = serde_json::to_value(unlock()).expect("value");
+        value["extra"] = serde_json::json!(1);
+        let err = verify(&sign_value(&value), &policy(), at(NOW)).expect_err("unknown field");
         assert_eq!(err.code(), "malformed");
         assert!(err.to_string().contains("extra"), "{err}");
 
         let mut value = serde_json::to_value(unlock()).expect("value");
         value["command"] = serde_json::json!({"type": "open_forever"});
-        let bytes = serde_json::to_vec(&value).expect("bytes");
-        let env = list::sign_envelope(
-            COMMAND_ENVELOPE_FORMAT,
-            COMMAND_SIGNING_CONTEXT,
-            &bytes,
-            &[("office-1".into(), key(1))],
-        );
-        let err = verify(&env, &policy(), at(NOW)).expect_err("unknown action");
+        let err = verify(&sign_value(&value), &policy(), at(NOW)).expect_err("unknown action");
         assert_eq!(err.code(), "malformed");
         assert!(err.to_string().contains("command"), "{err}");
     }
