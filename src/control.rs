@@ -176,6 +176,20 @@ pub struct ReaderStatus {
     pub role: ReaderRole,
     /// Backend name.
     pub backend: String,
+    /// `up` (the reader can deliver taps: simulated, or its device open / present in pcscd),
+    /// `down`, or `unknown` (not reported yet).
+    #[serde(default = "unknown_state")]
+    pub state: String,
+    /// Since when, and why, once the reader has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// The device or the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn unknown_state() -> String {
+    "unknown".into()
 }
 
 /// Door status.

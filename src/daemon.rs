@@ -469,10 +469,22 @@ impl DaemonHandle {
                 .cfg
                 .readers
                 .iter()
-                .map(|r| ReaderStatus {
-                    name: r.name.clone(),
-                    role: r.role,
-                    backend: r.backend.name().to_string(),
+                .map(|r| {
+                    let health = crate::hw::health::get(&r.name);
+                    let state = match (&r.backend, &health) {
+                        (ReaderBackend::Sim, _) => "up",
+                        (_, Some(h)) if h.up => "up",
+                        (_, Some(_)) => "down",
+                        (_, None) => "unknown",
+                    };
+                    ReaderStatus {
+                        name: r.name.clone(),
+                        role: r.role,
+                        backend: r.backend.name().to_string(),
+                        state: state.to_string(),
+                        since: health.as_ref().map(|h| h.since),
+                        detail: health.map(|h| h.detail),
+                    }
                 })
                 .collect(),
         }
@@ -1146,9 +1158,9 @@ impl DoorTask {
         let mono = now_mono();
         // Presence changes are saved at once; the time floor (which moves with every trusted
         // clock reading) at least once a minute.
-        let floor_due = self.snapshot_saved.map_or(true, |at| {
-            mono.duration_since(at) >= Duration::from_secs(60)
-        });
+        let floor_due = self
+            .snapshot_saved
+            .is_none_or(|at| mono.duration_since(at) >= Duration::from_secs(60));
         if self.procedure.take_dirty() || floor_due {
             self.snapshot_saved = Some(mono);
             match serde_json::to_vec(&self.procedure.snapshot(mono)) {

@@ -11,9 +11,15 @@
 //! - [`daemon`]: `pintud`'s runtime: the door task, list intake and the inbox watcher.
 //! - [`mqtt`]: the MQTT link: events out of the outbox, status, signed lists and commands in.
 //! - [`keys`], [`register`]: the operator side used by `pintuctl` (signing keys, the register).
+//! - [`office`]: the office side's MQTT (publishing lists, reading door status).
 //! - [`clock`]: wall-clock source, injectable for tests.
+//! - [`archive`]: the office's event archive (`pintuctl archive`): every door's events over MQTT,
+//!   stored durably, de-duplicated by (door, seq), with gap detection.
+//! - [`review`]: the periodic access review (`pintuctl review`) from the register and the archive.
+//! - [`report`]: the access report for a period (`pintuctl report`), as CSV and printable HTML.
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -23,7 +29,10 @@ pub mod fsutil;
 pub mod hw;
 pub mod keys;
 pub mod mqtt;
+pub mod office;
 pub mod register;
+pub mod report;
+pub mod review;
 pub mod store;
 
 /// An error and its causes on one line (`what: because: because`), for operator messages.

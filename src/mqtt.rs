@@ -194,6 +194,8 @@ pub struct StatusReader {
     pub name: String,
     /// Backend.
     pub backend: String,
+    /// `up`, `down` or `unknown`.
+    pub state: String,
 }
 
 /// The outbox depth level against the thresholds.
@@ -652,7 +654,7 @@ impl Link {
                     entries: l.entries,
                 }),
                 clock: StatusClock {
-                    trusted: status.clock.as_ref().map_or(true, |c| c.trusted),
+                    trusted: status.clock.as_ref().is_none_or(|c| c.trusted),
                     ntp_synced: ntp_synced(),
                 },
                 occupancy: status.occupancy,
@@ -677,6 +679,7 @@ impl Link {
                     .map(|r| StatusReader {
                         name: r.name.clone(),
                         backend: r.backend.clone(),
+                        state: r.state.clone(),
                     })
                     .collect(),
                 heartbeat_s: self.heartbeat.as_secs(),

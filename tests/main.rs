@@ -4,6 +4,7 @@
 mod broker;
 mod common;
 
+mod archive;
 mod cli;
 mod config;
 mod daemon;
@@ -11,6 +12,8 @@ mod lists;
 mod mqtt;
 mod mqtt_broker;
 mod pcsc;
+mod register;
+mod report;
 mod serial;
 mod store;
 mod visits;

@@ -335,6 +335,14 @@ fn unplugged_reader_is_reopened_without_restarting_pintud() {
     wait_log(&door, "rdm", "serial port open", 1);
     pty.frame(ALICE);
     wait_taps(&door, "rdm", 1);
+    let state = |door: &Pintud| {
+        door.status()
+            .readers
+            .into_iter()
+            .find(|r| r.name == "rdm")
+            .map(|r| r.state)
+    };
+    assert_eq!(state(&door).as_deref(), Some("up"));
 
     // Unplug: the device node goes (the symlink first, as udev removes by-id links, so pintud
     // cannot reopen a pty number the system hands to someone else), then the far end hangs up.
@@ -342,12 +350,21 @@ fn unplugged_reader_is_reopened_without_restarting_pintud() {
     drop(pty);
     wait_log(&door, "rdm", "serial port lost", 1);
     wait_log(&door, "rdm", "cannot open the serial port", 1);
-    assert!(door.status().readers.iter().any(|r| r.name == "rdm"));
+    // Status says the reader is down, and why.
+    let rdm = door
+        .status()
+        .readers
+        .into_iter()
+        .find(|r| r.name == "rdm")
+        .expect("reader in status");
+    assert_eq!(rdm.state, "down");
+    assert!(rdm.detail.is_some_and(|d| d.contains("by-id-rdm6300")));
 
     // Replug: a new device behind the same name; taps work again without restarting pintud.
     let mut pty = Pty::open();
     point(&link, &pty.slave);
     wait_log(&door, "rdm", "serial port open", 2);
+    assert_eq!(state(&door).as_deref(), Some("up"));
     pty.frame(BOB);
     pty.frame(ALICE);
     let t = wait_taps(&door, "rdm", 3);

@@ -23,5 +23,6 @@ ensure_rust() {
 # - mosquitto: the MQTT tests (tests/broker.rs) start their own brokers on free loopback ports and
 #   make password files with its mosquitto_passwd. The system broker the package enables on port
 #   1883 is neither needed nor touched.
+# - chromium: tests/report.rs prints the access report's HTML to PDF with headless Chromium.
 # shellcheck disable=SC2034  # used by the scripts that source this file
-PINTU_TEST_PACKAGES=(mosquitto)
+PINTU_TEST_PACKAGES=(mosquitto chromium)

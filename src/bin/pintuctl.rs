@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
 use pintu::config::{self, Config};
@@ -14,11 +14,15 @@ use pintu::core::card::Uid;
 use pintu::core::list::{self, Role, TrustPolicy, TrustedKey};
 use pintu::hw::{pcsc, DoorInput};
 use pintu::keys;
-use pintu::register::{Enrolled, LoadedRegister, NewHolder};
+use pintu::office::{self, OfficeMqtt, OfficeSettings};
+use pintu::register::{
+    Enrolled, HolderEdit, LoadedRegister, NewHolder, NewVisit, RevokeInfo, RevokeTarget,
+    RevokedCard,
+};
 
 /// Pintu operator tool: keys, signed lists, and the door's control socket.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = EXAMPLES)]
+#[command(name = "pintuctl", version, about, after_help = EXAMPLES)]
 struct Cli {
     /// Door control socket (default: the one named by --config).
     #[arg(long, global = true, env = "PINTU_SOCKET")]
@@ -38,10 +42,22 @@ struct Cli {
 const EXAMPLES: &str = "Examples:
   pintuctl keygen --id kabid-2026 --dir keys/        # signing key pair (office only)
   pintuctl card-key --out keys/card.key              # the site's card key (office + doors)
+  export PINTU_REGISTER=register.toml PINTU_OFFICE=office.toml   # or --register / --office
+  pintuctl holder add --id 199001012015011001 --name \"Budi Santoso\" --role staff \\
+      --valid-until 2027-01-01 --request-ref ND-2026/TIK/014 --approver \"Kabid TIK\"
+  pintuctl card enroll --register register.toml --holder 199001012015011001   # desk reader
+  pintuctl card enroll --door --reader entry --register register.toml --holder 199001012015011001
+  pintuctl visit issue --visitor \"Andi (PT Vendor)\" --badge VB-01 --until \"2026-11-24 12:00\" \\
+      --host 199001012015011001 --request-ref VIS-2026/118 --approver \"Kasi Infra\"
+  pintuctl visit end V-2026-0001                                   # badge back in the pool
+  pintuctl card revoke --holder 199001012015011001 --reason \"left the unit\" \\
+      --request-ref ND-2026/TIK/020 --publish --key keys/kabid-2026.key
+  pintuctl list holders; pintuctl show holder 199001012015011001 --json
+  pintuctl publish --key keys/kabid-2026.key                       # sign + retained on MQTT
+  pintuctl publish --key keys/kabid-2026.key --out /media/usb/list.signed
+  pintuctl doors                                                   # every door's retained status
   pintuctl sign --register register.toml --key keys/kabid-2026.key --out list.signed
   pintuctl verify list.signed --config /etc/pintu/pintu.toml
-  pintuctl enroll --register register.toml --holder 199001012015011001   # desk PC/SC reader
-  pintuctl enroll --door --reader entry --register register.toml --holder 199001012015011001
   pintuctl command unlock-once --reason \"vendor visit\" --site dc1 --door a --operator ani \\
       --key keys/kabid-2026.key --out cmd.json          # then: mosquitto_pub -q 1 -t pintu/dc1/a/commands -f cmd.json
   pintuctl tap 04A1B2C3D4E5F6                         # simulated reader
@@ -150,50 +166,85 @@ enum Command {
         #[arg(long)]
         card_key: PathBuf,
     },
-    /// Enroll a card: read it on this computer's PC/SC reader (or, with --door, capture the next
-    /// tap at the door) and add it to a holder in the register, keeping the file's comments.
-    /// Without --register the UID is only printed. Sign and deliver a list afterwards.
-    Enroll {
-        /// Register to add the card to.
-        #[arg(long, requires = "holder")]
-        register: Option<PathBuf>,
-        /// Holder id to add the card to (created when --name and the rest are given).
-        #[arg(long, requires = "register")]
-        holder: Option<String>,
-        /// New holder: display name (with --role, --valid-until, --request-ref, --approver).
+    /// Same as `card enroll` (kept for scripts).
+    #[command(hide = true)]
+    Enroll(EnrollArgs),
+    /// Cardholders in the register: add, edit, remove.
+    #[command(after_help = HOLDER_EXAMPLES)]
+    Holder {
+        #[command(subcommand)]
+        action: HolderAction,
+    },
+    /// Cards: enroll one for a holder (desk reader or door capture), revoke one or all of a
+    /// holder's.
+    #[command(after_help = CARD_EXAMPLES)]
+    Card {
+        #[command(subcommand)]
+        action: CardAction,
+    },
+    /// The visitor-badge pool: add or remove badges.
+    #[command(after_help = BADGE_EXAMPLES)]
+    Badge {
+        #[command(subcommand)]
+        action: BadgeAction,
+    },
+    /// Visits: issue a pool badge for an approved visit, end it (badge back in the pool).
+    #[command(after_help = VISIT_EXAMPLES)]
+    Visit {
+        #[command(subcommand)]
+        action: VisitAction,
+    },
+    /// List the register's holders, badges, visits or revoked cards (a table, or --json).
+    List {
+        /// What to list.
+        what: ListWhat,
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Visits: ended ones too.
         #[arg(long)]
-        name: Option<String>,
-        /// New holder: organisational unit.
+        all: bool,
+        /// Print JSON.
         #[arg(long)]
-        unit: Option<String>,
-        /// New holder: staff, escort or visitor.
-        #[arg(long, value_parser = parse_role)]
-        role: Option<Role>,
-        /// New holder: start of access (default today), e.g. 2026-01-05 or 2026-01-05T08:00:00.
+        json: bool,
+    },
+    /// Show one item of the register in full.
+    Show {
+        #[command(subcommand)]
+        what: ShowWhat,
+    },
+    /// Sign the register and deliver the list: retained on the site's MQTT list topic, and/or
+    /// written to --out (e.g. a USB stick for the door's inbox).
+    #[command(after_help = PUBLISH_EXAMPLES)]
+    Publish {
+        #[command(flatten)]
+        reg: RegisterPath,
+        #[command(flatten)]
+        publish: PublishArgs,
+    },
+    /// Every door's retained status from MQTT: online, list version, outbox, lock, occupancy.
+    #[command(
+        after_help = "Examples:\n  pintuctl doors --broker broker.dc1.example --register register.toml\n  pintuctl doors --office office.toml --site diskominfo --json"
+    )]
+    Doors {
+        /// Site id (default: the register's site).
         #[arg(long)]
-        valid_from: Option<String>,
-        /// New holder: end of access (exclusive), e.g. 2027-01-01.
+        site: Option<String>,
+        /// Register, for the site id.
+        #[arg(long, env = "PINTU_REGISTER", default_value = "register.toml")]
+        register: PathBuf,
+        #[command(flatten)]
+        mqtt: MqttArgs,
+        /// How long to collect retained status after subscribing.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+        /// Print JSON (the status messages as the doors published them).
         #[arg(long)]
-        valid_until: Option<String>,
-        /// New holder: reference of the approved access request.
-        #[arg(long)]
-        request_ref: Option<String>,
-        /// New holder: who approved the request.
-        #[arg(long)]
-        approver: Option<String>,
-        /// Desk reader: PC/SC reader-name pattern (case-insensitive substring); default any.
-        #[arg(long, conflicts_with = "door")]
-        pcsc_reader: Option<String>,
-        /// Capture the next tap at the door (through its control socket) instead; the tap is
-        /// recorded as `card.captured` and does not open the door.
-        #[arg(long)]
-        door: bool,
-        /// With --door: only a tap on this reader (default any of the door's readers).
-        #[arg(long, requires = "door")]
-        reader: Option<String>,
-        /// How long to wait for the card.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-        timeout: Duration,
+        json: bool,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Present a card to a simulated reader on the door.
     Tap {
@@ -233,6 +284,59 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Office service: archive every door's events from the broker (persistent session, stored
+    /// before acknowledged, de-duplicated by door and seq); --gaps and --stats read an archive.
+    Archive(ArchiveArgs),
+    /// The periodic access review: every holder, card and badge, last used, and flags.
+    Review(ReviewArgs),
+    /// The access report for a period (visits, entries and exits, denials, alarms) as CSV or
+    /// printable HTML.
+    Report(ReportArgs),
+}
+
+/// `card enroll` (and the older `enroll`).
+#[derive(Args, Debug)]
+struct EnrollArgs {
+    /// Register to add the card to.
+    #[arg(long, requires = "holder")]
+    register: Option<PathBuf>,
+    /// Holder id to add the card to (created when --name and the rest are given).
+    #[arg(long, requires = "register")]
+    holder: Option<String>,
+    /// New holder: display name (with --role, --valid-until, --request-ref, --approver).
+    #[arg(long)]
+    name: Option<String>,
+    /// New holder: organisational unit.
+    #[arg(long)]
+    unit: Option<String>,
+    /// New holder: staff, escort or visitor.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
+    /// New holder: start of access (default today), e.g. 2026-01-05 or 2026-01-05T08:00:00.
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// New holder: end of access (exclusive), e.g. 2027-01-01.
+    #[arg(long)]
+    valid_until: Option<String>,
+    /// New holder: reference of the approved access request.
+    #[arg(long)]
+    request_ref: Option<String>,
+    /// New holder: who approved the request.
+    #[arg(long)]
+    approver: Option<String>,
+    /// Desk reader: PC/SC reader-name pattern (case-insensitive substring); default any.
+    #[arg(long, conflicts_with = "door")]
+    pcsc_reader: Option<String>,
+    /// Capture the next tap at the door (through its control socket) instead; the tap is
+    /// recorded as `card.captured` and does not open the door.
+    #[arg(long)]
+    door: bool,
+    /// With --door: only a tap on this reader (default any of the door's readers).
+    #[arg(long, requires = "door")]
+    reader: Option<String>,
+    /// How long to wait for the card.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -323,44 +427,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}  {}", hash.to_hex(), hash.masked());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Enroll {
+        Command::Enroll(args) => enroll_args(&target, args),
+        Command::Holder { action } => holder_command(action),
+        Command::Card { action } => card_command(&target, action),
+        Command::Badge { action } => badge_command(action),
+        Command::Visit { action } => visit_command(action),
+        Command::List {
+            what,
+            reg,
+            all,
+            json,
+        } => list_command(what, &reg.register, all, json),
+        Command::Show { what } => show_command(what),
+        Command::Publish { reg, publish } => {
+            let mut register = LoadedRegister::load(&reg.register)?;
+            publish_register(&mut register, &publish)
+        }
+        Command::Doors {
+            site,
             register,
-            holder,
-            name,
-            unit,
-            role,
-            valid_from,
-            valid_until,
-            request_ref,
-            approver,
-            pcsc_reader,
-            door,
-            reader,
-            timeout,
-        } => {
-            let new = new_holder(
-                name,
-                unit,
-                role,
-                valid_from,
-                valid_until,
-                request_ref,
-                approver,
-            )?;
-            let source = if door {
-                CardFrom::Door { reader }
-            } else {
-                CardFrom::Desk {
-                    pattern: pcsc_reader,
-                }
-            };
-            enroll(
-                &target,
-                register.as_deref().zip(holder.as_deref()),
-                new,
-                source,
-                timeout,
-            )
+            mqtt,
+            wait,
+            json,
+        } => doors_command(site, &register, &mqtt, wait, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "pintuctl",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Tap { uid, reader, json } => {
             let reply = ask(&target, &Request::Tap { uid, reader })?;
@@ -465,7 +562,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             println!("outbox     {} event(s) waiting", s.outbox_depth);
             for r in &s.readers {
-                println!("reader     {} ({:?}, {})", r.name, r.role, r.backend);
+                let since = match (&r.since, &r.detail) {
+                    (Some(at), Some(why)) => format!(" since {at}: {why}"),
+                    _ => String::new(),
+                };
+                println!(
+                    "reader     {} ({:?}, {}): {}{since}",
+                    r.name, r.role, r.backend, r.state
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -494,6 +598,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Archive(args) => archive(args),
+        Command::Review(args) => review(args),
+        Command::Report(args) => report(args),
         Command::Events { limit, json } => {
             let reply = ask(&target, &Request::Events { limit: Some(limit) })?;
             let Reply::Events { events } = reply else {
@@ -799,32 +906,27 @@ fn sign_command(
 
 fn sign(register: &Path, key_paths: &[PathBuf], out: &Path) -> Result<ExitCode> {
     let mut reg = LoadedRegister::load(register)?;
-    let card_key = keys::load_card_key(&reg.card_key_path())?;
-    let signing_keys = key_paths
-        .iter()
-        .map(|p| keys::load_signing_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let version = reg.register.list.version + 1;
-    let payload = reg.build_payload(&card_key, version, Timestamp::now())?;
-    let payload_bytes = serde_json::to_vec(&payload)?;
-    let signed = list::sign(&payload_bytes, &signing_keys);
+    let SignedList {
+        version,
+        payload,
+        visits,
+        bytes: signed,
+        signers,
+    } = sign_list(&reg, key_paths)?;
     // Bump first: a version number is never used for two different lists, even if writing the
     // output fails afterwards (a gap in versions is harmless; a reuse is rejected by doors).
     reg.set_version(version)?;
     pintu::fsutil::write_atomic(out, &signed, 0o644)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
-        "{}: version {version}, {} entries, site {}, doors {}, expires {}, signed by {}",
+        "{}: version {version}, {} entries, {} visit(s), site {}, doors {}, expires {}, signed by {}",
         out.display(),
         payload.entries.len(),
+        visits.len(),
         payload.site,
         payload.doors.join(","),
         payload.expires_at,
-        signing_keys
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        signers.join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -884,4 +986,1562 @@ fn verify(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn enroll_args(target: &Target, a: EnrollArgs) -> Result<ExitCode> {
+    let new = new_holder(
+        a.name,
+        a.unit,
+        a.role,
+        a.valid_from,
+        a.valid_until,
+        a.request_ref,
+        a.approver,
+    )?;
+    let source = if a.door {
+        CardFrom::Door { reader: a.reader }
+    } else {
+        CardFrom::Desk {
+            pattern: a.pcsc_reader,
+        }
+    };
+    enroll(
+        target,
+        a.register.as_deref().zip(a.holder.as_deref()),
+        new,
+        source,
+        a.timeout,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The register: holders, cards, badges, visits, lists (docs/register.md, docs/operator.md)
+// ---------------------------------------------------------------------------------------------
+
+const HOLDER_EXAMPLES: &str = "Examples (the register is ./register.toml or $PINTU_REGISTER, else --register):
+  pintuctl holder add --id 199001012015011001 --name \"Budi Santoso\" --unit \"Bidang TIK\" \\
+      --role escort --valid-until 2027-01-01 --request-ref ND-2026/TIK/014 --approver \"Kabid TIK\"
+  pintuctl holder edit 199001012015011001 --valid-until 2028-01-01 \\
+      --request-ref ND-2027/TIK/003 --approver \"Kabid TIK\"
+  pintuctl holder remove 199001012015011001 --reason \"moved to another office\" --request-ref ND-2026/TIK/031";
+
+const CARD_EXAMPLES: &str = "Examples:
+  pintuctl card enroll --register register.toml --holder 199001012015011001
+  pintuctl card revoke --card 04A1B2C3D4E5F6 --reason \"card lost\" --request-ref HD-2026/118
+  pintuctl card revoke --holder 199001012015011001 --reason \"left the unit\" \\
+      --request-ref ND-2026/TIK/020 --publish --key keys/kabid-2026.key --office office.toml";
+
+const BADGE_EXAMPLES: &str = "Examples:
+  pintuctl badge add --id VB-01 --card 62E3086CED
+  pintuctl badge add --id VB-02                       # read it on the desk reader
+  pintuctl badge remove VB-02 --reason \"badge broken\" --request-ref HD-2026/120";
+
+const VISIT_EXAMPLES: &str = "Examples:
+  pintuctl visit issue --visitor \"Andi (PT Nusantara Data)\" --badge VB-01 \\
+      --from \"2026-11-24 09:00\" --until \"2026-11-24 12:00\" --host 199001012015011001 \\
+      --escort 198805052010011002 --request-ref VIS-2026/118 --approver \"Kasi Infra\"
+  pintuctl publish --key keys/kabid-2026.key          # the door learns the visit
+  pintuctl visit end V-2026-0001                      # badge back in the pool";
+
+const PUBLISH_EXAMPLES: &str = "Examples:
+  pintuctl publish --key keys/kabid-2026.key --office office.toml
+  pintuctl publish --key keys/kabid-2026.key --broker 10.0.0.5 --mqtt-user office \\
+      --mqtt-password-file /etc/pintu/office.password --mqtt-ca /etc/pintu/mqtt-ca.pem
+  pintuctl publish --key keys/kabid-2026.key --out /media/usb/list.signed   # no MQTT";
+
+/// `--register`, for the commands that read or edit it.
+#[derive(Args, Debug, Clone)]
+struct RegisterPath {
+    /// Register file (docs/register.md).
+    #[arg(long, env = "PINTU_REGISTER", default_value = "register.toml")]
+    register: PathBuf,
+}
+
+/// Why a card is revoked, and on whose request.
+#[derive(Args, Debug, Clone)]
+struct RevokeWhy {
+    /// Why (lost card, left the unit, end of contract, …).
+    #[arg(long)]
+    reason: String,
+    /// Reference of the removal request.
+    #[arg(long)]
+    request_ref: String,
+    /// Operator recording it (default: $PINTU_OPERATOR, else the login name).
+    #[arg(long, env = "PINTU_OPERATOR")]
+    by: Option<String>,
+}
+
+impl RevokeWhy {
+    fn info(self) -> Result<RevokeInfo> {
+        let by = match self.by {
+            Some(by) => by,
+            None => std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .context("give --by (who records the revocation)")?,
+        };
+        Ok(RevokeInfo {
+            reason: self.reason,
+            request_ref: self.request_ref,
+            by,
+            at: Timestamp::now(),
+        })
+    }
+}
+
+/// Where to reach the site broker: an office file and/or flags (flags win).
+#[derive(Args, Debug, Clone, Default)]
+struct MqttArgs {
+    /// Office file with an [mqtt] table (broker, TLS, credentials); see docs/operator.md.
+    #[arg(long, env = "PINTU_OFFICE")]
+    office: Option<PathBuf>,
+    /// MQTT broker host (overrides the office file).
+    #[arg(long)]
+    broker: Option<String>,
+    /// MQTT broker port (default 1883, 8883 with --mqtt-ca).
+    #[arg(long)]
+    mqtt_port: Option<u16>,
+    /// MQTT user name.
+    #[arg(long)]
+    mqtt_user: Option<String>,
+    /// File holding the MQTT password (one line).
+    #[arg(long)]
+    mqtt_password_file: Option<PathBuf>,
+    /// CA certificate of the broker (PEM): connect with TLS.
+    #[arg(long)]
+    mqtt_ca: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires = "mqtt_key")]
+    mqtt_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, requires = "mqtt_cert")]
+    mqtt_key: Option<PathBuf>,
+    /// MQTT client id (default pintuctl- and random hex).
+    #[arg(long)]
+    mqtt_client_id: Option<String>,
+    /// First topic level (default pintu, as the doors').
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Bound on connecting and on each acknowledgement.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    mqtt_timeout: Option<Duration>,
+}
+
+impl MqttArgs {
+    /// The broker settings, or `None` when neither the office file nor --broker names one.
+    fn resolve(&self) -> Result<Option<OfficeMqtt>> {
+        let file = match &self.office {
+            Some(path) => OfficeSettings::load(path)?,
+            None => OfficeSettings::default(),
+        };
+        let flags = OfficeSettings {
+            host: self.broker.clone(),
+            port: self.mqtt_port,
+            client_id: self.mqtt_client_id.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            username: self.mqtt_user.clone(),
+            password_file: self.mqtt_password_file.clone(),
+            ca_file: self.mqtt_ca.clone(),
+            client_cert_file: self.mqtt_cert.clone(),
+            client_key_file: self.mqtt_key.clone(),
+            timeout: self.mqtt_timeout.map(config::HumanDuration),
+        };
+        Ok(file.overlay(flags).resolve()?)
+    }
+}
+
+/// How a list is signed and delivered.
+#[derive(Args, Debug, Clone, Default)]
+struct PublishArgs {
+    /// Signing key file(s); one signature each.
+    #[arg(long = "key")]
+    keys: Vec<PathBuf>,
+    /// Also write the signed list to this file (e.g. on a USB stick, for a door's inbox).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    mqtt: MqttArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum HolderAction {
+    /// Add a holder after an approved access request; give cards now (--card) or enroll them.
+    Add {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Holder id (e.g. the NIP), unique.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Organisational unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// staff, escort or visitor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Start of access (default today), e.g. 2026-01-05 or "2026-01-05 08:00".
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// End of access (exclusive), e.g. 2027-01-01.
+        #[arg(long)]
+        valid_until: String,
+        /// A door this holder may open (repeat; default every door of the list).
+        #[arg(long = "door")]
+        doors: Vec<String>,
+        /// A card UID in hex (repeat), when known; otherwise `pintuctl card enroll`.
+        #[arg(long = "card", value_parser = parse_uid)]
+        cards: Vec<Uid>,
+        /// Reference of the approved access request.
+        #[arg(long)]
+        request_ref: String,
+        /// Who approved it.
+        #[arg(long)]
+        approver: String,
+    },
+    /// Change a holder. A change of role, validity or doors is a new grant: it needs
+    /// --request-ref and --approver.
+    Edit {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Holder id.
+        id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// New role.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// New start of access.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// New end of access (exclusive).
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// The doors this holder may open (repeat), replacing the current ones.
+        #[arg(long = "door")]
+        doors: Vec<String>,
+        /// Every door of the list.
+        #[arg(long, conflicts_with = "doors")]
+        all_doors: bool,
+        /// Reference of the request for this change.
+        #[arg(long)]
+        request_ref: Option<String>,
+        /// Who approved this change.
+        #[arg(long)]
+        approver: Option<String>,
+    },
+    /// Remove a holder; each of their cards is recorded as revoked.
+    Remove {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Holder id.
+        id: String,
+        #[command(flatten)]
+        why: RevokeWhy,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CardAction {
+    /// Enroll a card: read it on this computer's PC/SC reader (or, with --door, capture the
+    /// next tap at the door) and add it to a holder in the register, keeping the file's
+    /// comments. Without --register the UID is only printed. Sign and deliver a list afterwards.
+    Enroll(EnrollArgs),
+    /// Revoke a card (--card) or every card of a holder (--holder): the card leaves the holder
+    /// (who stays, for the record) and is recorded in [[revoked]]. With --publish the new list
+    /// is signed and delivered at once.
+    Revoke {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// The card's UID in hex (a holder's card or a pool badge).
+        #[arg(long, value_parser = parse_uid, required_unless_present = "holder", conflicts_with = "holder")]
+        card: Option<Uid>,
+        /// Every card of this holder.
+        #[arg(long)]
+        holder: Option<String>,
+        #[command(flatten)]
+        why: RevokeWhy,
+        /// Sign and deliver the new list now (needs --key, and a broker or --out).
+        #[arg(long)]
+        publish: bool,
+        #[command(flatten)]
+        delivery: PublishArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BadgeAction {
+    /// Add a visitor badge to the pool (the card from --card, or read on the desk reader).
+    Add {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Label printed on the badge, e.g. VB-01.
+        #[arg(long)]
+        id: String,
+        /// Its UID in hex (default: read it on the desk PC/SC reader).
+        #[arg(long, value_parser = parse_uid)]
+        card: Option<Uid>,
+        /// Desk reader: PC/SC reader-name pattern.
+        #[arg(long)]
+        pcsc_reader: Option<String>,
+        /// How long to wait for the card on the desk reader.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Take a badge out of the pool (lost, broken); recorded as revoked.
+    Remove {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Badge id.
+        id: String,
+        #[command(flatten)]
+        why: RevokeWhy,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VisitAction {
+    /// Record an approved visit and hand out a badge from the pool for its window.
+    Issue {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Visit id (default: the next V-YEAR-NNNN).
+        #[arg(long)]
+        id: Option<String>,
+        /// Who visits: name and company (never a national ID number).
+        #[arg(long)]
+        visitor: String,
+        /// Badge id from the pool, e.g. VB-01.
+        #[arg(long)]
+        badge: String,
+        /// Start of the window (default now), e.g. "2026-11-24 09:00" (site time).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the window, e.g. "2026-11-24 12:00".
+        #[arg(long)]
+        until: String,
+        /// Holder id of the host.
+        #[arg(long)]
+        host: String,
+        /// Holder id expected to escort (staff or escort).
+        #[arg(long)]
+        escort: Option<String>,
+        /// Reference of the visit request.
+        #[arg(long)]
+        request_ref: String,
+        /// Who approved it.
+        #[arg(long)]
+        approver: String,
+    },
+    /// End a visit: the badge is back in the pool.
+    End {
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Visit id.
+        id: String,
+    },
+}
+
+/// What `list` lists.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ListWhat {
+    /// Cardholders.
+    Holders,
+    /// The visitor-badge pool.
+    Badges,
+    /// Open visits (--all: ended ones too).
+    Visits,
+    /// Revoked cards.
+    Revoked,
+}
+
+#[derive(Subcommand, Debug)]
+enum ShowWhat {
+    /// A holder: fields, cards, revocations, open visits they host or escort.
+    Holder {
+        /// Holder id.
+        id: String,
+        #[command(flatten)]
+        reg: RegisterPath,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_uid(s: &str) -> Result<Uid, String> {
+    s.parse::<Uid>().map_err(|e| e.to_string())
+}
+
+/// Checks the whole edited register and writes it (nothing is written on any error).
+fn check_and_save(reg: &LoadedRegister) -> Result<()> {
+    reg.check()?;
+    reg.save()?;
+    Ok(())
+}
+
+fn holder_command(action: HolderAction) -> Result<ExitCode> {
+    match action {
+        HolderAction::Add {
+            reg,
+            id,
+            name,
+            unit,
+            role,
+            valid_from,
+            valid_until,
+            doors,
+            cards,
+            request_ref,
+            approver,
+        } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let new = NewHolder {
+                name,
+                unit,
+                role,
+                valid_from,
+                valid_until,
+                request_ref,
+                approver,
+            };
+            let doors = (!doors.is_empty()).then_some(doors.as_slice());
+            r.add_holder(&id, &new, &cards, doors)?;
+            check_and_save(&r)?;
+            let h = r
+                .register
+                .holders
+                .last()
+                .context("the new holder is missing")?;
+            println!(
+                "{}: added holder {} ({}, {}), valid {} until {}, doors {}, {} card(s), request {} approved by {}",
+                r.path.display(),
+                h.id,
+                h.name,
+                h.role.as_str(),
+                h.valid_from,
+                h.valid_until,
+                h.doors.as_ref().map_or("all".into(), |d| d.join(",")),
+                h.cards.len(),
+                h.request_ref,
+                h.approver
+            );
+            if h.cards.is_empty() {
+                println!(
+                    "Enroll a card: pintuctl card enroll --register {} --holder {}",
+                    r.path.display(),
+                    h.id
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        HolderAction::Edit {
+            reg,
+            id,
+            name,
+            unit,
+            role,
+            valid_from,
+            valid_until,
+            doors,
+            all_doors,
+            request_ref,
+            approver,
+        } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let edit = HolderEdit {
+                name,
+                unit,
+                role,
+                valid_from,
+                valid_until,
+                doors: if all_doors {
+                    Some(None)
+                } else if doors.is_empty() {
+                    None
+                } else {
+                    Some(Some(doors))
+                },
+                request_ref,
+                approver,
+            };
+            let changes = r.edit_holder(&id, &edit)?;
+            if changes.is_empty() {
+                println!("{}: holder {id}: nothing changed", r.path.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            check_and_save(&r)?;
+            println!("{}: holder {id}: {}", r.path.display(), changes.join("; "));
+            Ok(ExitCode::SUCCESS)
+        }
+        HolderAction::Remove { reg, id, why } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let info = why.info()?;
+            let cards = r.remove_holder(&id, &info)?;
+            check_and_save(&r)?;
+            println!(
+                "{}: removed holder {id}; {} card(s) recorded as revoked{} ({}, request {})",
+                r.path.display(),
+                cards.len(),
+                card_list(&cards),
+                info.reason,
+                info.request_ref
+            );
+            println!("Sign and deliver a new list for the doors to stop admitting them (pintuctl publish).");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn card_list(cards: &[RevokedCard]) -> String {
+    if cards.is_empty() {
+        return String::new();
+    }
+    format!(
+        ": {}",
+        cards
+            .iter()
+            .map(|c| c.card.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn card_command(target: &Target, action: CardAction) -> Result<ExitCode> {
+    match action {
+        CardAction::Enroll(args) => enroll_args(target, args),
+        CardAction::Revoke {
+            reg,
+            card,
+            holder,
+            why,
+            publish,
+            delivery,
+        } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let info = why.info()?;
+            let target = match (card, holder) {
+                (Some(uid), None) => RevokeTarget::Card(uid),
+                (None, Some(h)) => RevokeTarget::Holder(h),
+                _ => bail!("give either --card or --holder"),
+            };
+            // Everything the delivery needs is checked before the register changes.
+            let plan = if publish {
+                Some(DeliveryPlan::prepare(&r, &delivery)?)
+            } else {
+                None
+            };
+            let cards = r.revoke(&target, &info)?;
+            r.check()?;
+            let owners: Vec<String> = cards
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({} {})",
+                        c.card,
+                        if c.badge { "badge" } else { "holder" },
+                        c.owner
+                    )
+                })
+                .collect();
+            let what = format!(
+                "revoked {} ({}, request {}, by {})",
+                owners.join(", "),
+                info.reason,
+                info.request_ref,
+                info.by
+            );
+            match plan {
+                Some(plan) => {
+                    let path = r.path.display().to_string();
+                    plan.deliver(&mut r)?;
+                    println!("{path}: {what}");
+                }
+                None => {
+                    r.save()?;
+                    println!("{}: {what}", r.path.display());
+                    println!("Sign and deliver a new list for the doors to deny it (pintuctl publish, or --publish next time).");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn badge_command(action: BadgeAction) -> Result<ExitCode> {
+    match action {
+        BadgeAction::Add {
+            reg,
+            id,
+            card,
+            pcsc_reader,
+            timeout,
+        } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            if r.register.badges.iter().any(|b| b.id == id) {
+                bail!("{}: badge {id} is already in the pool", r.path.display());
+            }
+            let uid = match card {
+                Some(uid) => uid,
+                None => {
+                    let tap = pcsc::read_next_card(pcsc_reader.as_deref(), timeout, |readers| {
+                        eprintln!(
+                            "Present badge {id} on {} (waiting up to {})…",
+                            readers.join(", "),
+                            humantime::format_duration(timeout)
+                        );
+                    })
+                    .context("reading the badge on the desk reader")?;
+                    tap.uid
+                }
+            };
+            r.add_badge(&id, &uid)?;
+            check_and_save(&r)?;
+            println!(
+                "{}: badge {id} (card {}) added to the pool, which now has {} badge(s)",
+                r.path.display(),
+                uid.to_hex(),
+                r.register.badges.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BadgeAction::Remove { reg, id, why } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let info = why.info()?;
+            let card = r.remove_badge(&id, &info)?;
+            check_and_save(&r)?;
+            println!(
+                "{}: badge {id} (card {}) removed from the pool and recorded as revoked ({}, request {})",
+                r.path.display(),
+                card.card,
+                info.reason,
+                info.request_ref
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn visit_command(action: VisitAction) -> Result<ExitCode> {
+    match action {
+        VisitAction::Issue {
+            reg,
+            id,
+            visitor,
+            badge,
+            from,
+            until,
+            host,
+            escort,
+            request_ref,
+            approver,
+        } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let now = Timestamp::now();
+            let from = match from {
+                Some(f) => f,
+                None => r.local_time(now),
+            };
+            let visit = NewVisit {
+                id,
+                visitor,
+                badge,
+                from,
+                until,
+                host,
+                escort,
+                request_ref,
+                approver,
+            };
+            let id = r.issue_visit(&visit, now)?;
+            check_and_save(&r)?;
+            println!(
+                "{}: visit {id}: {} gets badge {} from {} until {}, host {}{}, request {} approved by {}",
+                r.path.display(),
+                visit.visitor,
+                visit.badge,
+                visit.from,
+                visit.until,
+                visit.host,
+                visit
+                    .escort
+                    .as_deref()
+                    .map(|e| format!(", escort {e}"))
+                    .unwrap_or_default(),
+                visit.request_ref,
+                visit.approver
+            );
+            println!(
+                "Sign and deliver a new list for the door to know the visit (pintuctl publish)."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        VisitAction::End { reg, id } => {
+            let mut r = LoadedRegister::load(&reg.register)?;
+            let v = r.end_visit(&id, Timestamp::now())?;
+            check_and_save(&r)?;
+            println!(
+                "{}: visit {id} ({}) ended at {}; badge {} is back in the pool",
+                r.path.display(),
+                v.visitor,
+                v.ended_at.as_ref().map_or("?", |e| e.0.as_str()),
+                v.badge
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints rows as a table with a header, columns padded to their widest cell.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn list_command(what: ListWhat, path: &Path, all: bool, json: bool) -> Result<ExitCode> {
+    let r = LoadedRegister::load(path)?;
+    let now = Timestamp::now();
+    let reg = &r.register;
+    match what {
+        ListWhat::Holders => {
+            if json {
+                let items: Vec<serde_json::Value> = reg
+                    .holders
+                    .iter()
+                    .map(|h| {
+                        let mut v = serde_json::to_value(h)?;
+                        v["state"] = r.holder_state(h, now).into();
+                        Ok(v)
+                    })
+                    .collect::<Result<_, serde_json::Error>>()?;
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = reg
+                .holders
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.id.clone(),
+                        h.name.clone(),
+                        h.unit.clone(),
+                        h.role.as_str().into(),
+                        h.cards.len().to_string(),
+                        h.valid_from.0.clone(),
+                        h.valid_until.0.clone(),
+                        r.holder_state(h, now).into(),
+                        h.request_ref.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID", "NAME", "UNIT", "ROLE", "CARDS", "FROM", "UNTIL", "STATE", "REQUEST",
+                ],
+                &rows,
+            );
+        }
+        ListWhat::Badges => {
+            if json {
+                let items: Vec<serde_json::Value> = reg
+                    .badges
+                    .iter()
+                    .map(|b| {
+                        serde_json::json!({
+                            "id": b.id,
+                            "card": b.card,
+                            "visit": r.badge_in_use(&b.id).map(|v| v.id.clone()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = reg
+                .badges
+                .iter()
+                .map(|b| {
+                    let state = match r.badge_in_use(&b.id) {
+                        Some(v) => {
+                            format!("in use: visit {} ({}) until {}", v.id, v.visitor, v.until)
+                        }
+                        None => "in the pool".into(),
+                    };
+                    vec![b.id.clone(), b.card.clone(), state]
+                })
+                .collect();
+            print_table(&["BADGE", "CARD", "STATE"], &rows);
+        }
+        ListWhat::Visits => {
+            let visits: Vec<_> = reg.visits.iter().filter(|v| all || v.is_open()).collect();
+            if json {
+                let items: Vec<serde_json::Value> = visits
+                    .iter()
+                    .map(|v| {
+                        let mut j = serde_json::to_value(v)?;
+                        j["state"] = r.visit_state(v, now).into();
+                        Ok(j)
+                    })
+                    .collect::<Result<_, serde_json::Error>>()?;
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = visits
+                .iter()
+                .map(|v| {
+                    let state = match &v.ended_at {
+                        Some(at) => format!("ended {at}"),
+                        None => r.visit_state(v, now).into(),
+                    };
+                    vec![
+                        v.id.clone(),
+                        v.visitor.clone(),
+                        v.badge.clone(),
+                        v.host.clone(),
+                        v.escort.clone().unwrap_or_default(),
+                        v.from.0.clone(),
+                        v.until.0.clone(),
+                        state,
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "VISIT", "VISITOR", "BADGE", "HOST", "ESCORT", "FROM", "UNTIL", "STATE",
+                ],
+                &rows,
+            );
+        }
+        ListWhat::Revoked => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reg.revoked)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = reg
+                .revoked
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.at.0.clone(),
+                        x.holder
+                            .clone()
+                            .or_else(|| x.badge.as_ref().map(|b| format!("badge {b}")))
+                            .unwrap_or_default(),
+                        x.card.clone(),
+                        x.reason.clone(),
+                        x.request_ref.clone(),
+                        x.by.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["AT", "HOLDER", "CARD", "REASON", "REQUEST", "BY"], &rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_command(what: ShowWhat) -> Result<ExitCode> {
+    let ShowWhat::Holder { id, reg, json } = what;
+    let r = LoadedRegister::load(&reg.register)?;
+    let now = Timestamp::now();
+    let h = r
+        .register
+        .holders
+        .iter()
+        .find(|h| h.id == id)
+        .with_context(|| {
+            format!(
+                "{}: no holder {id:?} in the register (pintuctl list holders)",
+                r.path.display()
+            )
+        })?;
+    let revoked: Vec<_> = r
+        .register
+        .revoked
+        .iter()
+        .filter(|x| x.holder.as_deref() == Some(id.as_str()))
+        .collect();
+    let visits: Vec<_> = r
+        .register
+        .visits
+        .iter()
+        .filter(|v| v.is_open() && (v.host == id || v.escort.as_deref() == Some(id.as_str())))
+        .collect();
+    if json {
+        let out = serde_json::json!({
+            "holder": h,
+            "state": r.holder_state(h, now),
+            "revoked": revoked,
+            "open_visits": visits,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Masked hashes, as doors' events show them, when the card key is at hand.
+    let key = keys::load_card_key(&r.card_key_path()).ok();
+    let masked = |card: &str| match (card.parse::<Uid>(), &key) {
+        (Ok(uid), Some(k)) => format!("  ({})", k.hash(&uid).masked()),
+        _ => String::new(),
+    };
+    println!("holder      {}", h.id);
+    println!("name        {}", h.name);
+    println!("unit        {}", h.unit);
+    println!("role        {}", h.role.as_str());
+    println!("state       {}", r.holder_state(h, now));
+    println!("valid       {} until {}", h.valid_from, h.valid_until);
+    println!(
+        "doors       {}",
+        h.doors.as_ref().map_or("all".into(), |d| d.join(", "))
+    );
+    if !h.schedule.is_empty() {
+        println!("schedule    {}", serde_json::to_string(&h.schedule)?);
+    }
+    println!("request     {} approved by {}", h.request_ref, h.approver);
+    if h.cards.is_empty() {
+        println!("cards       none");
+    }
+    for c in &h.cards {
+        println!("card        {c}{}", masked(c));
+    }
+    for x in &revoked {
+        println!(
+            "revoked     {} at {}: {} (request {}, by {})",
+            x.card, x.at, x.reason, x.request_ref, x.by
+        );
+    }
+    for v in &visits {
+        println!(
+            "visit       {} {} with badge {}, {} until {} ({})",
+            v.id,
+            v.visitor,
+            v.badge,
+            v.from,
+            v.until,
+            if v.host == id { "host" } else { "escort" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A list signed from the register (not yet delivered).
+struct SignedList {
+    version: u64,
+    payload: list::Payload,
+    visits: Vec<pintu::core::visit::Visit>,
+    bytes: Vec<u8>,
+    signers: Vec<String>,
+}
+
+/// Signs the register into a list (payload with visits). The register is not written.
+fn sign_list(reg: &LoadedRegister, key_paths: &[PathBuf]) -> Result<SignedList> {
+    let card_key = keys::load_card_key(&reg.card_key_path())?;
+    let signing_keys = key_paths
+        .iter()
+        .map(|p| keys::load_signing_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let version = reg.register.list.version + 1;
+    let (payload, visits) = reg.build_list(&card_key, version, Timestamp::now())?;
+    let bytes = list::payload_bytes(&payload, &visits)?;
+    let signed = list::sign(&bytes, &signing_keys);
+    Ok(SignedList {
+        version,
+        payload,
+        visits,
+        bytes: signed,
+        signers: signing_keys.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+/// Where a list goes, checked before anything changes.
+struct DeliveryPlan {
+    keys: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    mqtt: Option<OfficeMqtt>,
+}
+
+impl DeliveryPlan {
+    fn prepare(reg: &LoadedRegister, args: &PublishArgs) -> Result<DeliveryPlan> {
+        if args.keys.is_empty() {
+            bail!("--key is required to sign the list (the approver's signing key)");
+        }
+        let mqtt = args.mqtt.resolve()?;
+        if mqtt.is_none() && args.out.is_none() {
+            bail!("nowhere to deliver the list: give --broker (or --office with an [mqtt] table) and/or --out FILE");
+        }
+        if let Some(out) = &args.out {
+            let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                bail!(
+                    "{}: directory {} does not exist (is the USB stick mounted?)",
+                    out.display(),
+                    dir.display()
+                );
+            }
+        }
+        // Keys and the card key must load before the register is touched.
+        for p in &args.keys {
+            keys::load_signing_key(p)?;
+        }
+        keys::load_card_key(&reg.card_key_path())?;
+        Ok(DeliveryPlan {
+            keys: args.keys.clone(),
+            out: args.out.clone(),
+            mqtt,
+        })
+    }
+
+    /// Signs `reg`, connects to the broker (when one is set), then records the version in the
+    /// register (written with whatever else changed) and writes and/or publishes the list. An
+    /// unreachable broker changes nothing.
+    fn deliver(self, reg: &mut LoadedRegister) -> Result<()> {
+        let SignedList {
+            version,
+            payload,
+            visits,
+            bytes: signed,
+            signers,
+        } = sign_list(reg, &self.keys)?;
+        let what = format!(
+            "version {version}, {} entries, {} visit(s), site {}, expires {}, signed by {}",
+            payload.entries.len(),
+            visits.len(),
+            payload.site,
+            payload.expires_at,
+            signers.join(", ")
+        );
+        let record = |reg: &mut LoadedRegister| -> Result<()> {
+            // Bump first: a version number is never used for two different lists.
+            reg.bump_version(version)?;
+            reg.save()?;
+            if let Some(out) = &self.out {
+                pintu::fsutil::write_atomic(out, &signed, 0o644)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!("{}: {what}", out.display());
+            }
+            Ok(())
+        };
+        let Some(mqtt) = &self.mqtt else {
+            return record(reg);
+        };
+        let topic = mqtt.site_list_topic(&payload.site);
+        let published = office::block_on(async {
+            let conn = mqtt
+                .connect(signed.len())
+                .await
+                .context("nothing was changed: deliver the list with --out FILE, or try again")?;
+            record(reg)?;
+            conn.publish_retained(&topic, signed.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "the register records version {version}, but the list was not acknowledged: run `pintuctl publish` again"
+                    )
+                })
+        })??;
+        println!(
+            "published {what} to {topic} on {} (retained, acknowledged in {} ms)",
+            mqtt.broker(),
+            published.as_millis()
+        );
+        Ok(())
+    }
+}
+
+fn publish_register(reg: &mut LoadedRegister, args: &PublishArgs) -> Result<ExitCode> {
+    let plan = DeliveryPlan::prepare(reg, args)?;
+    plan.deliver(reg)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn doors_command(
+    site: Option<String>,
+    register: &Path,
+    mqtt: &MqttArgs,
+    wait: Duration,
+    json: bool,
+) -> Result<ExitCode> {
+    let site = match site {
+        Some(s) => s,
+        None => LoadedRegister::load(register)
+            .map(|r| r.register.site)
+            .context("give --site, or --register for the site id")?,
+    };
+    let mqtt = mqtt
+        .resolve()?
+        .context("no MQTT broker: give --broker (or --office with an [mqtt] table)")?;
+    let filter = mqtt.status_filter(&site);
+    let got = office::block_on(mqtt.collect(&filter, wait))??;
+    // The latest message per topic wins.
+    let mut doors: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    for m in got {
+        let door = m
+            .topic
+            .rsplit('/')
+            .nth(1)
+            .unwrap_or(m.topic.as_str())
+            .to_string();
+        let value = serde_json::from_slice(&m.payload).unwrap_or_else(
+            |_| serde_json::json!({"state": "unreadable", "raw": String::from_utf8_lossy(&m.payload)}),
+        );
+        doors.insert(door, value);
+    }
+    if json {
+        let items: Vec<_> = doors.values().collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if doors.is_empty() {
+        println!("no door status on {filter} at {}", mqtt.broker());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let field = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = doors
+        .iter()
+        .map(|(door, s)| {
+            vec![
+                door.clone(),
+                field(&s["state"]),
+                field(&s["list"]["version"]),
+                field(&s["outbox"]["depth"]),
+                field(&s["lock"]),
+                field(&s["occupancy"]),
+                field(&s["clock"]["trusted"]),
+                field(&s["time"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "DOOR",
+            "STATE",
+            "LIST",
+            "OUTBOX",
+            "LOCK",
+            "INSIDE",
+            "CLOCK TRUSTED",
+            "AS OF",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// archive, review, report (docs/archive.md)
+// ---------------------------------------------------------------------------------------------
+
+/// `pintuctl archive`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  pintuctl archive --db /var/lib/pintu-archive --broker broker.dc1.example:8883 --site dc1 \\
+      --username office --password-file /etc/pintu/archive.password --ca-file /etc/pintu/mqtt-ca.pem
+  pintuctl archive --db /var/lib/pintu-archive --gaps
+  pintuctl archive --db /var/lib/pintu-archive --stats --json")]
+struct ArchiveArgs {
+    /// Archive store directory (a sled database; created if missing).
+    #[arg(long, env = "PINTU_ARCHIVE_DB")]
+    db: PathBuf,
+    /// Print the missing seq ranges of every door and exit (status 3 if there are any).
+    #[arg(long, conflicts_with = "stats")]
+    gaps: bool,
+    /// Print the archive's counters and per-door ranges and exit.
+    #[arg(long)]
+    stats: bool,
+    /// With --gaps or --stats: print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Broker: HOST or HOST:PORT (port 1883, or 8883 with --ca-file).
+    #[arg(long, env = "PINTU_ARCHIVE_BROKER", required_unless_present_any = ["gaps", "stats"])]
+    broker: Option<String>,
+    /// Site id: the archive subscribes to {prefix}/{site}/+/events.
+    #[arg(long, env = "PINTU_ARCHIVE_SITE", required_unless_present_any = ["gaps", "stats"])]
+    site: Option<String>,
+    /// Topic prefix (the doors' [mqtt] topic_prefix).
+    #[arg(long, env = "PINTU_ARCHIVE_PREFIX", default_value = "pintu")]
+    prefix: String,
+    /// MQTT client id; keep it fixed: the broker queues events for this id while the archive is
+    /// down (default pintu-archive-{site}).
+    #[arg(long, env = "PINTU_ARCHIVE_CLIENT_ID")]
+    client_id: Option<String>,
+    /// Broker user name (with --password-file).
+    #[arg(long, env = "PINTU_ARCHIVE_USERNAME", requires = "password_file")]
+    username: Option<String>,
+    /// File holding the broker password (one line).
+    #[arg(long, env = "PINTU_ARCHIVE_PASSWORD_FILE", requires = "username")]
+    password_file: Option<PathBuf>,
+    /// TLS: the CA that signed the broker's certificate (PEM).
+    #[arg(long, env = "PINTU_ARCHIVE_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// TLS client certificate (PEM), with --client-key-file.
+    #[arg(long, env = "PINTU_ARCHIVE_CLIENT_CERT_FILE", requires_all = ["client_key_file", "ca_file"])]
+    client_cert_file: Option<PathBuf>,
+    /// TLS client key (PEM).
+    #[arg(
+        long,
+        env = "PINTU_ARCHIVE_CLIENT_KEY_FILE",
+        requires = "client_cert_file"
+    )]
+    client_key_file: Option<PathBuf>,
+    /// MQTT keep-alive.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    keep_alive: Duration,
+    /// First reconnect delay (doubles up to --reconnect-max, with jitter).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    reconnect_min: Duration,
+    /// Longest reconnect delay.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    reconnect_max: Duration,
+}
+
+/// `pintuctl review`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  pintuctl review --register register.toml --db /var/lib/pintu-archive
+  pintuctl review --register register.toml --db /var/lib/pintu-archive --csv > review.csv")]
+struct ReviewArgs {
+    /// Register file.
+    #[arg(long)]
+    register: PathBuf,
+    /// Archive store directory, for last-used dates and dormancy (without it: none).
+    #[arg(long, env = "PINTU_ARCHIVE_DB")]
+    db: Option<PathBuf>,
+    /// Dormant: a valid card not used for more than this many days.
+    #[arg(long, default_value_t = 90)]
+    dormant_days: u32,
+    /// Expiring: valid_until within this many days.
+    #[arg(long, default_value_t = 30)]
+    expiring_days: u32,
+    /// Review as of this time instead of now (e.g. 2026-06-30 or 2026-06-30T17:00:00, site time).
+    #[arg(long)]
+    at: Option<String>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Output format of `pintuctl report`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ReportFormat {
+    Csv,
+    Html,
+}
+
+/// `pintuctl report`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  pintuctl report --register register.toml --db /var/lib/pintu-archive \\
+      --from 2026-05-01 --to 2026-06-01 --format html --out report-2026-05.html
+  pintuctl report --register register.toml --db /var/lib/pintu-archive \\
+      --from 2026-05-04 --to 2026-05-05 --door server-room --format csv --out day.csv")]
+struct ReportArgs {
+    /// Archive store directory.
+    #[arg(long, env = "PINTU_ARCHIVE_DB")]
+    db: PathBuf,
+    /// Register: the site's time zone and holders' names.
+    #[arg(long)]
+    register: Option<PathBuf>,
+    /// The site's time zone (instead of, or over, the register's), e.g. Asia/Jakarta.
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// Start of the period (inclusive): 2026-05-01 (start of day, site time),
+    /// 2026-05-01T08:00:00 (site time) or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    /// End of the period (exclusive), same forms.
+    #[arg(long)]
+    to: String,
+    /// Only this door.
+    #[arg(long)]
+    door: Option<String>,
+    /// Readers whose grants are exits (repeatable); other readers are entries.
+    #[arg(long = "exit-reader", default_value = "exit")]
+    exit_readers: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "html")]
+    format: ReportFormat,
+    /// Output file (default standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `host` or `host:port`.
+fn broker_address(text: &str, tls: bool) -> Result<(String, u16)> {
+    let default = if tls { 8883 } else { 1883 };
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let port = port
+                .parse()
+                .with_context(|| format!("--broker {text:?}: bad port {port:?}"))?;
+            Ok((host.to_string(), port))
+        }
+        _ => Ok((text.trim_matches(['[', ']']).to_string(), default)),
+    }
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
+}
+
+fn archive(args: ArchiveArgs) -> Result<ExitCode> {
+    use pintu::archive::{self as arc, ArchiveReader};
+    if args.gaps || args.stats {
+        let reader = ArchiveReader::open(&args.db)?;
+        if args.stats {
+            let s = reader.stats()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "site {}: {} events stored, {} received, {} duplicates ignored, {} conflicts, {} rejected",
+                    s.site, s.stored, s.received, s.duplicates, s.conflicts, s.rejected
+                );
+                for d in &s.doors {
+                    println!(
+                        "  door {}: {} events, seq {}..={}",
+                        d.door, d.events, d.first, d.last
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let gaps = reader.gaps()?;
+        if args.json {
+            for g in &gaps {
+                println!("{}", serde_json::to_string(g)?);
+            }
+        } else if gaps.is_empty() {
+            println!("no gaps");
+        } else {
+            for g in &gaps {
+                println!(
+                    "door {}: seq {}..={} missing ({} events){}",
+                    g.door,
+                    g.from,
+                    g.to,
+                    g.len(),
+                    g.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        return Ok(if gaps.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
+    }
+
+    let site = args.site.context("--site is required")?;
+    let broker = args.broker.context("--broker is required")?;
+    let (host, port) = broker_address(&broker, args.ca_file.is_some())?;
+    let credentials = match (args.username, args.password_file) {
+        (Some(user), Some(file)) => {
+            let text = String::from_utf8(read_file(&file, "password file")?)
+                .with_context(|| format!("password file {} is not UTF-8", file.display()))?;
+            let password = text.lines().next().unwrap_or("").to_string();
+            Some((user, password))
+        }
+        _ => None,
+    };
+    let tls = match &args.ca_file {
+        Some(ca) => Some(arc::TlsMaterial {
+            ca: read_file(ca, "CA file")?,
+            client: match (&args.client_cert_file, &args.client_key_file) {
+                (Some(c), Some(k)) => Some((
+                    read_file(c, "client certificate")?,
+                    read_file(k, "client key")?,
+                )),
+                _ => None,
+            },
+        }),
+        None => None,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    std::fs::create_dir_all(&args.db)
+        .with_context(|| format!("creating the archive directory {}", args.db.display()))?;
+    let opts = arc::ArchiveOptions {
+        host,
+        port,
+        client_id: args
+            .client_id
+            .unwrap_or_else(|| format!("pintu-archive-{site}")),
+        prefix: args.prefix,
+        site: site.clone(),
+        credentials,
+        tls,
+        keep_alive: args.keep_alive,
+        reconnect_min: args.reconnect_min,
+        reconnect_max: args.reconnect_max.max(args.reconnect_min),
+        socket: Some(args.db.join(arc::SOCKET_NAME)),
+    };
+    let store = std::sync::Arc::new(arc::Archive::open(&args.db, &site)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stats = runtime.block_on(async move {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            on_signal.cancel();
+        });
+        let task = tokio::spawn(arc::run(store, opts, stop));
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let stats = task.await.context("the archive task failed")??;
+        anyhow::Ok(stats)
+    })?;
+    eprintln!(
+        "archive stopped: {} events stored, {} duplicates ignored",
+        stats.stored, stats.duplicates
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A date, local date-time or RFC 3339 time, in `tz`.
+fn resolve_time(text: &str, tz: &jiff::tz::TimeZone, flag: &str) -> Result<Timestamp> {
+    pintu::register::DateSpec(text.to_string())
+        .resolve(tz)
+        .map_err(|m| anyhow::anyhow!("{flag}: {m}"))
+}
+
+fn review(args: ReviewArgs) -> Result<ExitCode> {
+    use pintu::review::{self as rv, RegisterView};
+    let reg = RegisterView::load(&args.register)?;
+    let card_key = keys::load_card_key(&reg.card_key_path)?;
+    let events = match &args.db {
+        Some(db) => pintu::archive::ArchiveReader::open(db)?.events(None)?,
+        None => Vec::new(),
+    };
+    let now = match &args.at {
+        Some(at) => resolve_time(at, &reg.time_zone, "--at")?,
+        None => Timestamp::now(),
+    };
+    let review = rv::review(
+        &reg,
+        &card_key,
+        &events,
+        &rv::ReviewSettings {
+            now,
+            dormant_days: args.dormant_days,
+            expiring_days: args.expiring_days,
+        },
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&review)?);
+    } else if args.csv {
+        print!("{}", review.to_csv());
+    } else {
+        print!("{}", review.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: ReportArgs) -> Result<ExitCode> {
+    use pintu::report::{self as rp, ReportSettings};
+    let reg = args
+        .register
+        .as_deref()
+        .map(pintu::review::RegisterView::load)
+        .transpose()?;
+    let time_zone = match (&args.time_zone, &reg) {
+        (Some(name), _) => jiff::tz::TimeZone::get(name)
+            .with_context(|| format!("--time-zone: unknown time zone {name:?}"))?,
+        (None, Some(r)) => r.time_zone.clone(),
+        (None, None) => {
+            bail!("give --register (or --time-zone): report times are in the site's time zone")
+        }
+    };
+    let from = resolve_time(&args.from, &time_zone, "--from")?;
+    let to = resolve_time(&args.to, &time_zone, "--to")?;
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let reader = pintu::archive::ArchiveReader::open(&args.db)?;
+    let events = reader.events(args.door.as_deref())?;
+    let gaps = reader.gaps()?;
+    let site = match &reg {
+        Some(r) => r.site.clone(),
+        None => reader.stats()?.site,
+    };
+    let names = reg.as_ref().map(|r| r.names()).unwrap_or_default();
+    let report = rp::build(
+        &events,
+        &names,
+        &gaps,
+        ReportSettings {
+            site,
+            time_zone,
+            from,
+            to,
+            door: args.door,
+            exit_readers: args.exit_readers,
+            generated_at: Timestamp::now(),
+        },
+    );
+    let text = match args.format {
+        ReportFormat::Csv => report.to_csv(),
+        ReportFormat::Html => report.to_html(),
+    };
+    match &args.out {
+        Some(path) => {
+            pintu::fsutil::write_atomic(path, text.as_bytes(), 0o640)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "{}: {} visits, {} entries and exits, {} denials, {} alarms",
+                path.display(),
+                report.visits.len(),
+                report.passages.len(),
+                report.denials.len(),
+                report.alarms.len()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

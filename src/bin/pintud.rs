@@ -14,6 +14,7 @@ use pintu::daemon::{self, RunOptions};
 /// Pintu door daemon: decides taps offline from a signed, locally cached access list.
 #[derive(Parser, Debug)]
 #[command(
+    name = "pintud",
     version,
     about,
     after_help = "Examples:\n  pintud --config /etc/pintu/pintu.toml\n  pintud --check-config /etc/pintu/pintu.toml\n  pintud --config demo.toml --list first-list.signed"

@@ -1538,7 +1538,7 @@ mod tests {
                             prop_assert!(tv.is_some());
                             let tv = tv.unwrap();
                             let paired = taps.iter().any(|t| {
-                                t.1 == escort && t.2 && t.3 && (if t.0 > tv { t.0 - tv } else { tv - t.0 }) <= window
+                                t.1 == escort && t.2 && t.3 && t.0.abs_diff(tv) <= window
                             });
                             prop_assert!(paired, "no escort tap within {window:?} of {tv:?}: {taps:?}");
                             open.entry(holder.clone()).or_insert((e.visit.clone().unwrap_or_default(), d.wall(now)));

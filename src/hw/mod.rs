@@ -4,6 +4,7 @@
 //! and the tests.
 
 pub mod gpio;
+pub mod health;
 pub mod pcsc;
 pub mod serial;
 pub mod sim;

@@ -555,9 +555,10 @@ impl CardSource for PcscReader {
                 let (tx, mut rx) = mpsc::channel::<Tap>(16);
                 let thread = {
                     let (stop, span) = (stop.clone(), thread_span.clone());
+                    let reader = name.clone();
                     std::thread::Builder::new()
                         .name(format!("pcsc-{name}"))
-                        .spawn(move || span.in_scope(|| watch(watcher, tx, stop)))
+                        .spawn(move || span.in_scope(|| watch(watcher, tx, stop, &reader)))
                 };
                 if let Err(e) = thread {
                     tracing::error!("cannot start the PC/SC thread: {e}; retrying");
@@ -613,7 +614,7 @@ impl CardSource for PcscReader {
 
 /// The watcher thread: polls until `stop`, sends taps, logs pcscd going and coming once each,
 /// and backs off after errors.
-fn watch(mut watcher: Watcher, taps: mpsc::Sender<Tap>, stop: CancellationToken) {
+fn watch(mut watcher: Watcher, taps: mpsc::Sender<Tap>, stop: CancellationToken, reader: &str) {
     let mut delay = BACKOFF.0;
     let mut down = false;
     while !stop.is_cancelled() {
@@ -622,6 +623,10 @@ fn watch(mut watcher: Watcher, taps: mpsc::Sender<Tap>, stop: CancellationToken)
                 if down {
                     tracing::info!("PC/SC is available again");
                     down = false;
+                }
+                match watcher.known.iter().next() {
+                    Some(first) => super::health::report(reader, true, first.clone()),
+                    None => super::health::report(reader, false, "no PC/SC reader matches"),
                 }
                 delay = BACKOFF.0;
                 for tap in arrived {
@@ -637,6 +642,7 @@ fn watch(mut watcher: Watcher, taps: mpsc::Sender<Tap>, stop: CancellationToken)
                     } else {
                         ""
                     };
+                    super::health::report(reader, false, format!("PC/SC unavailable: {e}"));
                     tracing::warn!("PC/SC unavailable: {e}{hint}; retrying");
                     down = true;
                 } else {

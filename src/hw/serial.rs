@@ -129,6 +129,7 @@ impl SerialReader {
                 Err(e) => {
                     let message = e.to_string();
                     let delay = backoff.next_delay();
+                    super::health::report(&self.name, false, format!("{port}: {message}"));
                     if reported.as_deref() != Some(message.as_str()) {
                         tracing::warn!(
                             port,
@@ -150,6 +151,7 @@ impl SerialReader {
                 }
             };
             reported = None;
+            super::health::report(&self.name, true, port.to_string());
             tracing::info!(
                 port,
                 baud = self.settings.baud,
@@ -171,6 +173,7 @@ impl SerialReader {
                         backoff.reset();
                     }
                     let delay = backoff.next_delay();
+                    super::health::report(&self.name, false, format!("{port}: lost: {why}"));
                     tracing::warn!(port, "serial port lost: {why}; reopening with backoff");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,

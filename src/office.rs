@@ -1,0 +1,535 @@
+//! The office side's MQTT: how `pintuctl` reaches the site broker to publish signed lists
+//! (retained) and to read the doors' retained status, and what the archive reuses to subscribe
+//! to events.
+//!
+//! Connection settings come from an optional office file (TOML, one `[mqtt]` table, see
+//! `docs/operator.md`) overlaid with command-line flags ([`OfficeSettings::overlay`]), then
+//! resolved once into an [`OfficeMqtt`] (files read, defaults applied). Every network operation
+//! is bounded by [`OfficeMqtt::timeout`] and fails with an [`OfficeError`] that names the broker.
+//! The door side of the same topics is `crate::mqtt` (`docs/mqtt.md`).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration,
+    Transport,
+};
+use serde::Deserialize;
+
+use crate::config::{parse_toml, ConfigError, HumanDuration, MqttTls};
+
+/// Room above a payload for the MQTT packet header and topic.
+const PACKET_OVERHEAD: usize = 64 * 1024;
+/// Largest packet accepted from the broker (status messages and events are small).
+const MAX_INCOMING: usize = 1 << 20;
+/// Default bound on connecting, publishing and subscribing.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Office-side MQTT failures; each names the broker or file.
+#[derive(Debug, thiserror::Error)]
+pub enum OfficeError {
+    /// A problem in the office file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file named by the settings could not be read.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// Which setting.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Settings that do not fit together.
+    #[error("{0}")]
+    Settings(String),
+    /// The broker could not be reached or refused the connection.
+    #[error("MQTT broker {broker}: {message}")]
+    Connect {
+        /// `host:port`.
+        broker: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The broker did not answer in time.
+    #[error("MQTT broker {broker}: no {what} within {}", humantime::format_duration(*.after))]
+    Timeout {
+        /// `host:port`.
+        broker: String,
+        /// What was awaited (connection, PUBACK, SUBACK).
+        what: &'static str,
+        /// The bound.
+        after: Duration,
+    },
+    /// No async runtime could be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// MQTT settings as written in the office file's `[mqtt]` table or given as flags; every field
+/// optional so that flags can override the file field by field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeSettings {
+    /// Broker host name or address.
+    pub host: Option<String>,
+    /// Port (default 1883, or 8883 with TLS).
+    pub port: Option<u16>,
+    /// Client id (default `pintuctl-` and random hex, so two operators never collide).
+    pub client_id: Option<String>,
+    /// First topic level (default `pintu`, as the doors').
+    pub topic_prefix: Option<String>,
+    /// User name.
+    pub username: Option<String>,
+    /// File holding the password (one line).
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the broker: turns TLS on.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM).
+    pub client_cert_file: Option<PathBuf>,
+    /// Client key (PEM).
+    pub client_key_file: Option<PathBuf>,
+    /// Bound on connecting, publishing, subscribing (default 10 s).
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OfficeFile {
+    #[serde(default)]
+    mqtt: OfficeSettings,
+}
+
+impl OfficeSettings {
+    /// Reads the `[mqtt]` table of an office file; relative paths in it are taken relative to
+    /// the file.
+    pub fn load(path: &Path) -> Result<OfficeSettings, OfficeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OfficeError::Io {
+            what: "office file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: OfficeFile = parse_toml(path, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
+        let m = file.mqtt;
+        Ok(OfficeSettings {
+            password_file: rel(m.password_file),
+            ca_file: rel(m.ca_file),
+            client_cert_file: rel(m.client_cert_file),
+            client_key_file: rel(m.client_key_file),
+            ..m
+        })
+    }
+
+    /// `self` with every field that `over` sets replaced by it (flags over the file).
+    pub fn overlay(self, over: OfficeSettings) -> OfficeSettings {
+        OfficeSettings {
+            host: over.host.or(self.host),
+            port: over.port.or(self.port),
+            client_id: over.client_id.or(self.client_id),
+            topic_prefix: over.topic_prefix.or(self.topic_prefix),
+            username: over.username.or(self.username),
+            password_file: over.password_file.or(self.password_file),
+            ca_file: over.ca_file.or(self.ca_file),
+            client_cert_file: over.client_cert_file.or(self.client_cert_file),
+            client_key_file: over.client_key_file.or(self.client_key_file),
+            timeout: over.timeout.or(self.timeout),
+        }
+    }
+
+    /// Reads the files named and applies defaults; `None` when no broker host is set.
+    pub fn resolve(self) -> Result<Option<OfficeMqtt>, OfficeError> {
+        let Some(host) = self.host.filter(|h| !h.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let read = |what: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|source| OfficeError::Io {
+                what,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let credentials = match (self.username, self.password_file) {
+            (Some(user), Some(file)) => {
+                let text = read("password file", &file)?;
+                let password = String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                Some((user, password))
+            }
+            (Some(user), None) => Some((user, String::new())),
+            (None, Some(_)) => {
+                return Err(OfficeError::Settings(
+                    "an MQTT password file needs a user name (username / --mqtt-user)".into(),
+                ))
+            }
+            (None, None) => None,
+        };
+        let client = match (self.client_cert_file, self.client_key_file) {
+            (Some(cert), Some(key)) => Some((
+                read("client certificate", &cert)?,
+                read("client key", &key)?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(OfficeError::Settings(
+                    "a client certificate needs its key, and a key its certificate".into(),
+                ))
+            }
+        };
+        let tls = match self.ca_file {
+            Some(ca) => Some(MqttTls {
+                ca: read("CA certificate", &ca)?,
+                client,
+            }),
+            None if client.is_some() => {
+                return Err(OfficeError::Settings(
+                    "a client certificate needs TLS: give the broker's CA file too".into(),
+                ))
+            }
+            None => None,
+        };
+        let port = self.port.unwrap_or(if tls.is_some() { 8883 } else { 1883 });
+        let client_id = self.client_id.unwrap_or_else(|| {
+            let mut bytes = [0u8; 4];
+            let _ = getrandom::fill(&mut bytes);
+            format!("pintuctl-{}", hex::encode(bytes))
+        });
+        Ok(Some(OfficeMqtt {
+            host,
+            port,
+            client_id,
+            topic_prefix: self.topic_prefix.unwrap_or_else(|| "pintu".into()),
+            credentials,
+            tls,
+            timeout: self.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+        }))
+    }
+}
+
+/// Resolved office MQTT settings.
+#[derive(Debug, Clone)]
+pub struct OfficeMqtt {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id.
+    pub client_id: String,
+    /// First topic level.
+    pub topic_prefix: String,
+    /// User name and password.
+    pub credentials: Option<(String, String)>,
+    /// TLS material.
+    pub tls: Option<MqttTls>,
+    /// Bound on each network step.
+    pub timeout: Duration,
+}
+
+/// A retained (or live) message received by [`OfficeMqtt::collect`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// Whether the broker delivered it as retained.
+    pub retain: bool,
+}
+
+/// A connection to the broker, acknowledged (CONNACK), not yet used: connect first, then
+/// change what must change (e.g. record the list version), then publish.
+pub struct Connection {
+    mqtt: OfficeMqtt,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    started: Instant,
+}
+
+impl Connection {
+    /// Publishes `payload` on `topic`, QoS 1, retained, waits for its PUBACK (bounded), then
+    /// disconnects. Returns the time from connecting to the PUBACK.
+    pub async fn publish_retained(
+        mut self,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> Result<Duration, OfficeError> {
+        let m = &self.mqtt;
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .map_err(|e| OfficeError::Connect {
+                broker: m.broker(),
+                message: format!("cannot queue the publish: {e}"),
+            })?;
+        let deadline = tokio::time::Instant::now() + m.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.eventloop.poll()).await {
+                Err(_) => return Err(m.timeout_error("PUBACK")),
+                Ok(Err(e)) => return Err(m.connect_error(e)),
+                // One publish in flight: its PUBACK is the one.
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        let took = self.started.elapsed();
+        disconnect(&self.client, &mut self.eventloop).await;
+        Ok(took)
+    }
+
+    /// The client and its event loop, for callers that go on (e.g. subscribing to events).
+    pub fn into_parts(self) -> (AsyncClient, EventLoop) {
+        (self.client, self.eventloop)
+    }
+}
+
+impl OfficeMqtt {
+    /// `host:port`, for messages.
+    pub fn broker(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// `{prefix}/{site}/list`: the site's retained list.
+    pub fn site_list_topic(&self, site: &str) -> String {
+        format!("{}/{site}/list", self.topic_prefix)
+    }
+
+    /// `{prefix}/{site}/{door}/list`: one door's retained list.
+    pub fn door_list_topic(&self, site: &str, door: &str) -> String {
+        format!("{}/{site}/{door}/list", self.topic_prefix)
+    }
+
+    /// `{prefix}/{site}/+/status`: every door's retained status.
+    pub fn status_filter(&self, site: &str) -> String {
+        format!("{}/{site}/+/status", self.topic_prefix)
+    }
+
+    /// `{prefix}/{site}/+/events`: every door's events.
+    pub fn events_filter(&self, site: &str) -> String {
+        format!("{}/{site}/+/events", self.topic_prefix)
+    }
+
+    /// rumqttc options: client id, credentials, TLS (rustls, ring), clean session, and room for
+    /// outgoing packets of `max_outgoing` payload bytes.
+    pub fn options(&self, max_outgoing: usize) -> MqttOptions {
+        let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_clean_session(true);
+        opts.set_max_packet_size(MAX_INCOMING, max_outgoing.saturating_add(PACKET_OVERHEAD));
+        if let Some((user, password)) = &self.credentials {
+            opts.set_credentials(user.clone(), password.clone());
+        }
+        if let Some(tls) = &self.tls {
+            crate::mqtt::install_crypto_provider();
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: tls.ca.clone(),
+                alpn: None,
+                client_auth: tls.client.clone(),
+            }));
+        }
+        opts
+    }
+
+    fn connect_error(&self, e: ConnectionError) -> OfficeError {
+        let message = match &e {
+            ConnectionError::Io(io) => format!("cannot connect: {io}"),
+            ConnectionError::ConnectionRefused(code) => {
+                format!("refused the connection ({code:?}): check the user name, password or certificate")
+            }
+            other => format!("connection failed: {}", crate::error_chain(other)),
+        };
+        OfficeError::Connect {
+            broker: self.broker(),
+            message,
+        }
+    }
+
+    fn timeout_error(&self, what: &'static str) -> OfficeError {
+        OfficeError::Timeout {
+            broker: self.broker(),
+            what,
+            after: self.timeout,
+        }
+    }
+
+    /// Connects with `opts` and waits for the broker's CONNACK (bounded by the timeout). The
+    /// caller keeps polling the event loop.
+    pub async fn connect_with(
+        &self,
+        opts: MqttOptions,
+    ) -> Result<(AsyncClient, EventLoop), OfficeError> {
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Err(_) => return Err(self.timeout_error("connection")),
+                Ok(Err(e)) => return Err(self.connect_error(e)),
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return Ok((client, eventloop)),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Connects for publishing payloads of up to `max_payload` bytes (waits for the CONNACK).
+    pub async fn connect(&self, max_payload: usize) -> Result<Connection, OfficeError> {
+        let started = Instant::now();
+        let (client, eventloop) = self.connect_with(self.options(max_payload)).await?;
+        Ok(Connection {
+            mqtt: self.clone(),
+            client,
+            eventloop,
+            started,
+        })
+    }
+
+    /// Connects, publishes `payload` on `topic` (QoS 1, retained), waits for the PUBACK and
+    /// disconnects. Returns how long it took from connecting to the PUBACK.
+    pub async fn publish_retained(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> Result<Duration, OfficeError> {
+        self.connect(payload.len())
+            .await?
+            .publish_retained(topic, payload)
+            .await
+    }
+
+    /// Subscribes to `filter` (QoS 1) and collects what arrives until `wait` has passed after
+    /// the SUBACK (retained messages come right after it); then disconnects.
+    pub async fn collect(
+        &self,
+        filter: &str,
+        wait: Duration,
+    ) -> Result<Vec<Received>, OfficeError> {
+        let (client, mut eventloop) = self.connect_with(self.options(0)).await?;
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| OfficeError::Connect {
+                broker: self.broker(),
+                message: format!("cannot queue the subscription: {e}"),
+            })?;
+        let mut got = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + self.timeout;
+        let mut subscribed = false;
+        loop {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Err(_) if subscribed => break,
+                Err(_) => return Err(self.timeout_error("SUBACK")),
+                Ok(Err(e)) => return Err(self.connect_error(e)),
+                Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        return Err(OfficeError::Connect {
+                            broker: self.broker(),
+                            message: format!("refused the subscription to {filter} (ACL?)"),
+                        });
+                    }
+                    subscribed = true;
+                    deadline = tokio::time::Instant::now() + wait;
+                }
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => got.push(Received {
+                    topic: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                    retain: p.retain,
+                }),
+                Ok(Ok(_)) => {}
+            }
+        }
+        disconnect(&client, &mut eventloop).await;
+        Ok(got)
+    }
+}
+
+/// A clean disconnect, bounded (a failure here changes nothing for the caller).
+async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
+    if client.disconnect().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs `future` on a fresh current-thread runtime (for the synchronous `pintuctl`).
+pub fn block_on<F: Future>(future: F) -> Result<F::Output, OfficeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(OfficeError::Runtime)?;
+    Ok(rt.block_on(future))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_apply() {
+        let file = OfficeSettings {
+            host: Some("broker.office".into()),
+            port: Some(1884),
+            topic_prefix: Some("dc".into()),
+            ..Default::default()
+        };
+        let flags = OfficeSettings {
+            port: Some(2000),
+            ..Default::default()
+        };
+        let m = file.overlay(flags).resolve().unwrap().unwrap();
+        assert_eq!(m.broker(), "broker.office:2000");
+        assert_eq!(m.site_list_topic("s"), "dc/s/list");
+        assert_eq!(m.status_filter("s"), "dc/s/+/status");
+        assert!(m.client_id.starts_with("pintuctl-"));
+        assert_eq!(m.timeout, DEFAULT_TIMEOUT);
+        assert!(OfficeSettings::default().resolve().unwrap().is_none());
+        let half = OfficeSettings {
+            host: Some("h".into()),
+            client_cert_file: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(half.resolve().unwrap_err().to_string().contains("key"));
+    }
+
+    #[test]
+    fn an_unreachable_broker_fails_fast_with_its_address() {
+        // A port nothing listens on: bind one, then close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let m = OfficeSettings {
+            host: Some("127.0.0.1".into()),
+            port: Some(port),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .unwrap();
+        let err = block_on(m.publish_retained("t", b"x".to_vec()))
+            .unwrap()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("MQTT broker 127.0.0.1:{port}: cannot connect")),
+            "{text}"
+        );
+    }
+}
