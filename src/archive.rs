@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectionError, Event as MqttEvent, MqttOptions, Packet, Publish, QoS,
-    SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
@@ -859,7 +859,7 @@ async fn connection_loop(
                 },
                 Ok(_) => continue,
                 Err(error) => {
-                    let error = describe(&error);
+                    let error = crate::mqtt::describe(&error);
                     if tx
                         .send(ConnMsg::Disconnected { generation, error })
                         .is_err()
@@ -878,16 +878,6 @@ async fn connection_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-    }
-}
-
-fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::Io(e) => format!("network: {e}"),
-        ConnectionError::ConnectionRefused(code) => {
-            format!("broker refused the connection: {code:?}")
-        }
-        other => other.to_string(),
     }
 }
 

@@ -396,7 +396,8 @@ async fn connection_loop(
     }
 }
 
-fn describe(error: &ConnectionError) -> String {
+/// A connection error in words for operators (the link and the office archive log it).
+pub fn describe(error: &ConnectionError) -> String {
     match error {
         ConnectionError::Io(e) => format!("network: {e}"),
         ConnectionError::ConnectionRefused(code) => {
