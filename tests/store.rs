@@ -506,3 +506,69 @@ fn older_list_file_swapped_in_is_refused_at_start() {
     // Delivering a list above the floor brings the door back.
     assert_eq!(apply(&store, &site, &signed_list(&site, 6, 4)), 6);
 }
+
+/// A restart whose cache holds the list file's payload takes the list's metadata from the store
+/// (no payload parse): it must be exactly what a full verification gives, visits included, and
+/// a list file whose signature no longer verifies must still be refused.
+#[test]
+fn restart_from_the_cache_gives_the_same_list_metadata() {
+    use pintu::core::list::{self, Role};
+    use pintu::core::visit::Visit;
+    let site = Site::new();
+    let mut badge = site.entry(
+        "0B0B0B0B",
+        "badge-1",
+        "2020-01-01T00:00:00Z",
+        "2099-01-01T00:00:00Z",
+    );
+    badge.role = Role::Visitor;
+    let visit = Visit {
+        id: "V-1".into(),
+        badge: badge.card,
+        visitor: "Tamu".into(),
+        host: "h0-v1".into(),
+        valid_from: badge.valid_from,
+        valid_until: badge.valid_until,
+    };
+    let mut all = entries(&site, 40, 1);
+    all.push(badge);
+    let payload = site.payload(1, all);
+    let bytes = list::sign(
+        &list::payload_bytes(&payload, &[visit]).expect("payload"),
+        &site.keys[..1],
+    );
+    let full = list::verify(&bytes, &site.policy(), None, None).expect("valid");
+    {
+        let (store, _) = open(&site, &site.policy());
+        apply(&store, &site, &bytes);
+        store.flush_blocking().expect("flush");
+    }
+    let (store, report) = open(&site, &site.policy());
+    assert!(report.events.is_empty(), "{:?}", report.events);
+    let active = store.active().expect("list from the cache");
+    assert_eq!(active.meta, full.meta);
+    assert_eq!(active.meta.visits.len(), 1);
+    assert_eq!(holder(&store, &site, 7), Some("h7-v1".into()));
+    drop((active, store));
+
+    // The door no longer trusts the signing key: the cached copy must not be used.
+    let mut other = site.policy();
+    other.keys[0].key = ed25519_dalek::SigningKey::from_bytes(&[99; 32]).verifying_key();
+    let (store, report) = open(&site, &other);
+    assert!(store.active().is_none());
+    assert_eq!(
+        reasons(&report, EventKind::ListRejected),
+        vec!["bad_signature"]
+    );
+    drop(store);
+
+    // Another door's config (same keys): the cached list is not for it.
+    let mut elsewhere = site.policy();
+    elsewhere.door = Some("door-9".into());
+    let (store, report) = open(&site, &elsewhere);
+    assert!(store.active().is_none());
+    assert_eq!(
+        reasons(&report, EventKind::ListRejected),
+        vec!["wrong_door"]
+    );
+}

@@ -441,6 +441,31 @@ pub fn verify(
     Ok(VerifiedList { payload, meta })
 }
 
+/// Just the `format` field of a JSON object, to say which format something that does not parse
+/// claims to be.
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: serde_json::Value,
+}
+
+/// Checks an envelope's size cap and signatures and returns its payload digest and the key ids
+/// that signed, without parsing the payload. For a door reloading its own last good list when
+/// its cache already holds that exact payload (matched by digest): the payload was fully
+/// verified when it was applied.
+pub fn verify_signatures_only(
+    bytes: &[u8],
+    policy: &TrustPolicy,
+) -> Result<([u8; 32], Vec<String>), Rejection> {
+    if bytes.len() > policy.max_bytes {
+        return Err(Rejection::Oversize {
+            size: bytes.len(),
+            max: policy.max_bytes,
+        });
+    }
+    let (payload, signed_by) = verify_signatures(bytes, policy)?;
+    Ok((digest(&payload), signed_by))
+}
+
 /// Checks the envelope and its signatures; returns the payload bytes and the key ids that signed.
 fn verify_signatures(
     bytes: &[u8],
@@ -457,23 +482,40 @@ pub(crate) fn verify_envelope(
     format: &str,
     context: &[u8],
 ) -> Result<(Vec<u8>, Vec<String>), Rejection> {
+    // One pass over the (possibly tens of MB) envelope, borrowing the payload text. Only when it
+    // does not parse is it read again, to tell an unknown format from a malformed envelope.
     #[derive(Deserialize)]
-    struct FormatOnly {
-        format: serde_json::Value,
+    #[serde(deny_unknown_fields)]
+    struct EnvelopeRef<'a> {
+        #[serde(borrow)]
+        format: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        payload: std::borrow::Cow<'a, str>,
+        signatures: Vec<SignatureEntry>,
     }
-    let peek: FormatOnly = serde_json::from_slice(bytes).map_err(|e| {
-        Rejection::Malformed(format!(
-            "envelope is not a JSON object with a \"format\" field: {e}"
-        ))
-    })?;
-    if peek.format.as_str() != Some(format) {
+    let envelope: EnvelopeRef<'_> = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let peek: FormatOnly = serde_json::from_slice(bytes).map_err(|_| {
+                Rejection::Malformed(format!(
+                    "envelope is not a JSON object with a \"format\" field: {e}"
+                ))
+            })?;
+            if peek.format.as_str() != Some(format) {
+                return Err(Rejection::UnknownFormat(format!(
+                    "{} (expected {format:?})",
+                    peek.format
+                )));
+            }
+            return Err(Rejection::Malformed(format!("envelope: {e}")));
+        }
+    };
+    if envelope.format != format {
         return Err(Rejection::UnknownFormat(format!(
-            "{} (expected {format:?})",
-            peek.format
+            "{:?} (expected {format:?})",
+            envelope.format
         )));
     }
-    let envelope: Envelope = serde_json::from_slice(bytes)
-        .map_err(|e| Rejection::Malformed(format!("envelope: {e}")))?;
     let payload = B64
         .decode(envelope.payload.as_bytes())
         .map_err(|e| Rejection::Malformed(format!("envelope payload is not base64: {e}")))?;
@@ -564,25 +606,24 @@ pub fn payload_bytes(payload: &Payload, visits: &[Visit]) -> Result<Vec<u8>, ser
 
 /// Parses and checks verified payload bytes.
 fn parse_payload(bytes: &[u8]) -> Result<(Payload, Vec<Visit>), Rejection> {
-    #[derive(Deserialize)]
-    struct FormatOnly {
-        format: serde_json::Value,
-    }
-    let peek: FormatOnly = serde_json::from_slice(bytes).map_err(|e| {
-        Rejection::Malformed(format!(
-            "payload is not a JSON object with a \"format\" field: {e}"
+    let unknown = |format: &serde_json::Value| {
+        Rejection::UnknownFormat(format!(
+            "payload format {format} (expected {PAYLOAD_FORMAT})"
         ))
-    })?;
-    if peek.format.as_u64() != Some(PAYLOAD_FORMAT as u64) {
-        return Err(Rejection::UnknownFormat(format!(
-            "payload format {} (expected {PAYLOAD_FORMAT})",
-            peek.format
-        )));
-    }
-    // Fast path first; on failure parse again with path tracking to say where the problem is.
+    };
+    // Fast path first; on failure read it again to tell an unknown format from a malformed
+    // payload, and then once more with path tracking to say where the problem is.
     let wire: PayloadWire = match serde_json::from_slice(bytes) {
         Ok(p) => p,
-        Err(_) => {
+        Err(e) => {
+            let peek: FormatOnly = serde_json::from_slice(bytes).map_err(|_| {
+                Rejection::Malformed(format!(
+                    "payload is not a JSON object with a \"format\" field: {e}"
+                ))
+            })?;
+            if peek.format.as_u64() != Some(u64::from(PAYLOAD_FORMAT)) {
+                return Err(unknown(&peek.format));
+            }
             let de = &mut serde_json::Deserializer::from_slice(bytes);
             let err = match serde_path_to_error::deserialize::<_, PayloadWire>(de) {
                 Ok(_) => return Err(Rejection::Malformed("payload: inconsistent parse".into())),
@@ -595,6 +636,9 @@ fn parse_payload(bytes: &[u8]) -> Result<(Payload, Vec<Visit>), Rejection> {
             )));
         }
     };
+    if wire.format != PAYLOAD_FORMAT {
+        return Err(unknown(&serde_json::Value::from(wire.format)));
+    }
     let (payload, visits) = wire.into_parts();
     check_payload(&payload).map_err(Rejection::Malformed)?;
     check_visits(&payload.entries, &visits).map_err(Rejection::Malformed)?;

@@ -33,6 +33,8 @@ pub const STORE_DIR: &str = "store";
 const META_ACTIVE_TREE: &[u8] = b"active_tree";
 const META_ACTIVE_DIGEST: &[u8] = b"active_digest";
 const META_ACTIVE_COUNT: &[u8] = b"active_count";
+/// The active list's metadata (JSON [`StoredMeta`]), so a restart need not parse the payload.
+const META_ACTIVE_META: &[u8] = b"active_meta";
 const META_HIGHEST_VERSION: &[u8] = b"highest_version";
 /// Highest sequence number ever removed from the outbox (by a publisher), so numbering never
 /// restarts below it when the outbox is empty.
@@ -256,6 +258,94 @@ impl Store {
         Ok((store, report))
     }
 
+    /// Refuses a stored list older than the rollback floor (an SD card edit, a stale backup):
+    /// using it would re-open cards revoked since. The door starts without a list instead.
+    fn refuse_rollback(&self, version: u64, report: &mut OpenReport) -> bool {
+        let highest = self.highest_version.load(Ordering::SeqCst);
+        if version >= highest {
+            return false;
+        }
+        let why = Rejection::Rollback {
+            version,
+            current: highest,
+        };
+        tracing::error!(file = %self.list_path.display(), "stored list refused: {why}; starting without a list (deliver the current list again)");
+        report.events.push(
+            EventDraft::new(EventKind::ListRejected)
+                .reason(why.code())
+                .list_version(Some(version))
+                .detail(format!(
+                    "stored list {} refused: {why}",
+                    self.list_path.display()
+                )),
+        );
+        true
+    }
+
+    /// The active list's metadata from the store, if the list file's signatures verify and the
+    /// cache holds exactly its payload (same digest, tree and chunk count). Anything else, or a
+    /// stored record that does not fit this door, means the full verification path.
+    fn cached_meta(
+        &self,
+        bytes: &[u8],
+        policy: &TrustPolicy,
+    ) -> Result<Option<ListMeta>, StoreError> {
+        let Ok((digest, signed_by)) = crate::core::list::verify_signatures_only(bytes, policy)
+        else {
+            return Ok(None);
+        };
+        if self.meta.get(META_ACTIVE_DIGEST)?.as_deref() != Some(&digest[..]) {
+            return Ok(None);
+        }
+        let Some(record) = self.meta.get(META_ACTIVE_META)? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_slice::<StoredMeta>(&record) else {
+            return Ok(None);
+        };
+        let name = tree_name(stored.version);
+        let count_ok = read_u64(&self.meta, META_ACTIVE_COUNT)? == Some(stored.entry_count as u64);
+        let tree_ok = self.meta.get(META_ACTIVE_TREE)?.as_deref() == Some(name.as_bytes())
+            && self
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == name.as_bytes());
+        if !count_ok || !tree_ok {
+            return Ok(None);
+        }
+        let chunks = self.db.open_tree(&name)?.len();
+        if chunks != stored.entry_count.div_ceil(chunk::ENTRIES_PER_CHUNK) {
+            return Ok(None);
+        }
+        // The door's config may have changed since the list was applied.
+        let site_ok = policy.site.as_ref().is_none_or(|s| *s == stored.site);
+        let door_ok = policy.door.as_ref().is_none_or(|d| {
+            stored
+                .doors
+                .iter()
+                .any(|x| x == d || x == crate::core::list::ALL_DOORS)
+        });
+        let Ok(time_zone) = jiff::tz::TimeZone::get(&stored.time_zone) else {
+            return Ok(None);
+        };
+        if !site_ok || !door_ok {
+            return Ok(None);
+        }
+        Ok(Some(ListMeta {
+            site: stored.site,
+            doors: stored.doors,
+            version: stored.version,
+            issued_at: stored.issued_at,
+            expires_at: stored.expires_at,
+            time_zone,
+            entry_count: stored.entry_count,
+            payload_digest: digest,
+            signed_by,
+            visits: stored.visits,
+        }))
+    }
+
     /// Loads the last good list file into the active slot, reusing the sled cache if it matches.
     fn load_list_file(
         &self,
@@ -267,6 +357,18 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err(&self.list_path)(e)),
         };
+        // Fast path: the signatures still verify and the cache holds exactly this payload.
+        if let Some(meta) = self.cached_meta(&bytes, policy)? {
+            let version = meta.version;
+            if self.refuse_rollback(version, report) {
+                return Ok(());
+            }
+            self.highest_version.fetch_max(version, Ordering::SeqCst);
+            let tree = self.db.open_tree(tree_name(version))?;
+            tracing::debug!(version, "list loaded from the cache (signatures verified)");
+            self.active.store(Some(Arc::new(ActiveList { meta, tree })));
+            return Ok(());
+        }
         // Expiry is not checked here: an expired list still loads, and taps are denied with
         // `list_expired` (the door says why, instead of claiming it has no list).
         let verified = match verify(&bytes, policy, None, None) {
@@ -285,24 +387,7 @@ impl Store {
             }
         };
         let version = verified.meta.version;
-        let highest = self.highest_version.load(Ordering::SeqCst);
-        if version < highest {
-            // The file was replaced by an older signed list (SD card edit, stale backup): using
-            // it would re-open cards revoked since. The door starts without a list instead.
-            let why = Rejection::Rollback {
-                version,
-                current: highest,
-            };
-            tracing::error!(file = %self.list_path.display(), "stored list refused: {why}; starting without a list (deliver the current list again)");
-            report.events.push(
-                EventDraft::new(EventKind::ListRejected)
-                    .reason(why.code())
-                    .list_version(Some(version))
-                    .detail(format!(
-                        "stored list {} refused: {why}",
-                        self.list_path.display()
-                    )),
-            );
+        if self.refuse_rollback(version, report) {
             return Ok(());
         }
         self.highest_version.fetch_max(version, Ordering::SeqCst);
@@ -342,6 +427,14 @@ impl Store {
                 tree,
             })));
         } else {
+            // A cache written before the metadata record existed: add it for the next start.
+            if self.meta.get(META_ACTIVE_META)?.is_none() {
+                if let Some(record) =
+                    StoredMeta::of(&verified.meta).and_then(|m| serde_json::to_vec(&m).ok())
+                {
+                    self.meta.insert(META_ACTIVE_META, record)?;
+                }
+            }
             self.active.store(Some(Arc::new(ActiveList {
                 meta: verified.meta,
                 tree,
@@ -432,6 +525,11 @@ impl Store {
             META_ACTIVE_COUNT,
             &(meta.entry_count as u64).to_be_bytes()[..],
         );
+        // The metadata for the start-up fast path; without a zone name, no record (full path).
+        match StoredMeta::of(meta).and_then(|m| serde_json::to_vec(&m).ok()) {
+            Some(record) => batch.insert(META_ACTIVE_META, record),
+            None => batch.remove(META_ACTIVE_META),
+        }
         // The rollback floor rises only once the new list is committed, so a failed apply can be
         // retried with the same list.
         let highest = self.highest_version().max(meta.version);
@@ -671,6 +769,34 @@ impl Store {
     /// Path of the last good list file.
     pub fn list_path(&self) -> &Path {
         &self.list_path
+    }
+}
+
+/// What the store keeps of the active list's metadata besides its digest and signers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredMeta {
+    site: String,
+    doors: Vec<String>,
+    version: u64,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+    time_zone: String,
+    entry_count: usize,
+    visits: Vec<crate::core::visit::Visit>,
+}
+
+impl StoredMeta {
+    fn of(meta: &ListMeta) -> Option<StoredMeta> {
+        Some(StoredMeta {
+            site: meta.site.clone(),
+            doors: meta.doors.clone(),
+            version: meta.version,
+            issued_at: meta.issued_at,
+            expires_at: meta.expires_at,
+            time_zone: meta.time_zone.iana_name()?.to_string(),
+            entry_count: meta.entry_count,
+            visits: meta.visits.clone(),
+        })
     }
 }
 
