@@ -833,6 +833,7 @@ async fn connection_loop(
     loop {
         generation += 1;
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), 1024);
+        eventloop.set_network_options(crate::mqtt::network_options());
         loop {
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,

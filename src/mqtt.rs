@@ -359,6 +359,7 @@ async fn connection_loop(
     loop {
         generation += 1;
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), capacity);
+        eventloop.set_network_options(network_options());
         loop {
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -394,6 +395,14 @@ async fn connection_loop(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// TCP settings for every Pintu MQTT client: small packets (events, acks) go out at once. With
+/// Nagle's algorithm and the broker's delayed ACKs each event waited ~40 ms on loopback.
+pub fn network_options() -> rumqttc::NetworkOptions {
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network
 }
 
 /// A connection error in words for operators (the link and the office archive log it).

@@ -365,6 +365,7 @@ impl OfficeMqtt {
         opts: MqttOptions,
     ) -> Result<(AsyncClient, EventLoop), OfficeError> {
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        eventloop.set_network_options(crate::mqtt::network_options());
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
