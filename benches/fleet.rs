@@ -30,7 +30,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,7 +82,7 @@ fn main() {
 
     let site = common::Site::new();
     let work = common::temp_dir();
-    let broker = Mosquitto::start(work.path());
+    let broker = common::Mosquitto::start(work.path());
     let office = pintu::office::OfficeSettings {
         host: Some("127.0.0.1".into()),
         port: Some(broker.port),
@@ -953,55 +952,14 @@ impl Subscriber {
     }
 }
 
-/// A Mosquitto on a free loopback port, no persistence, large queues.
-struct Mosquitto {
-    child: Option<Child>,
-    port: u16,
+/// Figures of the bench's broker process.
+trait BrokerProc {
+    fn cpu(&self) -> u64;
+    fn rss(&self) -> u64;
+    fn hwm(&self) -> u64;
 }
 
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_queued_bytes 0\n"
-            ),
-        )
-        .expect("mosquitto.conf");
-        let program = if Path::new("/usr/sbin/mosquitto").exists() {
-            "/usr/sbin/mosquitto"
-        } else {
-            "mosquitto"
-        };
-        let child = Command::new(program)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install mosquitto)");
-        let broker = Mosquitto {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start in 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
-    }
-
-    fn pid(&self) -> Option<Pid> {
-        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
-    }
-
+impl BrokerProc for common::Mosquitto {
     /// utime + stime so far, in clock ticks.
     fn cpu(&self) -> u64 {
         let Some(pid) = self.pid() else { return 0 };
@@ -1025,15 +983,6 @@ impl Mosquitto {
 
     fn hwm(&self) -> u64 {
         self.pid().map_or(0, |p| proc_field(p, "VmHWM:"))
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let _ = child.wait();
-        }
     }
 }
 

@@ -14,9 +14,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,7 +39,7 @@ fn main() {
     let taps = if bench { 300 } else { 20 };
     let dir = common::temp_dir();
     let site = common::Site::new();
-    let mut broker = Mosquitto::start(dir.path());
+    let mut broker = common::Mosquitto::start(dir.path());
 
     // Queue the events in the door's outbox while it has no broker.
     let store_opts = site.store_options(dir.path());
@@ -204,62 +201,4 @@ fn subscribe(port: u16, received: Arc<Mutex<Received>>) -> std::thread::JoinHand
     // Wait for the subscription to be in place before anything is published.
     std::thread::sleep(Duration::from_millis(500));
     handle
-}
-
-/// A Mosquitto on a free loopback port, no persistence.
-struct Mosquitto {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n"),
-        )
-        .expect("mosquitto.conf");
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto {
-            child: Some(child),
-            port,
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        if let Some(child) = &self.child {
-            let _ = kill(Pid::from_raw(child.id() as i32), signal);
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGCONT);
-        self.stop();
-    }
 }
