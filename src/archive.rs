@@ -821,64 +821,33 @@ enum ConnMsg {
     },
 }
 
-/// Runs the MQTT connection (one client and event loop per connection; a new pair after every
-/// error, so an acknowledgement can never reach a later connection).
-async fn connection_loop(
-    opts: MqttOptions,
-    mut backoff: Backoff,
-    tx: mpsc::UnboundedSender<ConnMsg>,
-    stop: CancellationToken,
-) {
-    let mut generation = 0u64;
-    loop {
-        generation += 1;
-        let (client, mut eventloop) = AsyncClient::new(opts.clone(), 1024);
-        eventloop.set_network_options(crate::mqtt::network_options());
-        loop {
-            let polled = tokio::select! {
-                _ = stop.cancelled() => return,
-                p = eventloop.poll() => p,
-            };
-            let msg = match polled {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                    backoff.reset();
-                    ConnMsg::Connected {
-                        generation,
-                        client: client.clone(),
-                        session_present: ack.session_present,
-                    }
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(publish))) => ConnMsg::Publish {
-                    generation,
-                    publish,
-                },
-                Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => ConnMsg::SubAck {
-                    ok: ack
-                        .return_codes
-                        .iter()
-                        .all(|c| !matches!(c, SubscribeReasonCode::Failure)),
-                },
-                Ok(_) => continue,
-                Err(error) => {
-                    let error = crate::mqtt::describe(&error);
-                    if tx
-                        .send(ConnMsg::Disconnected { generation, error })
-                        .is_err()
-                    {
-                        return;
-                    }
-                    break;
-                }
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
+impl crate::mqtt::ConnectionReport for ConnMsg {
+    fn connected(generation: u64, client: AsyncClient, session_present: bool) -> Self {
+        ConnMsg::Connected {
+            generation,
+            client,
+            session_present,
         }
-        let delay = backoff.next_delay();
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+    }
+
+    fn event(generation: u64, event: MqttEvent) -> Option<Self> {
+        match event {
+            MqttEvent::Incoming(Packet::Publish(publish)) => Some(ConnMsg::Publish {
+                generation,
+                publish,
+            }),
+            MqttEvent::Incoming(Packet::SubAck(ack)) => Some(ConnMsg::SubAck {
+                ok: ack
+                    .return_codes
+                    .iter()
+                    .all(|c| !matches!(c, SubscribeReasonCode::Failure)),
+            }),
+            _ => None,
         }
+    }
+
+    fn disconnected(generation: u64, error: String) -> Self {
+        ConnMsg::Disconnected { generation, error }
     }
 }
 
@@ -935,8 +904,11 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn_stop = CancellationToken::new();
-    let conn = tokio::spawn(connection_loop(
+    // One client and event loop per connection: an acknowledgement can never reach a later
+    // connection, where the same packet id could mean another message.
+    let conn = tokio::spawn(crate::mqtt::connection_loop::<ConnMsg>(
         opts.mqtt(),
+        1024,
         Backoff::new(opts.reconnect_min, opts.reconnect_max),
         tx,
         conn_stop.clone(),

@@ -347,12 +347,27 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
     let _ = intake.await;
 }
 
-/// Owns one event loop per connection; only polls.
-async fn connection_loop(
+/// What a connection task reports to the task that uses the connection. `generation` numbers
+/// connections, so the user can tell a stale report from a current one.
+pub trait ConnectionReport: Send + Sized + 'static {
+    /// The broker accepted a connection; `client` publishes on it (and only on it).
+    fn connected(generation: u64, client: AsyncClient, session_present: bool) -> Self;
+    /// Anything else the event loop yielded; `None` drops it.
+    fn event(generation: u64, event: Event) -> Option<Self>;
+    /// The connection ended (or could not be made).
+    fn disconnected(generation: u64, error: String) -> Self;
+}
+
+/// Owns one rumqttc event loop per connection and only polls it, so a poll is never cancelled
+/// mid-write (only at `stop`). After any error the event loop and its client are dropped and a
+/// new pair is made after a backoff: a request (a publish, an acknowledgement) queued for a dead
+/// connection dies with it instead of surfacing on the next one. Shared by the door's link and
+/// the office archive.
+pub async fn connection_loop<M: ConnectionReport>(
     opts: MqttOptions,
     capacity: usize,
     mut backoff: Backoff,
-    tx: mpsc::UnboundedSender<LinkMsg>,
+    tx: mpsc::UnboundedSender<M>,
     stop: CancellationToken,
 ) {
     let mut generation = 0u64;
@@ -366,18 +381,17 @@ async fn connection_loop(
                 polled = eventloop.poll() => polled,
             };
             let msg = match polled {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
-                    LinkMsg::Connected {
-                        generation,
-                        client: client.clone(),
-                    }
+                    M::connected(generation, client.clone(), ack.session_present)
                 }
-                Ok(event) => LinkMsg::Event { generation, event },
+                Ok(event) => match M::event(generation, event) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
                 Err(error) => {
-                    let error = describe(&error);
                     if tx
-                        .send(LinkMsg::Disconnected { generation, error })
+                        .send(M::disconnected(generation, describe(&error)))
                         .is_err()
                     {
                         return;
@@ -394,6 +408,20 @@ async fn connection_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+impl ConnectionReport for LinkMsg {
+    fn connected(generation: u64, client: AsyncClient, _session_present: bool) -> Self {
+        LinkMsg::Connected { generation, client }
+    }
+
+    fn event(generation: u64, event: Event) -> Option<Self> {
+        Some(LinkMsg::Event { generation, event })
+    }
+
+    fn disconnected(generation: u64, error: String) -> Self {
+        LinkMsg::Disconnected { generation, error }
     }
 }
 
