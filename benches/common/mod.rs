@@ -29,15 +29,20 @@ use pintu::store::{Store, StoreOptions};
 
 pub const SITE: &str = "site-bench";
 pub const DOOR: &str = "door-1";
-/// sled page cache: the daemon's default `store.cache_size` (32 MiB).
+/// sled page cache: the daemon's defaults, `store.cache_size` (32 MiB, the floor) and
+/// `store.cache_size_max` (512 MiB, the ceiling when the store sizes it to the list at open).
 pub const CACHE_SIZE: u64 = 32 << 20;
+pub const CACHE_SIZE_MAX: u64 = 512 << 20;
 
-/// The sled page cache the fixtures use: [`CACHE_SIZE`] unless `PINTU_BENCH_CACHE_MB` says
-/// otherwise (to see how lookups depend on it).
-pub fn cache_size() -> u64 {
+/// The sled page cache the fixtures use, (floor, ceiling): the daemon's defaults unless
+/// `PINTU_BENCH_CACHE_MB` fixes it (floor = ceiling) to see how lookups depend on it.
+pub fn cache_size() -> (u64, u64) {
     match std::env::var("PINTU_BENCH_CACHE_MB") {
-        Ok(_) => env_usize("PINTU_BENCH_CACHE_MB", 32) as u64 * (1 << 20),
-        Err(_) => CACHE_SIZE,
+        Ok(_) => {
+            let fixed = env_usize("PINTU_BENCH_CACHE_MB", 32) as u64 * (1 << 20);
+            (fixed, fixed)
+        }
+        Err(_) => (CACHE_SIZE, CACHE_SIZE_MAX),
     }
 }
 /// Envelope cap for the benchmarks: far above any list built here.
@@ -245,7 +250,8 @@ impl Site {
     pub fn store_options(&self, dir: &Path) -> StoreOptions {
         StoreOptions {
             state_dir: dir.join("state"),
-            cache_size: cache_size(),
+            cache_size: cache_size().0,
+            cache_size_max: cache_size().1,
             site: SITE.into(),
             door: DOOR.into(),
         }
@@ -272,7 +278,8 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Builds, signs and applies an `n`-entry list to a fresh store.
+    /// Builds, signs and applies an `n`-entry list to a fresh store, then reopens the store as
+    /// `pintud` does at its next start (which sizes sled's cache to the list).
     pub fn build(site: &Site, n: usize) -> Fixture {
         let started = Instant::now();
         let bytes = site.signed_list(1, n);
@@ -282,6 +289,9 @@ impl Fixture {
             .verify_and_apply(&bytes, &site.policy(), now())
             .expect("store works")
             .expect("list accepted");
+        store.flush_blocking().expect("flush the store");
+        drop(store);
+        let store = site.open_store(dir.path());
         let on_disk = dir_size(dir.path());
         Fixture {
             n,
