@@ -426,6 +426,9 @@ pub struct RawList {
     /// How often the inbox is scanned.
     #[serde(default = "default_poll")]
     pub poll_interval: HumanDuration,
+    /// How long before the active list expires `list.expiring` is raised; `"0s"`: never.
+    #[serde(default = "default_expiry_warning")]
+    pub expiry_warning: HumanDuration,
 }
 
 impl Default for RawList {
@@ -435,8 +438,13 @@ impl Default for RawList {
             initial: None,
             max_size: default_max_size(),
             poll_interval: default_poll(),
+            expiry_warning: default_expiry_warning(),
         }
     }
+}
+
+fn default_expiry_warning() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3 * 86_400))
 }
 
 fn default_max_size() -> ByteSize {
@@ -772,6 +780,9 @@ pub struct RawStore {
     /// sled page cache size (sled's own default is 1 GiB: far too much for a Pi).
     #[serde(default = "default_cache")]
     pub cache_size: ByteSize,
+    /// Ceiling for raising the cache to fit a large list at start.
+    #[serde(default = "default_cache_max")]
+    pub cache_size_max: ByteSize,
     /// Outbox depth (events not yet delivered) that raises an `outbox.alarm` warning.
     #[serde(default = "default_outbox_warning")]
     pub outbox_warning: u64,
@@ -784,6 +795,7 @@ impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             cache_size: default_cache(),
+            cache_size_max: default_cache_max(),
             outbox_warning: default_outbox_warning(),
             outbox_critical: default_outbox_critical(),
         }
@@ -800,6 +812,10 @@ fn default_outbox_critical() -> u64 {
 
 fn default_cache() -> ByteSize {
     ByteSize(32 << 20)
+}
+
+fn default_cache_max() -> ByteSize {
+    ByteSize(512 << 20)
 }
 
 /// Log output format.
@@ -873,6 +889,8 @@ pub struct Config {
     pub initial_list: Option<PathBuf>,
     /// Inbox scan interval.
     pub poll_interval: Duration,
+    /// Lead time of the `list.expiring` warning (zero: none).
+    pub list_expiry_warning: Duration,
     /// Where the lock relay is.
     pub lock: LockHardware,
     /// Fail-secure or fail-safe.
@@ -891,8 +909,10 @@ pub struct Config {
     pub socket_mode: u32,
     /// Control socket group.
     pub socket_group: Option<String>,
-    /// sled cache size in bytes.
+    /// sled cache size in bytes (the floor).
     pub cache_size: u64,
+    /// Ceiling in bytes for raising the sled cache to fit the list.
+    pub cache_size_max: u64,
     /// Log filter.
     pub log_level: String,
     /// Log format.
@@ -1127,6 +1147,15 @@ impl Config {
         if raw.store.cache_size.0 < (1 << 20) {
             err("store.cache_size", "must be at least 1MiB".into());
         }
+        if raw.store.cache_size_max.0 < raw.store.cache_size.0 {
+            err(
+                "store.cache_size_max",
+                format!(
+                    "must be at least store.cache_size ({} bytes); set them equal for a fixed cache",
+                    raw.store.cache_size.0
+                ),
+            );
+        }
         if raw.store.outbox_warning == 0 || raw.store.outbox_critical <= raw.store.outbox_warning {
             err(
                 "store.outbox_critical",
@@ -1170,6 +1199,7 @@ impl Config {
                 .unwrap_or_else(|| state_dir.join("inbox")),
             initial_list: raw.list.initial.as_deref().map(resolve),
             poll_interval: raw.list.poll_interval.0,
+            list_expiry_warning: raw.list.expiry_warning.0,
             lock: lock_hw,
             lock_type: raw.lock.lock_type,
             inputs,
@@ -1191,6 +1221,7 @@ impl Config {
             socket_mode: raw.control.mode.0,
             socket_group: raw.control.group,
             cache_size: raw.store.cache_size.0,
+            cache_size_max: raw.store.cache_size_max.0,
             outbox_warning: raw.store.outbox_warning,
             outbox_critical: raw.store.outbox_critical,
             mqtt,

@@ -165,6 +165,9 @@ pub struct ListStatus {
     pub entries: usize,
     /// Keys that signed it.
     pub signed_by: Vec<String>,
+    /// SHA-256 of its payload bytes, hex: which list exactly (two lists never share a version).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// A configured reader, as status reports it.
@@ -207,7 +210,7 @@ pub struct Status {
     pub now: Timestamp,
     /// Active list, if any.
     pub list: Option<ListStatus>,
-    /// Highest list version ever accepted.
+    /// The rollback floor: a new list must be above it ([`crate::store::Store::highest_version`]).
     pub highest_list_version: u64,
     /// Lock state.
     pub lock: LockState,

@@ -33,6 +33,7 @@ use crate::core::decision::{Decision, DenyReason};
 use crate::core::door::LockCommand;
 use crate::core::doorstate::{DoorEvent, DoorMachine, Output};
 use crate::core::event::{EventDraft, EventKind};
+use crate::core::expiry::ExpiryWatch;
 use crate::core::list::{ListMeta, Rejection, Role};
 use crate::core::procedure::{
     Action as ProcedureAction, Direction, Lookup, Procedure, ProcedureSnapshot, Tap,
@@ -430,6 +431,9 @@ impl DaemonHandle {
     pub fn status(&self) -> Status {
         let now = self.clock.now();
         let view = self.presence_view();
+        // Expiry on the time taps are decided on (the trusted-time floor when the clock is
+        // behind it), as the door task's `list.expired` alarm does.
+        let decided_at = view.clock.as_ref().map_or(now, |c| c.effective.max(now));
         Status {
             occupancy: view.occupants.len(),
             visitors_inside: view.visitors,
@@ -443,9 +447,10 @@ impl DaemonHandle {
                 version: a.meta.version,
                 issued_at: a.meta.issued_at,
                 expires_at: a.meta.expires_at,
-                expired: now >= a.meta.expires_at,
+                expired: decided_at >= a.meta.expires_at,
                 entries: a.meta.entry_count,
                 signed_by: a.meta.signed_by.clone(),
+                sha256: hex::encode(a.meta.payload_digest),
             }),
             highest_list_version: self.store.highest_version(),
             lock: *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()),
@@ -510,7 +515,33 @@ impl DaemonHandle {
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
         let started = Instant::now();
         let now = self.clock.now();
-        let result = self.store.verify_and_apply(bytes, &self.cfg.trust, now)?;
+        let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, now) {
+            Ok(result) => result,
+            // Disk full or an I/O error on the list file: nothing changed; the door keeps its
+            // list and says why.
+            Err(e @ StoreError::ListNotStored { .. }) => {
+                let message = crate::error_chain(&e);
+                tracing::error!(source, "list not applied: {message}");
+                self.record_blocking(
+                    vec![EventDraft::new(EventKind::ListRejected)
+                        .reason("write_failed")
+                        .detail(format!("{source}: {message}"))],
+                    now,
+                )?;
+                return Err(e);
+            }
+            // The list file may now be ahead of the active list, and sled is failing: stop
+            // with the lock secured; the restart loads whatever the list file holds.
+            Err(e) => {
+                tracing::error!(
+                    source,
+                    "the store failed while applying a list: {}; stopping pintud with the lock secured, for systemd to restart it",
+                    crate::error_chain(&e)
+                );
+                self.store_failed.cancel();
+                return Err(e);
+            }
+        };
         if let (true, Err(Rejection::Replay { version })) = (at_start, &result) {
             tracing::info!(
                 source,
@@ -542,16 +573,37 @@ impl DaemonHandle {
                     .detail(format!("{source}: {why}"))
             }
         };
-        self.store.append(draft, now)?;
-        self.store.flush_blocking()?;
+        let mut drafts = vec![draft];
+        drafts.extend(self.store.take_notices());
+        self.record_blocking(drafts, now)?;
         Ok(result)
+    }
+
+    /// Appends `drafts` and flushes them (blocking: call from a blocking thread). Failing to
+    /// record is fatal like any failed append ([`append_or_fail`]): pintud stops with the lock
+    /// secured.
+    fn record_blocking(&self, drafts: Vec<EventDraft>, now: Timestamp) -> Result<(), StoreError> {
+        let result = drafts
+            .into_iter()
+            .try_for_each(|d| self.store.append(d, now).map(drop))
+            .and_then(|()| self.store.flush_blocking());
+        if let Err(e) = &result {
+            tracing::error!("cannot record a list event in the outbox: {e}; stopping");
+            self.store_failed.cancel();
+        }
+        result
     }
 
     /// Reads a list file (size-capped before parsing) and applies it; failures become events.
     pub fn apply_list_file(&self, path: &Path, at_start: bool) -> Result<bool, StoreError> {
         let source = path.display().to_string();
         match fsutil::read_capped(path, self.cfg.trust.max_bytes) {
-            Ok(bytes) => Ok(self.apply_list_inner(&bytes, &source, at_start)?.is_ok()),
+            Ok(bytes) => match self.apply_list_inner(&bytes, &source, at_start) {
+                Ok(result) => Ok(result.is_ok()),
+                // Reported (`list.rejected`, `write_failed`); the door carries on with its list.
+                Err(StoreError::ListNotStored { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
             Err(e) => {
                 let (reason, detail) = match &e {
                     fsutil::ReadCappedError::TooLarge { .. } => {
@@ -560,13 +612,12 @@ impl DaemonHandle {
                     fsutil::ReadCappedError::Io(_) => ("unreadable", format!("{source}: {e}")),
                 };
                 tracing::warn!(source, "list rejected: {e}");
-                self.store.append(
-                    EventDraft::new(EventKind::ListRejected)
+                self.record_blocking(
+                    vec![EventDraft::new(EventKind::ListRejected)
                         .reason(reason)
-                        .detail(detail),
+                        .detail(detail)],
                     self.clock.now(),
                 )?;
-                self.store.flush_blocking()?;
                 Ok(false)
             }
         }
@@ -625,6 +676,7 @@ pub async fn run(
     let store_opts = StoreOptions {
         state_dir: cfg.state_dir.clone(),
         cache_size: cfg.cache_size,
+        cache_size_max: cfg.cache_size_max,
         site: cfg.site.clone(),
         door: cfg.door.clone(),
     };
@@ -703,6 +755,8 @@ pub async fn run(
         exit_requested: None,
         list_version: None,
         snapshot_saved: None,
+        readers: ReaderWatch::new(&cfg.readers),
+        expiry: ExpiryWatch::new(cfg.list_expiry_warning),
     };
     let door_task = tokio::spawn(door.run(door_rx, shutdown.clone()));
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
@@ -834,6 +888,10 @@ struct DoorTask {
     list_version: Option<u64>,
     /// When the procedure snapshot was last saved.
     snapshot_saved: Option<Instant>,
+    /// Reader health changes, reported as `reader.down` / `reader.up`.
+    readers: ReaderWatch,
+    /// `list.expiring` / `list.expired` for the active list (freeze attack).
+    expiry: ExpiryWatch,
 }
 
 /// The procedure at start: restored from the store's snapshot (who is inside, the time floor),
@@ -883,6 +941,60 @@ fn ntp_state() -> NtpState {
     }
 }
 
+/// Turns the reader health changes of [`crate::hw::health`] into `reader.down` and `reader.up`
+/// events, so the office sees an unplugged reader (or pcscd gone) when it happens, and each time
+/// it happens, not only in the next status.
+struct ReaderWatch {
+    /// The next health change to look at.
+    cursor: u64,
+    /// This door's readers that have a card source (serial, PC/SC), and whether each was last
+    /// reported up. Assumed up until one says otherwise: a reader that opens at start raises
+    /// nothing, one that cannot raises `reader.down`.
+    up: HashMap<String, bool>,
+}
+
+impl ReaderWatch {
+    /// Watches `readers` for changes reported from now on.
+    fn new(readers: &[crate::config::ReaderConfig]) -> Self {
+        ReaderWatch {
+            cursor: crate::hw::health::cursor(),
+            up: readers
+                .iter()
+                .filter(|r| r.backend != ReaderBackend::Sim)
+                .map(|r| (r.name.clone(), true))
+                .collect(),
+        }
+    }
+
+    /// The events for the changes since the last call, in the order they happened.
+    fn events(&mut self) -> Vec<EventDraft> {
+        let (changes, next) = crate::hw::health::changes_since(self.cursor);
+        self.cursor = next;
+        let mut events = Vec::new();
+        for change in changes {
+            let Some(was_up) = self.up.get_mut(&change.reader) else {
+                continue;
+            };
+            if *was_up == change.health.up {
+                continue;
+            }
+            *was_up = change.health.up;
+            // The source has logged the change already (once, with its cause).
+            let kind = if change.health.up {
+                EventKind::ReaderUp
+            } else {
+                EventKind::ReaderDown
+            };
+            events.push(
+                EventDraft::new(kind)
+                    .reader(change.reader)
+                    .detail(change.health.detail),
+            );
+        }
+        events
+    }
+}
+
 /// An operator waiting for the next tap (`pintuctl enroll --door`).
 struct CaptureSlot {
     /// Only taps on this reader; `None` takes any.
@@ -913,8 +1025,13 @@ impl DoorTask {
                 _ = sleep_until(procedure_deadline), if procedure_deadline.is_some() => {
                     self.procedure_tick();
                 }
-                // Once a second: a wall-clock step is noticed, a new list's floor is taken.
-                _ = housekeeping.tick() => self.procedure_tick(),
+                // Once a second (the first at once): a wall-clock step is noticed, a new list's
+                // floor is taken, the active list's expiry is watched.
+                _ = housekeeping.tick() => {
+                    self.check_readers();
+                    self.procedure_tick();
+                    self.check_list_expiry();
+                }
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(DoorMsg::Tap { read, reply }) => {
@@ -1015,6 +1132,8 @@ impl DoorTask {
     }
 
     fn tap(&mut self, read: CardRead) -> TapOutcome {
+        // A reader that just came back says so before its first tap.
+        self.check_readers();
         if let Some(slot) = self.take_capture(&read.reader) {
             return self.capture_tap(read, slot);
         }
@@ -1139,6 +1258,32 @@ impl DoorTask {
                 self.list_version = Some(active.meta.version);
                 self.procedure.on_list_applied(&active.meta, now_mono());
             }
+        }
+    }
+
+    /// Raises `list.expiring` / `list.expired` when due, on the time taps are decided on.
+    fn check_list_expiry(&mut self) {
+        let active = self.store.active();
+        let now = self.procedure.now(self.clock.now(), now_mono()).at;
+        if let Some(event) = self.expiry.check(active.as_deref().map(|a| &a.meta), now) {
+            match event.kind {
+                EventKind::ListExpired => tracing::error!(
+                    version = event.list_version,
+                    "the active list has expired: every tap is denied until a new list arrives"
+                ),
+                _ => tracing::warn!(
+                    version = event.list_version,
+                    "the active list expires soon: deliver a new list"
+                ),
+            }
+            self.record(event);
+        }
+    }
+
+    /// Records `reader.down` / `reader.up` for reader health changes since the last look.
+    fn check_readers(&mut self) {
+        for event in self.readers.events() {
+            self.record(event);
         }
     }
 

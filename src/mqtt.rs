@@ -873,8 +873,9 @@ impl Link {
 
 /// Events whose kind changes what status says.
 fn status_relevant(event_json: &[u8]) -> bool {
-    const KINDS: [&[u8]; 8] = [
+    const KINDS: [&[u8]; 9] = [
         b"\"kind\":\"lock.",
+        b"\"kind\":\"reader.",
         b"\"kind\":\"list.",
         b"\"kind\":\"lockdown.",
         b"\"kind\":\"outbox.",
@@ -913,7 +914,12 @@ async fn list_intake(handle: Arc<DaemonHandle>, mut rx: mpsc::Receiver<(String, 
         let result = tokio::task::spawn_blocking(move || h.apply_list_from(&bytes, &source)).await;
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("cannot apply a list from MQTT: {e}"),
+            Ok(Err(e)) => {
+                tracing::error!("cannot apply a list from MQTT: {}", crate::error_chain(&e));
+                // Not judged (the list file could not be written, say): the retained list
+                // comes again with the next connection and is tried again.
+                judged.remove(&digest);
+            }
             Err(e) => tracing::error!("list intake task failed: {e}"),
         }
     }

@@ -19,13 +19,14 @@ use crate::archive::Gap;
 use crate::core::event::{Event, EventKind};
 
 /// Kinds listed as alarms.
-pub const ALARM_KINDS: [EventKind; 11] = [
+pub const ALARM_KINDS: [EventKind; 12] = [
     EventKind::DoorForcedOpen,
     EventKind::DoorHeldOpen,
     EventKind::VisitorUnescorted,
     EventKind::VisitOverstay,
     EventKind::AntipassbackViolation,
     EventKind::ReaderLockedOut,
+    EventKind::ReaderDown,
     EventKind::OutboxAlarm,
     EventKind::CommandRejected,
     EventKind::ListRejected,

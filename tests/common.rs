@@ -109,6 +109,7 @@ level = "debug"
         pintu::store::StoreOptions {
             state_dir: self.state_dir(),
             cache_size: 4 << 20,
+            cache_size_max: 4 << 20,
             site: SITE.into(),
             door: DOOR.into(),
         }
@@ -180,12 +181,23 @@ pub struct Pintud {
 impl Pintud {
     /// Starts pintud with `config` and waits until its control socket answers.
     pub fn start(config: &Path, socket: &Path, extra_args: &[&str]) -> Pintud {
+        Pintud::start_with_env(config, socket, extra_args, &[])
+    }
+
+    /// [`Pintud::start`] with extra environment variables (e.g. libfaketime's).
+    pub fn start_with_env(
+        config: &Path,
+        socket: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Pintud {
         let log = config.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_pintud"))
             .arg("--config")
             .arg(config)
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -317,4 +329,65 @@ pub fn pintud(args: &[&str]) -> Output {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A tmpfs of a given size (root only: `mount` fails otherwise), unmounted (lazily) on drop. For
+/// disk-full tests: fill it, and writes under it fail with `ENOSPC`.
+pub struct TinyDisk {
+    path: PathBuf,
+    // The mount point, when the disk made its own (removed after the unmount).
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `"8m"`) on a new temp dir; `None` when
+    /// not root.
+    pub fn mount(size: &str) -> Option<TinyDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut disk = TinyDisk::mount_at(dir.path(), size)?;
+        disk._dir = Some(dir);
+        Some(disk)
+    }
+
+    /// Mounts a tmpfs of `size` on `path`, an existing directory; `None` when not root.
+    pub fn mount_at(path: &Path, size: &str) -> Option<TinyDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs as root failed");
+        Some(TinyDisk {
+            path: path.to_path_buf(),
+            _dir: None,
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fills the disk: writes zeros until the file system says it is full. Returns the filler
+    /// file (remove it to free the space).
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.path.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        path
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

@@ -713,3 +713,243 @@ fn highest_accepted_version_survives_restart() {
     assert_eq!(door.offer(&door.list(6)).expect("v6").version, 6);
     assert_eq!(door.lookup(ALICE).as_deref(), Some("alice-v6"));
 }
+
+// --- fast-forward: per-key rollback floors and recovery by key rotation ----------------------------
+
+/// A key the site never had: what the office rotates to.
+fn new_key(seed: u8, id: &str) -> (String, SigningKey) {
+    (id.to_string(), SigningKey::from_bytes(&[seed; 32]))
+}
+
+fn policy_of(site: &Site, keys: &[&(String, SigningKey)], threshold: usize) -> TrustPolicy {
+    TrustPolicy {
+        keys: keys
+            .iter()
+            .map(|(id, k)| trusted(id, k.verifying_key()))
+            .collect(),
+        threshold,
+        ..site.policy()
+    }
+}
+
+impl Door {
+    /// Restarts with another trust policy (the operator edited the config).
+    fn restart_with(mut self, policy: impl FnOnce(&Site) -> TrustPolicy) -> (Door, OpenReport) {
+        self.policy = policy(&self.site);
+        self.restart()
+    }
+
+    fn signed_by(&self, payload: &Payload, keys: &[(String, SigningKey)]) -> Vec<u8> {
+        sign_with(payload, keys)
+    }
+
+    fn floor_of(&self, key: &SigningKey) -> u64 {
+        self.store
+            .key_floor(&key.verifying_key())
+            .expect("key floor")
+    }
+}
+
+#[test]
+fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
+    // Trusts k1 (the office) and k2 (about to be stolen), threshold 1; the office signs with k1.
+    let door = Door::with_policy(
+        |site| policy_of(site, &[&site.keys[0], &site.keys[1]], 1),
+        |site| site.keys[..1].to_vec(),
+    )
+    .holding_v5();
+    let k1 = door.site.keys[0].clone();
+    let k2 = door.site.keys[1].clone();
+    let absurd = u64::MAX - 1;
+    let attack = door.signed_by(&door.payload(absurd), std::slice::from_ref(&k2));
+    assert_eq!(door.offer(&attack).expect("k2 is trusted").version, absurd);
+    assert_eq!(door.store.highest_version(), absurd);
+    assert_eq!((door.floor_of(&k1.1), door.floor_of(&k2.1)), (HELD, absurd));
+    // Every legitimate list is now a rollback.
+    assert_eq!(
+        door.reject(&door.list(6)),
+        Rejection::Rollback {
+            version: 6,
+            current: absurd
+        }
+    );
+
+    // Recovery: k2 leaves the config.
+    let (door, report) = door.restart_with(|site| policy_of(site, &[&site.keys[0]], 1));
+    assert_eq!(
+        reasons(&report),
+        ["unknown_key"],
+        "the stored list is refused"
+    );
+    assert!(door.store.active().is_none());
+    assert_eq!(door.store.highest_version(), HELD, "k1's floor alone");
+    // The held list again is not above the floor; the next one is.
+    assert!(matches!(
+        door.reject(&door.list(HELD)),
+        Rejection::Rollback { .. }
+    ));
+    assert_eq!(
+        door.offer(&door.list(6))
+            .expect("v6 after the rotation")
+            .version,
+        6
+    );
+    assert_eq!(door.floor_of(&k1.1), 6);
+    assert_eq!(
+        door.reject(&door.list(4)),
+        Rejection::Rollback {
+            version: 4,
+            current: 6
+        }
+    );
+    assert_eq!(door.reject(&attack), Rejection::UnknownKey("k2".into()));
+    // The stolen key's floor is kept: were it trusted again, so would be its absurd version.
+    assert_eq!(door.floor_of(&k2.1), absurd);
+    let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[0], &site.keys[1]], 1));
+    assert_eq!(door.store.highest_version(), absurd);
+}
+
+#[test]
+fn a_key_keeps_its_floor_under_a_new_id() {
+    let door = Door::new().holding_v5();
+    let k1 = door.site.keys[0].1.clone();
+    // The operator renames k1 in the config: same key bytes, same floor. (The stored list names
+    // the key "k1", an id the door no longer knows: it starts without a list.)
+    let renamed = ("office-2026".to_string(), k1.clone());
+    let (mut door, report) = door.restart_with(|site| policy_of(site, &[&renamed], 1));
+    assert_eq!(reasons(&report), ["unknown_key"]);
+    door.signers = vec![renamed.clone()];
+    assert_eq!(door.store.highest_version(), HELD);
+    assert_eq!(door.floor_of(&k1), HELD);
+    assert_eq!(
+        door.reject(&door.list(4)),
+        Rejection::Rollback {
+            version: 4,
+            current: HELD
+        }
+    );
+    assert_eq!(
+        door.offer(&door.list(6))
+            .expect("v6 under the new id")
+            .version,
+        6
+    );
+    assert_eq!(door.floor_of(&k1), 6);
+}
+
+#[test]
+fn with_threshold_two_every_signer_vouches_for_the_version() {
+    let door = Door::with_policy(two_of_two, |site| site.keys.clone()).holding_v5();
+    let (k1, k2) = (door.site.keys[0].clone(), door.site.keys[1].clone());
+    let (k3, k4) = (new_key(33, "k3"), new_key(44, "k4"));
+    assert_eq!((door.floor_of(&k1.1), door.floor_of(&k2.1)), (HELD, HELD));
+
+    // Both keys stolen: an absurd version signed by both.
+    let absurd = u64::MAX - 1;
+    let attack = door.list(absurd);
+    assert_eq!(door.offer(&attack).expect("k1 + k2").version, absurd);
+    assert_eq!(
+        (door.floor_of(&k1.1), door.floor_of(&k2.1)),
+        (absurd, absurd)
+    );
+
+    // Rotating only k1 out is not enough: k2 vouched for the absurd version too.
+    let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[1], &k3], 2));
+    assert_eq!(door.store.highest_version(), absurd);
+    let k2_k3 = [k2.clone(), k3.clone()];
+    assert!(matches!(
+        door.reject(&door.signed_by(&door.payload(6), &k2_k3)),
+        Rejection::Rollback { .. }
+    ));
+
+    // Rotating both out recovers; the new keys start from nothing they have not signed.
+    let k3_k4 = [k3.clone(), k4.clone()];
+    let (door, report) = door.restart_with(|site| policy_of(site, &[&k3, &k4], 2));
+    assert_eq!(reasons(&report), ["unknown_key"]);
+    assert_eq!(door.store.highest_version(), 0);
+    let v6 = door.signed_by(&door.payload(6), &k3_k4);
+    assert_eq!(door.offer(&v6).expect("k3 + k4").version, 6);
+    assert_eq!((door.floor_of(&k3.1), door.floor_of(&k4.1)), (6, 6));
+    assert_eq!(door.reject(&attack), Rejection::UnknownKey("k1".into()));
+    assert!(matches!(
+        door.reject(&door.signed_by(&door.payload(5), &k3_k4)),
+        Rejection::Rollback { .. }
+    ));
+}
+
+#[test]
+fn a_store_with_one_floor_gives_it_to_every_trusted_key_on_upgrade() {
+    // Trusts k1 and k2; list v5 signed by k1 only.
+    let door = Door::with_policy(
+        |site| policy_of(site, &[&site.keys[0], &site.keys[1]], 1),
+        |site| site.keys[..1].to_vec(),
+    )
+    .holding_v5();
+    let Door {
+        site,
+        policy,
+        signers,
+        store,
+    } = door;
+    drop(store);
+    // Make it a store from before per-key floors: only `highest_version`, and no list file (so
+    // the floor can only come from the store).
+    let db = sled::open(site.state_dir().join(pintu::store::STORE_DIR)).expect("sled");
+    let meta = db.open_tree("meta").expect("meta");
+    let old: Vec<_> = meta
+        .scan_prefix(b"key_floor")
+        .map(|kv| kv.expect("scan").0)
+        .collect();
+    assert_eq!(old.len(), 2, "the marker and k1's floor");
+    for k in old {
+        meta.remove(k).expect("remove");
+    }
+    assert_eq!(
+        meta.get(b"highest_version").expect("get").as_deref(),
+        Some(&HELD.to_be_bytes()[..])
+    );
+    db.flush().expect("flush");
+    drop((meta, db));
+    // The list file and any copy of it.
+    for entry in std::fs::read_dir(site.state_dir()).expect("state dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with(LIST_FILE)) {
+            std::fs::remove_file(&path).expect("remove list file");
+        }
+    }
+
+    let (store, _) = Store::open(&site.store_options(), &policy).expect("open");
+    let door = Door {
+        site,
+        policy,
+        signers,
+        store,
+    };
+    let (k1, k2) = (door.site.keys[0].clone(), door.site.keys[1].clone());
+    assert_eq!(door.store.highest_version(), HELD);
+    assert_eq!((door.floor_of(&k1.1), door.floor_of(&k2.1)), (HELD, HELD));
+    let r = door.reject(&door.list(HELD));
+    assert!(matches!(r, Rejection::Rollback { .. }), "{r:?}");
+    // No lowering without a rotation: k2 alone still holds the migrated floor...
+    let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[1]], 1));
+    assert_eq!(door.store.highest_version(), HELD);
+    assert!(matches!(
+        door.reject(&door.signed_by(&door.payload(4), std::slice::from_ref(&k2))),
+        Rejection::Rollback { .. }
+    ));
+    // ...and a key that never signed here starts at 0.
+    let k3 = new_key(33, "k3");
+    let (door, _) = door.restart_with(|site| policy_of(site, &[&k3], 1));
+    assert_eq!(door.store.highest_version(), 0);
+}
+
+/// Reasons of the `list.rejected` events a start reported.
+fn reasons(report: &OpenReport) -> Vec<String> {
+    report
+        .events
+        .iter()
+        .filter(|e| e.kind == pintu::core::event::EventKind::ListRejected)
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect()
+}

@@ -5,9 +5,13 @@ mod broker;
 mod common;
 
 mod archive;
+mod attacks;
 mod cli;
 mod config;
+mod crash;
 mod daemon;
+mod damage;
+mod faults;
 mod lists;
 mod mqtt;
 mod mqtt_broker;

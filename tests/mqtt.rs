@@ -15,18 +15,18 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki};
-use crate::common::{Pintud, Site, DOOR, SITE};
+use crate::common::{Pintud, Site, TinyDisk, DOOR, SITE};
 
 const WAIT: Duration = Duration::from_secs(20);
 const STAFF: &str = "04A1B2C3D4";
 const ESCORT: &str = "04E5E5E5E5";
 const UNKNOWN: &str = "04FFFFFFFF";
 
-fn topic(leaf: &str) -> String {
+pub(crate) fn topic(leaf: &str) -> String {
     format!("pintu/{SITE}/{DOOR}/{leaf}")
 }
 
-fn mqtt_section(broker: &Broker, extra: &str) -> String {
+pub(crate) fn mqtt_section(broker: &Broker, extra: &str) -> String {
     format!(
         r#"
 [mqtt]
@@ -68,7 +68,7 @@ fn seq(event: &Value) -> u64 {
 }
 
 /// Receives events until one with `seq >= upto` arrived; returns all received events.
-fn events_until_seq(client: &Client, upto: u64) -> Vec<Value> {
+pub(crate) fn events_until_seq(client: &Client, upto: u64) -> Vec<Value> {
     let got = client.collect_until(
         |m| m.topic == topic("events") && seq(&m.json()) >= upto,
         WAIT,
@@ -78,7 +78,7 @@ fn events_until_seq(client: &Client, upto: u64) -> Vec<Value> {
 
 /// De-duplicates by seq (what the office does) and checks the first deliveries come in seq order
 /// and cover exactly `expected`.
-fn assert_exactly_once_in_order(received: &[Value], expected: &[u64]) {
+pub(crate) fn assert_exactly_once_in_order(received: &[Value], expected: &[u64]) {
     let mut seen = HashSet::new();
     let mut firsts = Vec::new();
     for e in received {
@@ -661,46 +661,6 @@ fn a_command_made_by_pintuctl_is_carried_out() {
     assert!(crate::common::text(&bad.stderr).contains("--operator"));
 }
 
-/// A tmpfs of `size` mounted on a temp dir (root only), unmounted on drop.
-struct TinyDisk {
-    dir: tempfile::TempDir,
-}
-
-impl TinyDisk {
-    fn mount(size: &str) -> Option<TinyDisk> {
-        if !nix::unistd::geteuid().is_root() {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mounting a tmpfs as root failed");
-        Some(TinyDisk { dir })
-    }
-
-    /// Fills the disk: writes zeros until the file system says it is full.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write as _;
-        let path = self.dir.path().join("filler");
-        let mut f = std::fs::File::create(&path).expect("filler");
-        let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        path
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// The disk under the state directory fills up: taps are still decided with the lock driven, but
 /// a tap whose event cannot be stored is answered with an error, and pintud stops with the lock
 /// secured (exit code 1) for systemd to restart it. Events stored before stay; after space is
@@ -712,7 +672,7 @@ fn a_full_disk_stops_the_door_safely_and_loses_no_stored_event() {
         return;
     };
     let site = Site::new();
-    let state = disk.dir.path().join("state");
+    let state = disk.path().join("state");
     let text = site
         .config_text("")
         .replace("state_dir = \"state\"", &format!("state_dir = {state:?}"));

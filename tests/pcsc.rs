@@ -7,7 +7,7 @@
 //! one at a time ([`vcard::exclusive`]). The restart test stops whichever pcscd runs.
 
 #[path = "vcard.rs"]
-mod vcard;
+pub(crate) mod vcard;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,13 +20,13 @@ use pintu::hw::LockState;
 use crate::common::{text, Pintud, Site};
 use vcard::VirtualCard;
 
-const ALICE: &str = "04A1B2C3D4E5F6";
-const UNKNOWN: &str = "0102030405";
+pub(crate) const ALICE: &str = "04A1B2C3D4E5F6";
+pub(crate) const UNKNOWN: &str = "0102030405";
 /// The door's PC/SC reader, as named in its config.
-const PCSC_READER: &str = "door-pcsc";
+pub(crate) const PCSC_READER: &str = "door-pcsc";
 
 /// A site whose door decides from a list holding Alice's card.
-fn site_with_list() -> (Site, PathBuf) {
+pub(crate) fn site_with_list() -> (Site, PathBuf) {
     let site = Site::new();
     let list = site.path("v1.signed");
     let entry = site.entry(
@@ -42,8 +42,13 @@ fn site_with_list() -> (Site, PathBuf) {
 /// pintud with the virtual PC/SC reader (besides the simulated one), the list offered at start.
 /// Returns once the door watches the reader, so a card placed now is a tap.
 fn pcsc_door(site: &Site, list: &Path) -> Pintud {
+    pcsc_door_with(site, list, "")
+}
+
+/// [`pcsc_door`] with `extra` appended to the config.
+pub(crate) fn pcsc_door_with(site: &Site, list: &Path, extra: &str) -> Pintud {
     let config = site.write_config(&format!(
-        "\n[[reader]]\nname = \"{PCSC_READER}\"\nrole = \"entry\"\nbackend = \"pcsc\"\npcsc_reader = \"{}\"\n",
+        "\n[[reader]]\nname = \"{PCSC_READER}\"\nrole = \"entry\"\nbackend = \"pcsc\"\npcsc_reader = \"{}\"\n{extra}",
         vcard::READER
     ));
     let door = Pintud::start(
@@ -69,20 +74,26 @@ fn wait_log_n(door: &Pintud, needle: &str, times: usize, within: Duration) {
     }
 }
 
-fn wait_log(door: &Pintud, needle: &str, within: Duration) {
+pub(crate) fn wait_log(door: &Pintud, needle: &str, within: Duration) {
     wait_log_n(door, needle, 1, within)
 }
 
 /// Tap-like events (decided or captured) on the PC/SC reader.
-fn pcsc_taps(door: &Pintud) -> Vec<Event> {
+pub(crate) fn pcsc_taps(door: &Pintud) -> Vec<Event> {
     door.events()
         .into_iter()
-        .filter(|e| e.reader.as_deref() == Some(PCSC_READER))
+        .filter(|e| {
+            e.reader.as_deref() == Some(PCSC_READER)
+                && matches!(
+                    e.kind,
+                    EventKind::AccessGranted | EventKind::AccessDenied | EventKind::CardCaptured
+                )
+        })
         .collect()
 }
 
 /// Waits until there are `n` tap events on the PC/SC reader; `None` after `within`.
-fn wait_taps(door: &Pintud, n: usize, within: Duration) -> Option<Vec<Event>> {
+pub(crate) fn wait_taps(door: &Pintud, n: usize, within: Duration) -> Option<Vec<Event>> {
     let deadline = Instant::now() + within;
     loop {
         let taps = pcsc_taps(door);
@@ -107,7 +118,7 @@ fn expect_taps(door: &Pintud, n: usize) -> Vec<Event> {
 }
 
 /// Lifts a card and waits long enough for pcscd to see the reader empty.
-fn lift(card: VirtualCard) {
+pub(crate) fn lift(card: VirtualCard) {
     card.remove();
     std::thread::sleep(Duration::from_millis(800));
 }

@@ -75,14 +75,14 @@ fn frame(uid: &str) -> Vec<u8> {
 }
 
 /// Points `link` at `target`, replacing it atomically (as udev does for `/dev/serial/by-id`).
-fn point(link: &Path, target: &Path) {
+pub(crate) fn point(link: &Path, target: &Path) {
     let tmp = link.with_extension("new");
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).expect("symlink");
     std::fs::rename(&tmp, link).expect("rename symlink");
 }
 
-fn serial_reader(name: &str, port: &Path, settings: &str) -> String {
+pub(crate) fn serial_reader(name: &str, port: &Path, settings: &str) -> String {
     format!(
         "\n[[reader]]\nname = \"{name}\"\nrole = \"entry\"\nbackend = \"serial\"\nport = \"{}\"\n{settings}\n",
         port.display()
@@ -112,7 +112,7 @@ fn start(site: &Site, extra: &str) -> Pintud {
 }
 
 /// Waits until the log holds `n` lines containing both `text` and the reader's name.
-fn wait_log(door: &Pintud, reader: &str, text: &str, n: usize) {
+pub(crate) fn wait_log(door: &Pintud, reader: &str, text: &str, n: usize) {
     let tag = format!("reader={reader}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -133,7 +133,7 @@ fn wait_log(door: &Pintud, reader: &str, text: &str, n: usize) {
 }
 
 /// The reader's tap events, oldest first.
-fn taps(door: &Pintud, reader: &str) -> Vec<Event> {
+pub(crate) fn taps(door: &Pintud, reader: &str) -> Vec<Event> {
     door.events()
         .into_iter()
         .filter(|e| {
@@ -144,7 +144,7 @@ fn taps(door: &Pintud, reader: &str) -> Vec<Event> {
 }
 
 /// Waits until the reader has `n` taps and returns them.
-fn wait_taps(door: &Pintud, reader: &str, n: usize) -> Vec<Event> {
+pub(crate) fn wait_taps(door: &Pintud, reader: &str, n: usize) -> Vec<Event> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let t = taps(door, reader);

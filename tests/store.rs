@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use pintu::core::card::{CardHash, Uid};
 use pintu::core::event::{EventDraft, EventKind};
 use pintu::core::list::{Entry, TrustPolicy, TrustedKey};
-use pintu::store::{OpenReport, Store, LIST_FILE, STORE_DIR};
+use pintu::store::{OpenReport, Store, StoreError, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
 
 use crate::common::{Site, DOOR, SITE};
 
@@ -71,7 +71,7 @@ fn reasons(report: &OpenReport, kind: EventKind) -> Vec<String> {
         .collect()
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir") {
         let path = entry.expect("dir entry").path();
@@ -98,7 +98,7 @@ fn damaged_dirs(site: &Site) -> Vec<PathBuf> {
 }
 
 /// Deterministic noise (xorshift), so a failure can be reproduced.
-fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
+pub(crate) fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
     (0..len)
         .map(|_| {
             seed ^= seed << 13;
@@ -441,19 +441,13 @@ fn list_file_signed_by_a_key_no_longer_trusted_is_not_used_at_start() {
         "{:?}",
         report.events
     );
-    // The file is kept (for inspection), and the anti-rollback floor stays.
+    // The file is kept (for inspection). The rollback floor is per key and counts only the keys
+    // trusted now (TUF: a rotation resets it): k2 has signed nothing here, so it is 0, and k1's
+    // floor is kept for the day k1 would be trusted again (lists.rs: fast-forward recovery).
     assert_eq!(std::fs::read(site.state_dir().join(LIST_FILE)).unwrap(), v1);
-    assert_eq!(store.highest_version(), 1);
-    // The same version again, even from the now-trusted key, does not get below the floor...
-    let v1_again =
-        crate::common::sign_with(&site.payload(1, entries(&site, 3, 1)), &site.keys[1..2]);
-    let refused = store
-        .verify_and_apply(&v1_again, &k2_only, Timestamp::now())
-        .expect("store")
-        .expect_err("version 1 is not above the floor");
-    assert_eq!(refused.code(), "rollback", "{refused}");
-    assert!(store.active().is_none());
-    // ...and a list from the new key above the floor is accepted.
+    assert_eq!(store.highest_version(), 0);
+    assert_eq!(store.key_floor(&site.keys[0].1.verifying_key()).unwrap(), 1);
+    // A list from the new key is accepted...
     let v2 = crate::common::sign_with(&site.payload(2, entries(&site, 3, 2)), &site.keys[1..2]);
     let meta = store
         .verify_and_apply(&v2, &k2_only, Timestamp::now())
@@ -461,6 +455,15 @@ fn list_file_signed_by_a_key_no_longer_trusted_is_not_used_at_start() {
         .expect("v2 from the trusted key");
     assert_eq!(meta.version, 2);
     assert_eq!(holder(&store, &site, 0).as_deref(), Some("h0-v2"));
+    // ...and from then on the new key's own floor holds.
+    let v1_again =
+        crate::common::sign_with(&site.payload(1, entries(&site, 3, 1)), &site.keys[1..2]);
+    let refused = store
+        .verify_and_apply(&v1_again, &k2_only, Timestamp::now())
+        .expect("store")
+        .expect_err("version 1 is not above the floor");
+    assert_eq!(refused.code(), "rollback", "{refused}");
+    assert_eq!(store.active().map(|a| a.meta.version), Some(2));
 }
 
 #[test]
@@ -472,7 +475,10 @@ fn tampered_list_file_is_not_used_at_start() {
     let at = text.find("\"payload\": \"").expect("payload field") + 20;
     let mut bytes = text.into_bytes();
     bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    // Both files the same tampered list: the copy cannot do better (a tampered list file
+    // alone falls back to the copy: see the damaged-list-file tests below).
     std::fs::write(site.state_dir().join(LIST_FILE), &bytes).unwrap();
+    std::fs::write(site.state_dir().join(LIST_COPY_FILE), &bytes).unwrap();
 
     let (store, report) = open(&site, &site.policy());
     assert!(store.active().is_none(), "door starts without a list");
@@ -501,6 +507,8 @@ fn older_list_file_swapped_in_is_refused_at_start() {
     assert!(store.active().is_none(), "the old list must not be used");
     assert_eq!(store.highest_version(), 5);
     assert_eq!(reasons(&report, EventKind::ListRejected), vec!["rollback"]);
+    // A refused list is not a damaged file: the copy (v5) is not tried.
+    assert!(reasons(&report, EventKind::ListFileDamaged).is_empty());
     // Card 3 was only in v3: it stays shut.
     assert_eq!(holder(&store, &site, 3), None);
     // Delivering a list above the floor brings the door back.
@@ -571,4 +579,357 @@ fn restart_from_the_cache_gives_the_same_list_metadata() {
         reasons(&report, EventKind::ListRejected),
         vec!["wrong_door"]
     );
+}
+
+// --- (f) damaged list files: the copy ---------------------------------------------------------------
+
+/// A store that applied v1 (3 cards) then v2 (2 cards), closed again. Returns v2's bytes, which
+/// both list files hold.
+fn store_with_v2(site: &Site) -> Vec<u8> {
+    let (store, _) = open(site, &site.policy());
+    apply(&store, site, &signed_list(site, 1, 3));
+    let v2 = signed_list(site, 2, 2);
+    apply(&store, site, &v2);
+    store.flush_blocking().expect("flush");
+    v2
+}
+
+fn list_file(site: &Site) -> PathBuf {
+    site.state_dir().join(LIST_FILE)
+}
+
+fn copy_file(site: &Site) -> PathBuf {
+    site.state_dir().join(LIST_COPY_FILE)
+}
+
+/// Damages a file: `deleted`, `truncated` (to half), `garbage` (same length), `bad_signature`
+/// (one base64 digit of the signature changed) or `directory` (replaced by an empty directory).
+pub(crate) fn damage(path: &Path, how: &str) {
+    match how {
+        "deleted" => std::fs::remove_file(path).expect("delete"),
+        "truncated" => {
+            let bytes = std::fs::read(path).expect("read");
+            std::fs::write(path, &bytes[..bytes.len() / 2]).expect("truncate");
+        }
+        "garbage" => {
+            let len = std::fs::metadata(path).expect("size").len() as usize;
+            std::fs::write(path, garbage(len, 0xD00D)).expect("overwrite");
+        }
+        "bad_signature" => {
+            let mut text = std::fs::read_to_string(path).expect("read");
+            let at = text.find("\"signature\": \"").expect("signature field") + 14;
+            let flipped = if &text[at..at + 1] == "A" { "B" } else { "A" };
+            text.replace_range(at..at + 1, flipped);
+            std::fs::write(path, text).expect("write");
+        }
+        "directory" => {
+            std::fs::remove_file(path).expect("delete");
+            std::fs::create_dir(path).expect("mkdir");
+        }
+        other => panic!("unknown damage {other}"),
+    }
+}
+
+/// The one `list.file_damaged` event of a report: its reason and detail.
+fn file_damaged(report: &OpenReport) -> (String, String, Option<u64>) {
+    let found: Vec<_> = report
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::ListFileDamaged)
+        .collect();
+    assert_eq!(found.len(), 1, "one list.file_damaged: {:?}", report.events);
+    (
+        found[0].reason.clone().unwrap_or_default(),
+        found[0].detail.clone().unwrap_or_default(),
+        found[0].list_version,
+    )
+}
+
+fn assert_serves_v2(store: &Store, site: &Site) {
+    let active = store.active().expect("list v2 active");
+    assert_eq!((active.meta.version, active.meta.entry_count), (2, 2));
+    for i in 0..2 {
+        assert_eq!(holder(store, site, i), Some(format!("h{i}-v2")));
+    }
+    assert_eq!(holder(store, site, 2), None, "card 2 was only in v1");
+}
+
+#[test]
+fn a_damaged_list_file_falls_back_to_the_copy_and_is_restored_from_it() {
+    for how in [
+        "deleted",
+        "truncated",
+        "garbage",
+        "bad_signature",
+        "directory",
+    ] {
+        let site = Site::new();
+        let v2 = store_with_v2(&site);
+        damage(&list_file(&site), how);
+
+        let (store, report) = Store::open(&site.store_options(), &site.policy())
+            .unwrap_or_else(|e| panic!("{how}: open failed: {e}"));
+        assert_serves_v2(&store, &site);
+        let (reason, detail, version) = file_damaged(&report);
+        assert_eq!(reason, "restored_from_copy", "{how}: {detail}");
+        assert_eq!(version, Some(2), "{how}");
+        assert!(
+            detail.contains(LIST_FILE) && detail.contains(LIST_COPY_FILE),
+            "{how}: the detail names both files: {detail}"
+        );
+        let what = match how {
+            "deleted" => "is missing",
+            "directory" => "cannot be read",
+            "bad_signature" => "is damaged (bad_signature)",
+            _ => "is damaged (malformed)",
+        };
+        assert!(
+            detail.contains(what),
+            "{how}: says what was wrong: {detail}"
+        );
+        // A damaged file is not a refused list, and the copy carries the same payload: the
+        // cache is reused, not rebuilt.
+        assert!(
+            reasons(&report, EventKind::ListRejected).is_empty()
+                && reasons(&report, EventKind::StoreRebuilt).is_empty(),
+            "{how}: {:?}",
+            report.events
+        );
+        assert_eq!(store.highest_version(), 2);
+        if how == "directory" {
+            // Cannot be written over; the copy keeps serving, and the event says so.
+            assert!(detail.contains("could not be restored"), "{detail}");
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(list_file(&site)).unwrap(),
+            v2,
+            "{how}: restored"
+        );
+        drop(store);
+        let (store, report) = open(&site, &site.policy());
+        assert!(report.events.is_empty(), "{how}: {:?}", report.events);
+        assert_serves_v2(&store, &site);
+    }
+}
+
+#[test]
+fn a_damaged_list_file_and_a_lost_sled_dir_rebuild_from_the_copy() {
+    let site = Site::new();
+    let v2 = store_with_v2(&site);
+    damage(&list_file(&site), "garbage");
+    std::fs::remove_dir_all(site.state_dir().join(STORE_DIR)).expect("delete sled dir");
+
+    let (store, report) = open(&site, &site.policy());
+    assert_serves_v2(&store, &site);
+    assert_eq!(file_damaged(&report).0, "restored_from_copy");
+    let rebuilt = report
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("cache_rebuilt"))
+        .unwrap_or_else(|| panic!("{:?}", report.events));
+    assert!(
+        rebuilt
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains(LIST_COPY_FILE),
+        "the rebuild names the file it used: {rebuilt:?}"
+    );
+    assert_eq!(std::fs::read(list_file(&site)).unwrap(), v2);
+    assert_eq!(
+        store.highest_version(),
+        2,
+        "the floor comes back with the copy"
+    );
+}
+
+#[test]
+fn a_damaged_copy_is_rewritten_from_the_list_file() {
+    for how in ["truncated", "garbage", "bad_signature", "deleted"] {
+        let site = Site::new();
+        let v2 = store_with_v2(&site);
+        damage(&copy_file(&site), how);
+
+        let (store, report) = open(&site, &site.policy());
+        assert_serves_v2(&store, &site);
+        if how == "deleted" {
+            // What a door upgraded from a version without the copy looks like: written, logged,
+            // no alarm.
+            assert!(report.events.is_empty(), "{:?}", report.events);
+        } else {
+            let (reason, detail, version) = file_damaged(&report);
+            assert_eq!(reason, "copy_rewritten", "{how}: {detail}");
+            assert_eq!(version, Some(2));
+            assert!(detail.contains(LIST_COPY_FILE), "{detail}");
+        }
+        assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v2, "{how}");
+        assert_eq!(std::fs::read(list_file(&site)).unwrap(), v2, "{how}");
+    }
+}
+
+#[test]
+fn both_list_files_damaged_start_without_a_list_and_say_so() {
+    for (primary, copy) in [
+        ("garbage", "truncated"),
+        ("deleted", "deleted"),
+        ("truncated", "deleted"),
+        ("bad_signature", "garbage"),
+    ] {
+        let site = Site::new();
+        store_with_v2(&site);
+        damage(&list_file(&site), primary);
+        damage(&copy_file(&site), copy);
+
+        let (store, report) = open(&site, &site.policy());
+        assert!(store.active().is_none(), "{primary}/{copy}: no list");
+        let (reason, detail, version) = file_damaged(&report);
+        assert_eq!(reason, "no_good_copy", "{primary}/{copy}: {detail}");
+        assert_eq!(version, Some(2), "the version the store last held");
+        assert!(
+            detail.contains(LIST_FILE) && detail.contains(LIST_COPY_FILE),
+            "{detail}"
+        );
+        assert!(detail.contains("starting without a list"), "{detail}");
+        // The floor stays: the lost list cannot be replaced by an older one.
+        assert_eq!(store.highest_version(), 2);
+        let refused = store
+            .verify_and_apply(&signed_list(&site, 1, 3), &site.policy(), Timestamp::now())
+            .expect("store")
+            .expect_err("below the floor");
+        assert_eq!(refused.code(), "rollback");
+    }
+}
+
+#[test]
+fn both_list_files_and_the_sled_dir_lost_is_an_alarm() {
+    let site = Site::new();
+    store_with_v2(&site);
+    damage(&list_file(&site), "deleted");
+    damage(&copy_file(&site), "deleted");
+    std::fs::remove_dir_all(site.state_dir().join(STORE_DIR)).expect("delete sled dir");
+
+    let (store, report) = open(&site, &site.policy());
+    assert!(store.active().is_none());
+    let (reason, detail, version) = file_damaged(&report);
+    assert_eq!(reason, "no_good_copy");
+    assert_eq!(version, None, "nothing left says which");
+    assert!(detail.contains("the store was lost too"), "{detail}");
+}
+
+#[test]
+fn a_fresh_door_has_no_list_and_no_alarm() {
+    let site = Site::new();
+    let (store, report) = open(&site, &site.policy());
+    assert!(store.active().is_none());
+    assert!(report.events.is_empty(), "{:?}", report.events);
+}
+
+/// A list file refused by the config (its key removed) is not damage: a different copy that
+/// the config would accept is not used in its place (it could be an older list, and the floor
+/// may be gone with the key).
+#[test]
+fn a_refused_list_file_does_not_fall_back_to_the_copy() {
+    let site = Site::new();
+    store_with_v2(&site);
+    let k2_only = TrustPolicy {
+        keys: vec![TrustedKey {
+            id: "k2".into(),
+            key: site.keys[1].1.verifying_key(),
+        }],
+        ..site.policy()
+    };
+    let by_k2 = crate::common::sign_with(&site.payload(2, entries(&site, 2, 2)), &site.keys[1..2]);
+    std::fs::write(copy_file(&site), &by_k2).expect("copy signed by k2");
+    let (store, report) = open(&site, &k2_only);
+    assert!(store.active().is_none());
+    assert_eq!(
+        reasons(&report, EventKind::ListRejected),
+        vec!["unknown_key"]
+    );
+    assert!(reasons(&report, EventKind::ListFileDamaged).is_empty());
+    assert_eq!(
+        std::fs::read(copy_file(&site)).unwrap(),
+        by_k2,
+        "left alone"
+    );
+}
+
+#[test]
+fn stale_temp_files_of_an_interrupted_write_are_removed_at_open() {
+    let site = Site::new();
+    store_with_v2(&site);
+    let stale = site
+        .state_dir()
+        .join(format!("{}abc123", pintu::fsutil::TEMP_PREFIX));
+    std::fs::write(&stale, vec![0u8; 4096]).expect("stale temp file");
+    let (store, _) = open(&site, &site.policy());
+    assert!(!stale.exists());
+    assert_serves_v2(&store, &site);
+}
+
+// --- (g) write errors during an apply -------------------------------------------------------------
+
+/// The list file cannot be written (here: a directory sits where it goes, so the rename fails):
+/// the apply fails with `ListNotStored` and nothing changes — active list, floor and both files
+/// are the old ones — and the same list applies once the path is writable again.
+#[test]
+fn a_list_file_that_cannot_be_written_changes_nothing() {
+    let site = Site::new();
+    let (store, _) = open(&site, &site.policy());
+    let v1 = signed_list(&site, 1, 3);
+    apply(&store, &site, &v1);
+    damage(&list_file(&site), "directory");
+
+    let v2 = signed_list(&site, 2, 2);
+    let err = store
+        .verify_and_apply(&v2, &site.policy(), Timestamp::now())
+        .expect_err("the list file cannot be written");
+    assert!(
+        matches!(err, StoreError::ListNotStored { .. }),
+        "not written, nothing changed: {err:?}"
+    );
+    assert_eq!(store.active().map(|a| a.meta.version), Some(1));
+    assert_eq!(holder(&store, &site, 2), Some("h2-v1".into()));
+    assert_eq!(store.highest_version(), 1);
+    assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v1);
+    assert!(store.take_notices().is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(site.state_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(pintu::fsutil::TEMP_PREFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    std::fs::remove_dir(list_file(&site)).expect("rmdir");
+    assert_eq!(apply(&store, &site, &v2), 2, "retried with the same list");
+    assert_eq!(std::fs::read(list_file(&site)).unwrap(), v2);
+    assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v2);
+}
+
+/// The copy cannot be written: the list file (the source of truth) already holds the new list,
+/// so the apply completes, with a `copy_write_failed` notice; the next start writes the copy.
+#[test]
+fn a_copy_that_cannot_be_written_is_reported_and_the_apply_completes() {
+    let site = Site::new();
+    let (store, _) = open(&site, &site.policy());
+    apply(&store, &site, &signed_list(&site, 1, 3));
+    damage(&copy_file(&site), "directory");
+
+    let v2 = signed_list(&site, 2, 2);
+    assert_eq!(apply(&store, &site, &v2), 2);
+    assert_serves_v2(&store, &site);
+    let notices = store.take_notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].kind, EventKind::ListFileDamaged);
+    assert_eq!(notices[0].reason.as_deref(), Some("copy_write_failed"));
+    assert_eq!(notices[0].list_version, Some(2));
+    assert!(store.take_notices().is_empty(), "taken once");
+    store.flush_blocking().expect("flush");
+    drop(store);
+
+    std::fs::remove_dir(copy_file(&site)).expect("rmdir");
+    let (store, _) = open(&site, &site.policy());
+    assert_serves_v2(&store, &site);
+    assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v2);
 }

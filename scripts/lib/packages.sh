@@ -24,5 +24,7 @@ ensure_rust() {
 #   make password files with its mosquitto_passwd. The system broker the package enables on port
 #   1883 is neither needed nor touched.
 # - chromium: tests/report.rs prints the access report's HTML to PDF with headless Chromium.
+# - faketime: tests/faults.rs steps a real pintud's wall clock with libfaketime (LD_PRELOAD; the
+#   library itself is in libfaketime, which faketime pulls in). The machine's clock is not touched.
 # shellcheck disable=SC2034  # used by the scripts that source this file
-PINTU_TEST_PACKAGES=(mosquitto chromium)
+PINTU_TEST_PACKAGES=(mosquitto chromium faketime)

@@ -528,9 +528,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     },
                     l.signed_by.join(", ")
                 ),
-                None => {
-                    println!("list       none: every tap is denied until a signed list arrives")
-                }
+                None => println!(
+                    "list       none: every tap is denied until a signed list above version {} arrives",
+                    s.highest_list_version
+                ),
             }
             if let Some(c) = &s.clock {
                 println!(

@@ -112,6 +112,12 @@ pub enum EventKind {
     /// A reader's lockout ended.
     #[serde(rename = "reader.lockout.cleared")]
     ReaderLockoutCleared,
+    /// Alarm: a reader cannot deliver taps (serial port gone, pcscd or the PC/SC reader gone).
+    #[serde(rename = "reader.down")]
+    ReaderDown,
+    /// A reader that was down delivers taps again.
+    #[serde(rename = "reader.up")]
+    ReaderUp,
     /// Alarm: the wall clock is below the trusted-time floor; decisions use the floor.
     #[serde(rename = "clock.untrusted")]
     ClockUntrusted,
@@ -121,6 +127,19 @@ pub enum EventKind {
     /// Someone left through the exit button while several were inside: presence is unchanged.
     #[serde(rename = "exit.unattributed")]
     ExitUnattributed,
+    // -- list expiry, the freeze attack (issue 10) --
+    /// Warning: the active list expires within `[list] expiry_warning`.
+    #[serde(rename = "list.expiring")]
+    ListExpiring,
+    /// Alarm: the active list has expired; every tap is denied until a new list arrives.
+    #[serde(rename = "list.expired")]
+    ListExpired,
+    // -- damaged storage (issue 10) --
+    /// Alarm: a stored list file (`list.signed` or its copy) was missing or damaged at start;
+    /// `reason` says what the door did (`restored_from_copy`, `no_good_copy`, `copy_rewritten`,
+    /// `copy_write_failed`).
+    #[serde(rename = "list.file_damaged")]
+    ListFileDamaged,
 }
 
 impl EventKind {
@@ -160,9 +179,14 @@ impl EventKind {
             EventKind::AntipassbackViolation => "antipassback.violation",
             EventKind::ReaderLockedOut => "reader.locked_out",
             EventKind::ReaderLockoutCleared => "reader.lockout.cleared",
+            EventKind::ReaderDown => "reader.down",
+            EventKind::ReaderUp => "reader.up",
             EventKind::ClockUntrusted => "clock.untrusted",
             EventKind::ClockUntrustedCleared => "clock.untrusted.cleared",
             EventKind::ExitUnattributed => "exit.unattributed",
+            EventKind::ListExpiring => "list.expiring",
+            EventKind::ListExpired => "list.expired",
+            EventKind::ListFileDamaged => "list.file_damaged",
         }
     }
 }
@@ -419,6 +443,11 @@ mod tests {
             EventKind::StoreRebuilt,
             EventKind::HardwareFault,
             EventKind::CardCaptured,
+            EventKind::ReaderDown,
+            EventKind::ReaderUp,
+            EventKind::ListExpiring,
+            EventKind::ListExpired,
+            EventKind::ListFileDamaged,
         ] {
             assert_eq!(
                 serde_json::to_string(&k).unwrap(),

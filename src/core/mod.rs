@@ -10,6 +10,7 @@ pub mod door;
 pub mod doorstate;
 pub mod escort;
 pub mod event;
+pub mod expiry;
 pub mod flood;
 pub mod frames;
 pub mod list;

@@ -369,6 +369,11 @@ impl Procedure {
     pub fn on_tap(&mut self, list: Option<&ListMeta>, tap: Tap<'_>) -> TapResult {
         let mut events = Vec::new();
         let now = self.clock(tap.wall, tap.mono, &mut events);
+        // Lockouts that have ended are cleared before the tap is decided, not only at the next
+        // tick: under a flood the tick can come after a few more taps, which must neither be
+        // counted as failures before `reader.lockout.cleared` is said nor start a new lockout on
+        // top of one that was never cleared.
+        events.extend(self.flood.tick(tap.mono));
         let entry = match tap.lookup {
             Lookup::Found(e) => Some(e),
             Lookup::NotFound | Lookup::Failed => None,
@@ -1227,6 +1232,35 @@ mod tests {
             d.tap(STAFF, In, ms(10)).action,
             Action::Deny(DenyReason::ReaderLockedOut)
         );
+    }
+
+    #[test]
+    fn a_lockout_that_ended_is_cleared_by_the_next_tap_when_the_tick_is_late() {
+        let mut d = Door::default();
+        for i in 0..5 {
+            d.tap(UNKNOWN, In, ms(i));
+        }
+        assert_eq!(d.p.locked_readers().count(), 1);
+        // No tick at 60 s (the door task was busy): the next taps clear the lockout first…
+        let r = d.tap(UNKNOWN, In, ms(60_004));
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::ReaderLockoutCleared, EventKind::AccessDenied]
+        );
+        assert_eq!(r.action, Action::Deny(DenyReason::UnknownCard));
+        // …and a new lockout starts only after the clear, counted afresh.
+        for i in 1..4 {
+            assert_eq!(
+                kinds(&d.tap(UNKNOWN, In, ms(60_004 + i)).events),
+                vec![EventKind::AccessDenied]
+            );
+        }
+        assert_eq!(
+            kinds(&d.tap(UNKNOWN, In, ms(60_010)).events),
+            vec![EventKind::AccessDenied, EventKind::ReaderLockedOut]
+        );
+        // The late tick has nothing left to clear.
+        assert!(d.tick(ms(60_011)).is_empty());
     }
 
     #[test]

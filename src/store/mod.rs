@@ -6,6 +6,18 @@
 //!   new one, never a mix. The old tree is dropped once no lookup holds it.
 //! - **Rebuild.** If sled fails to open, panics while opening, or its cache disagrees with the list
 //!   file, the damaged directory is moved aside and the cache is rebuilt from the file.
+//! - **Two list files.** Every apply writes the list to [`LIST_FILE`] and then the same bytes to
+//!   [`LIST_COPY_FILE`], each atomically. At start a list file that is missing, unreadable or
+//!   damaged (does not parse, a signature fails) gives way to the copy if the copy verifies and is
+//!   not below the rollback floor; the list file is restored from it. A well-formed list the
+//!   config refuses (key removed, another site or door) or below the floor is not damage: the copy
+//!   is not tried. A damaged copy next to a good list file is rewritten. Each case is logged and
+//!   reported (`list.file_damaged`, reason = what the door did). The sled cache is keyed on the
+//!   payload digest, so a list loaded from the copy reuses it.
+//! - **Write errors.** A list file that cannot be written ([`StoreError::ListNotStored`]) changes
+//!   nothing: the old list stays. A failure after it was replaced (sled, directory fsync) leaves
+//!   the file ahead of the cache, and the daemon stops for systemd to restart it: the door never
+//!   runs on a mix of two lists.
 //! - **Outbox.** Events are keyed by their sequence number. [`Store::append`] does no fsync (the tap
 //!   path must not wait on the SD card); callers that promise durability await [`Store::flush`].
 
@@ -15,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
 use uuid::Uuid;
 
@@ -27,6 +40,9 @@ pub mod chunk;
 
 /// File name of the last good signed list inside the state directory.
 pub const LIST_FILE: &str = "list.signed";
+/// File name of the second copy of the last good list, written after [`LIST_FILE`] at every
+/// apply: a damaged list file falls back to it at start (see [`Store::open`]).
+pub const LIST_COPY_FILE: &str = "list.signed.copy";
 /// Directory name of the sled store inside the state directory.
 pub const STORE_DIR: &str = "store";
 
@@ -35,7 +51,15 @@ const META_ACTIVE_DIGEST: &[u8] = b"active_digest";
 const META_ACTIVE_COUNT: &[u8] = b"active_count";
 /// The active list's metadata (JSON [`StoredMeta`]), so a restart need not parse the payload.
 const META_ACTIVE_META: &[u8] = b"active_meta";
+/// The rollback floor when the active list was committed (before per-key floors, the only
+/// floor; still written, so an older pintud started on this store keeps a safe floor).
 const META_HIGHEST_VERSION: &[u8] = b"highest_version";
+/// Per-key rollback floors: this prefix, then the key's 32 public key bytes; the value is the
+/// highest list version that key signed and this door accepted (u64, big-endian).
+const META_KEY_FLOOR_PREFIX: &[u8] = b"key_floor/";
+/// Set once the per-key floors exist. A store without it has only `highest_version`, which
+/// becomes the floor of every key trusted at that start (see [`trusted_floor`]).
+const META_KEY_FLOORS: &[u8] = b"key_floors";
 /// Highest sequence number ever removed from the outbox (by a publisher), so numbering never
 /// restarts below it when the outbox is empty.
 const META_SEQ_FLOOR: &[u8] = b"seq_floor";
@@ -77,6 +101,15 @@ pub enum StoreError {
     /// Another process holds the state directory.
     #[error("{0} is in use: is another pintud running with the same state_dir?")]
     Locked(PathBuf),
+    /// A verified list could not be written to the list file (disk full, I/O error). Nothing
+    /// changed: the file, the cache and the active list are the old ones.
+    #[error("cannot write {path}; the list was not applied and the current list stays")]
+    ListNotStored {
+        /// The list file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -112,8 +145,11 @@ impl ActiveList {
 pub struct StoreOptions {
     /// State directory (holds the list file and the sled directory).
     pub state_dir: PathBuf,
-    /// sled page cache in bytes.
+    /// sled page cache in bytes: the floor. The store raises it to fit the last good list's
+    /// cache, up to [`StoreOptions::cache_size_max`] (see [`cache_for_list`]).
     pub cache_size: u64,
+    /// Ceiling for the automatic cache sizing; equal to `cache_size` for a fixed cache.
+    pub cache_size_max: u64,
     /// Site id stamped on events.
     pub site: String,
     /// Door id stamped on events.
@@ -148,6 +184,14 @@ pub struct Store {
     /// Woken on every append (the publisher waits on it).
     appended: tokio::sync::Notify,
     list_path: PathBuf,
+    /// The second copy of the last good list ([`LIST_COPY_FILE`]).
+    copy_path: PathBuf,
+    /// Events raised by an apply besides its outcome (a copy that could not be written), for
+    /// the caller to append ([`Store::take_notices`]).
+    notices: Mutex<Vec<EventDraft>>,
+    /// sled's page cache as opened, and the ceiling the configuration allows.
+    cache_size: u64,
+    cache_size_max: u64,
     site: String,
     door: String,
 }
@@ -172,7 +216,22 @@ impl Store {
         fsutil::create_dir_with_mode(&opts.state_dir, 0o750).map_err(io_err(&opts.state_dir))?;
         let dir_lock = lock_state_dir(&opts.state_dir)?;
         let sled_dir = opts.state_dir.join(STORE_DIR);
-        let db = match open_sled(&sled_dir, opts.cache_size) {
+        // The larger of the list file and its copy: start-up may fall back to the copy.
+        let list_len = [LIST_FILE, LIST_COPY_FILE]
+            .iter()
+            .filter_map(|name| std::fs::metadata(opts.state_dir.join(name)).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        let cache_size = cache_for_list(list_len, opts.cache_size, opts.cache_size_max);
+        if cache_size > opts.cache_size {
+            tracing::info!(
+                cache_mib = cache_size >> 20,
+                list_mib = list_len >> 20,
+                "sled cache raised above store.cache_size to fit the list (store.cache_size_max caps it)"
+            );
+        }
+        let db = match open_sled(&sled_dir, cache_size) {
             Ok(db) => db,
             // Lock contention is not damage: never move a live store aside.
             Err(why) if why.contains("could not acquire lock") => {
@@ -193,7 +252,7 @@ impl Store {
                             aside.display()
                         )),
                 );
-                open_sled(&sled_dir, opts.cache_size).map_err(|why| {
+                open_sled(&sled_dir, cache_size).map_err(|why| {
                     StoreError::Corrupt(format!("fresh store failed to open: {why}"))
                 })?
             }
@@ -230,7 +289,7 @@ impl Store {
         let commands_seen = db.open_tree("commands.seen")?;
         let store = Store {
             _dir_lock: dir_lock,
-            highest_version: AtomicU64::new(read_u64(&meta, META_HIGHEST_VERSION)?.unwrap_or(0)),
+            highest_version: AtomicU64::new(trusted_floor(&db, &meta, policy)?),
             seq: Mutex::new(SeqState {
                 next: next_seq,
                 reserved,
@@ -250,9 +309,14 @@ impl Store {
             outbox,
             active: ArcSwapOption::empty(),
             list_path: opts.state_dir.join(LIST_FILE),
+            copy_path: opts.state_dir.join(LIST_COPY_FILE),
+            notices: Mutex::new(Vec::new()),
+            cache_size,
+            cache_size_max: opts.cache_size_max,
             site: opts.site.clone(),
             door: opts.door.clone(),
         };
+        remove_stale_temp_files(&opts.state_dir);
         store.load_list_file(policy, &mut report)?;
         store.drop_stale_trees()?;
         Ok((store, report))
@@ -260,7 +324,7 @@ impl Store {
 
     /// Refuses a stored list older than the rollback floor (an SD card edit, a stale backup):
     /// using it would re-open cards revoked since. The door starts without a list instead.
-    fn refuse_rollback(&self, version: u64, report: &mut OpenReport) -> bool {
+    fn refuse_rollback(&self, version: u64, file: &Path, report: &mut OpenReport) -> bool {
         let highest = self.highest_version.load(Ordering::SeqCst);
         if version >= highest {
             return false;
@@ -269,15 +333,12 @@ impl Store {
             version,
             current: highest,
         };
-        tracing::error!(file = %self.list_path.display(), "stored list refused: {why}; starting without a list (deliver the current list again)");
+        tracing::error!(file = %file.display(), "stored list refused: {why}; starting without a list (deliver the current list again)");
         report.events.push(
             EventDraft::new(EventKind::ListRejected)
                 .reason(why.code())
                 .list_version(Some(version))
-                .detail(format!(
-                    "stored list {} refused: {why}",
-                    self.list_path.display()
-                )),
+                .detail(format!("stored list {} refused: {why}", file.display())),
         );
         true
     }
@@ -349,49 +410,217 @@ impl Store {
         }))
     }
 
-    /// Loads the last good list file into the active slot, reusing the sled cache if it matches.
+    /// Loads the last good list: [`LIST_FILE`], or its copy ([`LIST_COPY_FILE`]) when the list
+    /// file is damaged, and keeps the two files equal. Every damage found is logged and reported
+    /// as a `list.file_damaged` event.
+    ///
+    /// The copy is tried only when the list file is missing, unreadable or damaged (it does not
+    /// parse, or a signature does not verify) and the copy holds other bytes. A well-formed list
+    /// refused by the config (its key removed, another site or door) or older than the rollback
+    /// floor is not a damaged file: the copy is not tried (it would be the same list, or an
+    /// older one), and the door starts without a list as before.
     fn load_list_file(
         &self,
         policy: &TrustPolicy,
         report: &mut OpenReport,
     ) -> Result<(), StoreError> {
-        let bytes = match std::fs::read(&self.list_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err(&self.list_path)(e)),
+        let fault = match read_list(&self.list_path) {
+            Err(fault) => fault,
+            Ok(bytes) => match self.load_list_bytes(&bytes, &self.list_path, policy, report)? {
+                Loaded::Active => {
+                    self.check_copy(&bytes, report);
+                    return Ok(());
+                }
+                Loaded::BelowFloor => return Ok(()),
+                Loaded::Refused(why) => {
+                    // Same bytes in the copy: not damage but the config (a key replaced under
+                    // the same id, a lower size cap); the copy would be refused the same way.
+                    let same = matches!(fsutil::file_equals(&self.copy_path, &bytes), Ok(true));
+                    if !is_damage(&why) || same {
+                        tracing::error!(file = %self.list_path.display(), "last good list no longer verifies: {why}; starting without a list");
+                        report.events.push(
+                            EventDraft::new(EventKind::ListRejected)
+                                .reason(why.code())
+                                .detail(format!(
+                                    "stored list {} no longer verifies: {why}",
+                                    self.list_path.display()
+                                )),
+                        );
+                        return Ok(());
+                    }
+                    ListFault::Rejected(why)
+                }
+            },
         };
+        self.fall_back_to_copy(fault, policy, report)
+    }
+
+    /// The list file is missing or damaged (`fault`): use the copy if it verifies and is not
+    /// below the rollback floor, and restore the list file from it. Otherwise the door starts
+    /// without a list.
+    fn fall_back_to_copy(
+        &self,
+        fault: ListFault,
+        policy: &TrustPolicy,
+        report: &mut OpenReport,
+    ) -> Result<(), StoreError> {
+        let copy_fault = match read_list(&self.copy_path) {
+            Err(copy_fault) => copy_fault,
+            Ok(bytes) => match self.load_list_bytes(&bytes, &self.copy_path, policy, report)? {
+                Loaded::Active => {
+                    self.restore_from_copy(&fault, &bytes, report);
+                    return Ok(());
+                }
+                Loaded::BelowFloor => ListFault::BelowFloor,
+                Loaded::Refused(why) => ListFault::Rejected(why),
+            },
+        };
+        // What the store remembers of the list it last had (the cache itself is not signed,
+        // so it is never used without a list file).
+        let held = match self.meta.get(META_ACTIVE_DIGEST)? {
+            None => None,
+            Some(_) => Some(
+                self.meta
+                    .get(META_ACTIVE_META)?
+                    .and_then(|r| serde_json::from_slice::<StoredMeta>(&r).ok())
+                    .map(|m| m.version),
+            ),
+        };
+        // A store rebuilt at this start cannot say whether the door had a list.
+        let store_lost = report
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::StoreRebuilt);
+        if matches!(
+            (&fault, &copy_fault, held, store_lost),
+            (ListFault::Missing, ListFault::Missing, None, false)
+        ) {
+            // Neither file and no trace of a list in the store: a door that never had one.
+            return Ok(());
+        }
+        let held_text = match (held, store_lost) {
+            (Some(Some(v)), _) => format!(" (the store last held list version {v})"),
+            (Some(None), _) => " (the store held a list)".into(),
+            (None, true) => " (the store was lost too: the door may have had a list)".into(),
+            (None, false) => String::new(),
+        };
+        let detail = format!(
+                "{} {fault}; {} {copy_fault}{held_text}; starting without a list: taps are denied (no_list) until a list is delivered",
+                self.list_path.display(),
+                self.copy_path.display(),
+            );
+        tracing::error!("no good copy of the last good list: {detail}");
+        report.events.push(
+            EventDraft::new(EventKind::ListFileDamaged)
+                .reason("no_good_copy")
+                .list_version(held.flatten())
+                .detail(detail),
+        );
+        Ok(())
+    }
+
+    /// The copy is in use after the list file was found damaged (`fault`): writes the list file
+    /// again from it and reports.
+    fn restore_from_copy(&self, fault: &ListFault, bytes: &[u8], report: &mut OpenReport) {
+        let version = self.active().map(|a| a.meta.version);
+        let restored = match fsutil::write_atomic(&self.list_path, bytes, 0o640) {
+            Ok(()) => format!("{LIST_FILE} restored from it"),
+            Err(e) => format!(
+                "{LIST_FILE} could not be restored from it ({e}); the copy is used again at the next start"
+            ),
+        };
+        let detail = format!(
+            "{} {fault}; using the last good list from {} (version {}); {restored}",
+            self.list_path.display(),
+            self.copy_path.display(),
+            version.unwrap_or_default(),
+        );
+        tracing::error!("list file damaged: {detail}");
+        report.events.push(
+            EventDraft::new(EventKind::ListFileDamaged)
+                .reason("restored_from_copy")
+                .list_version(version)
+                .detail(detail),
+        );
+    }
+
+    /// Keeps the copy equal to the list file in use (`bytes`), comparing block by block. A
+    /// missing copy (a door upgraded from a version without it) is written and logged; a
+    /// damaged or different one (an apply cut short between the two files) is rewritten and
+    /// reported. A copy that cannot be written is reported and does not stop the door.
+    fn check_copy(&self, bytes: &[u8], report: &mut OpenReport) {
+        let copy = self.copy_path.display();
+        let fault = match fsutil::file_equals(&self.copy_path, bytes) {
+            Ok(true) => return,
+            Ok(false) => Some(match std::fs::metadata(&self.copy_path) {
+                Ok(m) if m.len() != bytes.len() as u64 => format!(
+                    "differs from {LIST_FILE} ({} bytes, {LIST_FILE} has {})",
+                    m.len(),
+                    bytes.len()
+                ),
+                _ => format!("differs from {LIST_FILE}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!("cannot be read: {e}")),
+        };
+        let version = self.active().map(|a| a.meta.version);
+        let draft = match (fault, fsutil::write_atomic(&self.copy_path, bytes, 0o640)) {
+            (None, Ok(())) => {
+                tracing::info!(file = %copy, "wrote the second copy of the last good list");
+                return;
+            }
+            (Some(fault), Ok(())) => {
+                let detail = format!("{copy} {fault}; rewritten from {LIST_FILE}");
+                tracing::warn!("copy of the last good list damaged: {detail}");
+                EventDraft::new(EventKind::ListFileDamaged)
+                    .reason("copy_rewritten")
+                    .detail(detail)
+            }
+            (fault, Err(e)) => {
+                let detail = format!(
+                    "{copy} {}; writing it from {LIST_FILE} failed: {e}; the door runs on {LIST_FILE} alone",
+                    fault.as_deref().unwrap_or("is missing")
+                );
+                tracing::error!("copy of the last good list not written: {detail}");
+                EventDraft::new(EventKind::ListFileDamaged)
+                    .reason("copy_write_failed")
+                    .detail(detail)
+            }
+        };
+        report.events.push(draft.list_version(version));
+    }
+
+    /// Loads a stored list (the bytes of `file`: the list file or its copy) into the active slot,
+    /// reusing the sled cache if it holds the same payload. Reports a cache rebuild and a
+    /// rollback refusal; a list that does not verify is returned for the caller to judge.
+    fn load_list_bytes(
+        &self,
+        bytes: &[u8],
+        file: &Path,
+        policy: &TrustPolicy,
+        report: &mut OpenReport,
+    ) -> Result<Loaded, StoreError> {
         // Fast path: the signatures still verify and the cache holds exactly this payload.
-        if let Some(meta) = self.cached_meta(&bytes, policy)? {
+        if let Some(meta) = self.cached_meta(bytes, policy)? {
             let version = meta.version;
-            if self.refuse_rollback(version, report) {
-                return Ok(());
+            if self.refuse_rollback(version, file, report) {
+                return Ok(Loaded::BelowFloor);
             }
             self.highest_version.fetch_max(version, Ordering::SeqCst);
             let tree = self.db.open_tree(tree_name(version))?;
-            tracing::debug!(version, "list loaded from the cache (signatures verified)");
+            tracing::debug!(version, file = %file.display(), "list loaded from the cache (signatures verified)");
             self.active.store(Some(Arc::new(ActiveList { meta, tree })));
-            return Ok(());
+            return Ok(Loaded::Active);
         }
         // Expiry is not checked here: an expired list still loads, and taps are denied with
         // `list_expired` (the door says why, instead of claiming it has no list).
-        let verified = match verify(&bytes, policy, None, None) {
+        let verified = match verify(bytes, policy, None, None) {
             Ok(v) => v,
-            Err(why) => {
-                tracing::error!(file = %self.list_path.display(), "last good list no longer verifies: {why}; starting without a list");
-                report.events.push(
-                    EventDraft::new(EventKind::ListRejected)
-                        .reason(why.code())
-                        .detail(format!(
-                            "stored list {} no longer verifies: {why}",
-                            self.list_path.display()
-                        )),
-                );
-                return Ok(());
-            }
+            Err(why) => return Ok(Loaded::Refused(why)),
         };
         let version = verified.meta.version;
-        if self.refuse_rollback(version, report) {
-            return Ok(());
+        if self.refuse_rollback(version, file, report) {
+            return Ok(Loaded::BelowFloor);
         }
         self.highest_version.fetch_max(version, Ordering::SeqCst);
         let tree_name = tree_name(version);
@@ -412,19 +641,16 @@ impl Store {
                 version,
                 entries = verified.meta.entry_count,
                 "list cache missing or out of date; rebuilding it from {}",
-                self.list_path.display()
+                file.display()
             );
             report.events.push(
                 EventDraft::new(EventKind::StoreRebuilt)
                     .reason("cache_rebuilt")
                     .list_version(Some(version))
-                    .detail(format!(
-                        "list cache rebuilt from {}",
-                        self.list_path.display()
-                    )),
+                    .detail(format!("list cache rebuilt from {}", file.display())),
             );
             let tree = self.build_tree(&verified)?;
-            self.commit_active(&verified.meta, &tree_name)?;
+            self.commit_active(&verified.meta, &tree_name, policy)?;
             self.active.store(Some(Arc::new(ActiveList {
                 meta: verified.meta,
                 tree,
@@ -443,7 +669,7 @@ impl Store {
                 tree,
             })));
         }
-        Ok(())
+        Ok(Loaded::Active)
     }
 
     /// The list taps are decided on now.
@@ -466,15 +692,27 @@ impl Store {
         }
     }
 
-    /// Highest list version ever accepted (survives restarts).
+    /// The effective rollback floor: a new list must be above it. At start, the highest
+    /// version accepted under any key the config trusts now ([`Store::key_floor`]), or the last
+    /// good list file's version if that is higher and the file verifies; then raised by each
+    /// list applied. Survives restarts; drops only when keys are removed from the config.
     pub fn highest_version(&self) -> u64 {
         self.highest_version.load(Ordering::SeqCst)
     }
 
+    /// The highest list version `key` signed that this door accepted (0 if none), whatever id
+    /// the key had. Kept for keys no longer trusted too, in case they come back.
+    pub fn key_floor(&self, key: &VerifyingKey) -> Result<u64, StoreError> {
+        Ok(read_u64(&self.meta, &key_floor_record(&key.to_bytes()))?.unwrap_or(0))
+    }
+
     /// Verifies and applies a signed list. On any rejection nothing changes.
     ///
-    /// Order: verify; write the list file atomically (it is the source of truth from here on);
-    /// build the new tree; commit the metadata; swap the active pointer; drop the old tree.
+    /// Order: verify; write the list file atomically (it is the source of truth from here on),
+    /// then its copy ([`Store::write_list_files`]: a list file that cannot be written is
+    /// [`StoreError::ListNotStored`] and changes nothing); build the new tree; commit the
+    /// metadata; swap the active pointer; drop the old tree. Any other error leaves the list
+    /// file ahead of the active list: the caller must stop rather than carry on.
     pub fn verify_and_apply(
         &self,
         bytes: &[u8],
@@ -487,10 +725,10 @@ impl Store {
             Ok(v) => v,
             Err(rejection) => return Ok(Err(rejection)),
         };
-        fsutil::write_atomic(&self.list_path, bytes, 0o640).map_err(io_err(&self.list_path))?;
+        self.write_list_files(bytes, verified.meta.version)?;
         let tree_name = tree_name(verified.meta.version);
         let tree = self.build_tree(&verified)?;
-        self.commit_active(&verified.meta, &tree_name)?;
+        self.commit_active(&verified.meta, &tree_name, policy)?;
         let meta = verified.meta.clone();
         let old = self.active.swap(Some(Arc::new(ActiveList {
             meta: verified.meta,
@@ -499,7 +737,59 @@ impl Store {
         if let Some(old) = old {
             self.retire(old);
         }
+        let wanted = cache_for_list(bytes.len() as u64, self.cache_size, self.cache_size_max);
+        if wanted > self.cache_size {
+            // sled sizes its cache only when it opens: lookups now miss it more often (tens of
+            // µs instead of a few) until pintud restarts.
+            tracing::warn!(
+                cache_mib = self.cache_size >> 20,
+                wanted_mib = wanted >> 20,
+                "the new list outgrew the sled cache; restart pintud to resize it"
+            );
+        }
         Ok(Ok(meta))
+    }
+
+    /// Writes a verified list to the list file, then to its copy, each atomically (temp file,
+    /// fsync, rename, directory fsync).
+    ///
+    /// - The list file not written (disk full, I/O error): [`StoreError::ListNotStored`];
+    ///   nothing changed, the old list stays in force.
+    /// - Replaced but its directory fsync failed: [`StoreError::Io`]; the file holds the new
+    ///   list and the cache the old one, so the caller must not carry on (pintud stops, and
+    ///   the restart loads whichever list the file holds).
+    /// - The copy not written: the apply goes on (the list file is the source of truth); a
+    ///   `list.file_damaged` notice (`copy_write_failed`) says so, and the next start rewrites
+    ///   the copy.
+    fn write_list_files(&self, bytes: &[u8], version: u64) -> Result<(), StoreError> {
+        let path = &self.list_path;
+        fsutil::write_atomic_reporting(path, bytes, 0o640).map_err(|e| match e.replaced {
+            false => StoreError::ListNotStored {
+                path: path.clone(),
+                source: e.source,
+            },
+            true => io_err(path)(e.source),
+        })?;
+        if let Err(e) = fsutil::write_atomic(&self.copy_path, bytes, 0o640) {
+            let detail = format!(
+                "{} not written: {e}; list version {version} is in {LIST_FILE} alone until the next start rewrites the copy",
+                self.copy_path.display()
+            );
+            tracing::error!("{detail}");
+            self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(
+                EventDraft::new(EventKind::ListFileDamaged)
+                    .reason("copy_write_failed")
+                    .list_version(Some(version))
+                    .detail(detail),
+            );
+        }
+        Ok(())
+    }
+
+    /// Events an apply raised besides its outcome (today: a copy of the list file that could
+    /// not be written), for the caller to append after `list.applied`.
+    pub fn take_notices(&self) -> Vec<EventDraft> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn build_tree(&self, verified: &VerifiedList) -> Result<sled::Tree, StoreError> {
@@ -520,7 +810,14 @@ impl Store {
         Ok(tree)
     }
 
-    fn commit_active(&self, meta: &ListMeta, tree_name: &str) -> Result<(), StoreError> {
+    /// Makes `meta` the active list on disk and raises the rollback floors: the door's and, for
+    /// each key that signed it (resolved through `policy`, by public key bytes), that key's.
+    fn commit_active(
+        &self,
+        meta: &ListMeta,
+        tree_name: &str,
+        policy: &TrustPolicy,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(META_ACTIVE_TREE, tree_name.as_bytes());
         batch.insert(META_ACTIVE_DIGEST, &meta.payload_digest[..]);
@@ -537,6 +834,14 @@ impl Store {
         // retried with the same list.
         let highest = self.highest_version().max(meta.version);
         batch.insert(META_HIGHEST_VERSION, &highest.to_be_bytes()[..]);
+        // Every key whose signature counted towards the threshold vouched for this version.
+        // Floors only rise (applies run one at a time, so nothing moves between read and write).
+        for key in signer_keys(policy, &meta.signed_by) {
+            let record = key_floor_record(&key);
+            if read_u64(&self.meta, &record)?.unwrap_or(0) < meta.version {
+                batch.insert(record, &meta.version.to_be_bytes()[..]);
+            }
+        }
         self.meta.apply_batch(batch)?;
         self.db.flush()?;
         self.highest_version.fetch_max(highest, Ordering::SeqCst);
@@ -828,6 +1133,144 @@ fn write_reservation(path: &Path, value: u64) -> Result<(), StoreError> {
     fsutil::write_atomic(path, format!("{value}\n").as_bytes(), 0o640).map_err(io_err(path))
 }
 
+/// The `meta` key of `key`'s rollback floor.
+fn key_floor_record(key: &[u8; 32]) -> Vec<u8> {
+    [META_KEY_FLOOR_PREFIX, &key[..]].concat()
+}
+
+/// The public keys behind the key ids that signed a list (as [`ListMeta::signed_by`] names
+/// them, one id per distinct key), resolved the way `verify` resolved them.
+fn signer_keys(policy: &TrustPolicy, signed_by: &[String]) -> Vec<[u8; 32]> {
+    signed_by
+        .iter()
+        .filter_map(|id| policy.keys.iter().find(|k| k.id == *id))
+        .map(|k| k.key.to_bytes())
+        .collect()
+}
+
+/// The rollback floor the keys trusted now give: the highest version accepted under any of
+/// them (TUF: rotating a role's keys away resets what they vouched for, so a list signed with a
+/// stolen key at an absurd version stops binding the door once that key leaves the config).
+///
+/// A store written before per-key floors has only `highest_version`. The first start on it
+/// makes that the floor of every key trusted now, durably, once: an upgrade never lowers the
+/// floor, and only a later rotation can.
+fn trusted_floor(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    policy: &TrustPolicy,
+) -> Result<u64, StoreError> {
+    // Without keys there is nothing to attach the old floor to: keep it and migrate later.
+    if meta.get(META_KEY_FLOORS)?.is_none() && !policy.keys.is_empty() {
+        let legacy = read_u64(meta, META_HIGHEST_VERSION)?.unwrap_or(0);
+        let mut batch = sled::Batch::default();
+        if legacy > 0 {
+            for k in &policy.keys {
+                let record = key_floor_record(&k.key.to_bytes());
+                if read_u64(meta, &record)?.unwrap_or(0) < legacy {
+                    batch.insert(record, &legacy.to_be_bytes()[..]);
+                }
+            }
+            tracing::info!(
+                floor = legacy,
+                keys = policy.keys.len(),
+                "rollback floor migrated to per-key floors: every trusted key starts at it"
+            );
+        }
+        batch.insert(META_KEY_FLOORS, &[1u8][..]);
+        meta.apply_batch(batch)?;
+        db.flush()?;
+    }
+    if policy.keys.is_empty() {
+        return Ok(read_u64(meta, META_HIGHEST_VERSION)?.unwrap_or(0));
+    }
+    let mut floor = 0;
+    for k in &policy.keys {
+        floor = floor.max(read_u64(meta, &key_floor_record(&k.key.to_bytes()))?.unwrap_or(0));
+    }
+    Ok(floor)
+}
+
+/// What became of a stored list offered to [`Store::load_list_bytes`].
+enum Loaded {
+    /// It is the active list.
+    Active,
+    /// It verifies but is older than the rollback floor (already reported).
+    BelowFloor,
+    /// It does not verify under the current config.
+    Refused(Rejection),
+}
+
+/// What is wrong with a stored list file; displayed after the file's path.
+#[derive(Debug)]
+enum ListFault {
+    Missing,
+    Unreadable(std::io::Error),
+    Rejected(Rejection),
+    BelowFloor,
+}
+
+impl std::fmt::Display for ListFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListFault::Missing => write!(f, "is missing"),
+            ListFault::Unreadable(e) => write!(f, "cannot be read: {e}"),
+            ListFault::Rejected(why) if is_damage(why) => {
+                write!(f, "is damaged ({}): {why}", why.code())
+            }
+            ListFault::Rejected(why) => write!(f, "is refused ({}): {why}", why.code()),
+            ListFault::BelowFloor => write!(f, "is older than the rollback floor"),
+        }
+    }
+}
+
+/// Reads a stored list file.
+fn read_list(path: &Path) -> Result<Vec<u8>, ListFault> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ListFault::Missing,
+        _ => ListFault::Unreadable(e),
+    })
+}
+
+/// Whether a stored list's rejection says its bytes are damaged (so another copy may do
+/// better), rather than that the config refuses a well-formed list (an unknown key, too few
+/// keys, another site or door), which would refuse any copy of the same list too.
+fn is_damage(why: &Rejection) -> bool {
+    matches!(
+        why,
+        Rejection::Oversize { .. }
+            | Rejection::Malformed(_)
+            | Rejection::UnknownFormat(_)
+            | Rejection::MissingSignature
+            | Rejection::BadSignature(_)
+    )
+}
+
+/// Removes temp files an atomic write left behind when pintud was killed or lost power (up to
+/// the size of a list each, on a small SD card). Only pintud writes here, and it holds the
+/// state directory's lock.
+fn remove_stale_temp_files(state_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_temp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(fsutil::TEMP_PREFIX));
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a temp file left by an interrupted write")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), "cannot remove a temp file left by an interrupted write: {e}")
+                }
+            }
+        }
+    }
+}
+
 fn tree_name(version: u64) -> String {
     format!("{LIST_TREE_PREFIX}{version}")
 }
@@ -857,6 +1300,18 @@ fn lock_state_dir(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, 
         .map_err(io_err(&path))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|_| StoreError::Locked(state_dir.to_path_buf()))
+}
+
+/// The sled page cache for a door whose signed list file is `list_len` bytes: enough for the
+/// whole list cache to stay in memory, within `[floor, ceiling]`.
+///
+/// The list cache takes about 175 bytes per entry in sled against about 400 bytes per entry in
+/// the list file; sled's in-memory pages are larger than on disk, and a cache only just big
+/// enough still evicts (measured at 1M entries: 128 MiB gives p99 47 µs, 256 MiB 4.5 µs), so
+/// the cache is three quarters of the list file. Lists up to ~40k entries stay at the floor.
+pub fn cache_for_list(list_len: u64, floor: u64, ceiling: u64) -> u64 {
+    let wanted = list_len / 4 * 3;
+    wanted.min(ceiling).max(floor)
 }
 
 /// Opens sled, turning panics on damaged files into errors.

@@ -1,0 +1,738 @@
+//! The list attack catalogue at the door (issue 10), after The Update Framework's threat model.
+//!
+//! `lists.rs` runs every rejection against the library (`Store::verify_and_apply`). Here each
+//! attack is delivered to a running `pintud`, dropped into its inbox or published on its MQTT
+//! list topic, and must be rejected with the right `list.rejected` reason while changing nothing
+//! the door decides on:
+//!
+//! - the active list: same version and payload SHA-256 in status;
+//! - a card only in the attacker's list is still denied, a card of the held list still granted;
+//! - the rollback floor (`highest_list_version`) is unchanged;
+//! - `state_dir/list.signed` is byte for byte the same.
+//!
+//! Besides the catalogue: the freeze attack's alarm (`list.expiring`, `list.expired`), endless
+//! data (an inbox file refused on its size before it is read), a weak key in the door's config,
+//! and fast-forward: a stolen key signs an absurd version, and the documented recovery by key
+//! rotation.
+//!
+//! Run: `cargo test --test main attacks:: -- --nocapture` (the catalogue prints one line per
+//! attack).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use jiff::{SignedDuration, Timestamp};
+use pintu::core::event::{Event, EventKind};
+use pintu::core::list::{self, Entry, Payload};
+use pintu::store::LIST_FILE;
+
+use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::common::{pintud, sign_with, text, Pintud, Site, DOOR, SITE};
+
+/// In every list the door accepts.
+const ALICE: &str = "04A1B2C3D4E5F6";
+/// Only in the attacker's lists (or in lists revoked since).
+const MALLORY: &str = "04DEADBEEF0101";
+/// The catalogue door's list size cap.
+const CAP: usize = 16 * 1024;
+/// The version the catalogue door holds.
+const HELD: u64 = 5;
+/// Enough for anything the door does while a test waits on it.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The ed25519 group order L (little-endian), to make a non-canonical S.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+// --- lists ----------------------------------------------------------------------------------------
+
+fn entry(site: &Site, uid: &str, holder: &str) -> Entry {
+    site.entry(uid, holder, "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z")
+}
+
+/// A list the office would sign: Alice only.
+fn legit(site: &Site, version: u64) -> Payload {
+    site.payload(version, vec![entry(site, ALICE, "alice")])
+}
+
+/// What the attacker wants the door to hold: Alice and Mallory.
+fn mallory(site: &Site, version: u64) -> Payload {
+    site.payload(
+        version,
+        vec![entry(site, ALICE, "alice"), entry(site, MALLORY, "mallory")],
+    )
+}
+
+/// Both of the site's keys (`k1`, `k2`): what the catalogue door (threshold 2) needs.
+fn both(site: &Site) -> Vec<(String, SigningKey)> {
+    site.keys.clone()
+}
+
+/// A key the door does not trust.
+fn attacker_key(id: &str) -> (String, SigningKey) {
+    (id.to_string(), SigningKey::from_bytes(&[66; 32]))
+}
+
+fn edit_envelope(bytes: &[u8], f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).expect("envelope json");
+    f(&mut v);
+    serde_json::to_vec_pretty(&v).expect("envelope serializes")
+}
+
+fn signature(envelope: &serde_json::Value, i: usize) -> [u8; 64] {
+    B64.decode(
+        envelope["signatures"][i]["signature"]
+            .as_str()
+            .expect("sig"),
+    )
+    .expect("base64")
+    .try_into()
+    .expect("64 bytes")
+}
+
+/// `bytes` padded with trailing JSON whitespace to `len`: still a list that verifies, only
+/// too big.
+fn padded(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
+    assert!(
+        bytes.len() < len,
+        "the list is already {} bytes",
+        bytes.len()
+    );
+    bytes.resize(len, b' ');
+    bytes
+}
+
+// --- the door -------------------------------------------------------------------------------------
+
+/// A `[[trust.keys]]` block for `key`, placed before `[list]` in the site's config text.
+fn with_trusted_key(config: &str, id: &str, key: &SigningKey) -> String {
+    let block = format!(
+        "[[trust.keys]]\nid = \"{id}\"\npublic_key = \"{}\"\n\n[list]",
+        B64.encode(key.verifying_key().to_bytes())
+    );
+    config.replacen("[list]", &block, 1)
+}
+
+fn mqtt_section(broker: &Broker) -> String {
+    format!(
+        r#"
+[mqtt]
+host = "127.0.0.1"
+port = {}
+reconnect_min = "200ms"
+reconnect_max = "1s"
+heartbeat = "5s"
+"#,
+        broker.port()
+    )
+}
+
+fn write(site: &Site, text: &str) -> PathBuf {
+    let path = site.path("pintu.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn topic(leaf: &str) -> String {
+    format!("pintu/{SITE}/{DOOR}/{leaf}")
+}
+
+/// Drops a file into the inbox the way a careful copy does: a hidden temp file, then a rename.
+fn drop_into_inbox(site: &Site, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    let tmp = site.inbox().join(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).expect("write list");
+    std::fs::rename(&tmp, site.inbox().join(name)).expect("rename list");
+}
+
+/// A sparse file of `len` bytes in the inbox: reading it whole would take `len` bytes of memory.
+fn drop_sparse_into_inbox(site: &Site, name: &str, len: u64) {
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    let tmp = site.inbox().join(format!(".{name}.partial"));
+    std::fs::File::create(&tmp)
+        .and_then(|f| f.set_len(len))
+        .expect("sparse file");
+    std::fs::rename(&tmp, site.inbox().join(name)).expect("rename");
+}
+
+fn last_seq(door: &Pintud) -> u64 {
+    door.events().last().map_or(0, |e| e.seq)
+}
+
+/// The first event after `after` (a seq) that `pred` accepts, waiting for it.
+fn next_event(door: &Pintud, after: u64, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(e) = door.events().into_iter().find(|e| e.seq > after && pred(e)) {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never came; events: {:#?}\nlog:\n{}",
+            door.events()
+                .iter()
+                .filter(|e| e.seq > after)
+                .collect::<Vec<_>>(),
+            door.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn next_of(door: &Pintud, after: u64, kind: EventKind) -> Event {
+    next_event(door, after, kind.as_str(), |e| e.kind == kind)
+}
+
+/// Everything a rejected list must leave as it was.
+#[derive(Debug, PartialEq)]
+struct Held {
+    version: Option<u64>,
+    sha256: Option<String>,
+    floor: u64,
+    list_file: Option<Vec<u8>>,
+}
+
+fn held(door: &Pintud, site: &Site) -> Held {
+    let s = door.status();
+    Held {
+        version: s.list.as_ref().map(|l| l.version),
+        sha256: s.list.as_ref().map(|l| l.sha256.clone()),
+        floor: s.highest_list_version,
+        list_file: std::fs::read(site.state_dir().join(LIST_FILE)).ok(),
+    }
+}
+
+fn decision(door: &Pintud, uid: &str) -> (String, Option<String>) {
+    let t = door.tap(uid);
+    (t.decision, t.reason)
+}
+
+fn grant() -> (String, Option<String>) {
+    ("grant".into(), None)
+}
+
+fn deny(reason: &str) -> (String, Option<String>) {
+    ("deny".into(), Some(reason.into()))
+}
+
+// --- the catalogue ----------------------------------------------------------------------------------
+
+/// How an attack reaches the door.
+enum Delivery {
+    /// A file dropped into the inbox.
+    Inbox(Vec<u8>),
+    /// A sparse inbox file of this many bytes (nothing to read but its size).
+    InboxSparse(u64),
+    /// Published on the door's list topic.
+    Mqtt(Vec<u8>),
+}
+
+struct Attack {
+    /// What the attacker tries (the TUF attack it belongs to first).
+    name: &'static str,
+    delivery: Delivery,
+    /// The `list.rejected` reason the door must give.
+    reason: &'static str,
+}
+
+fn catalogue(site: &Site) -> Vec<Attack> {
+    use Delivery::{Inbox, InboxSparse, Mqtt};
+    let k1 = site.keys[0].clone();
+    let k2 = site.keys[1].clone();
+    let legit_v6 = sign_with(&legit(site, 6), &both(site));
+    let mallory_v6 = serde_json::to_vec(&mallory(site, 6)).expect("payload");
+    vec![
+        Attack {
+            name: "arbitrary list: payload swapped under valid signatures",
+            delivery: Inbox(edit_envelope(&legit_v6, |env| {
+                env["payload"] = B64.encode(&mallory_v6).into();
+            })),
+            reason: "bad_signature",
+        },
+        Attack {
+            name: "arbitrary list: attacker's key claims the trusted ids",
+            delivery: Inbox(sign_with(
+                &mallory(site, 6),
+                &[attacker_key("k1"), attacker_key("k2")],
+            )),
+            reason: "bad_signature",
+        },
+        Attack {
+            name: "arbitrary list: no signature at all",
+            delivery: Inbox(edit_envelope(
+                &sign_with(&mallory(site, 6), &[attacker_key("x")]),
+                |env| env["signatures"] = serde_json::json!([]),
+            )),
+            reason: "missing_signature",
+        },
+        Attack {
+            name: "arbitrary list: not a list at all",
+            delivery: Inbox(b"{\"format\": \"pintu.signed-list.v1\", \"payload\": 42}".to_vec()),
+            reason: "malformed",
+        },
+        Attack {
+            name: "unknown key",
+            delivery: Mqtt(sign_with(&mallory(site, 6), &[attacker_key("mallory")])),
+            reason: "unknown_key",
+        },
+        Attack {
+            name: "unknown key next to both trusted signatures",
+            delivery: Inbox(sign_with(
+                &legit(site, 6),
+                &[k1.clone(), k2.clone(), attacker_key("mallory")],
+            )),
+            reason: "unknown_key",
+        },
+        Attack {
+            name: "threshold not met: one stolen key of two",
+            delivery: Inbox(sign_with(&mallory(site, 6), std::slice::from_ref(&k1))),
+            reason: "threshold_not_met",
+        },
+        Attack {
+            name: "threshold not met: one key counted twice",
+            delivery: Inbox(sign_with(&mallory(site, 6), &[k1.clone(), k1.clone()])),
+            reason: "threshold_not_met",
+        },
+        Attack {
+            name: "threshold not met: one key passed off under the other id",
+            delivery: Inbox(sign_with(
+                &mallory(site, 6),
+                &[k1.clone(), ("k2".into(), k1.1.clone())],
+            )),
+            reason: "bad_signature",
+        },
+        Attack {
+            name: "rollback: an older list that still let Mallory in",
+            delivery: Mqtt(sign_with(&mallory(site, HELD - 1), &both(site))),
+            reason: "rollback",
+        },
+        Attack {
+            name: "replay: the held list again",
+            delivery: Inbox(Vec::new()), // filled in with the held list's bytes
+            reason: "replay",
+        },
+        Attack {
+            name: "same version, different bytes",
+            delivery: Inbox(sign_with(&mallory(site, HELD), &both(site))),
+            reason: "same_version_different_bytes",
+        },
+        Attack {
+            name: "freeze: a newer list that has already expired",
+            delivery: Inbox({
+                let mut p = mallory(site, 6);
+                let now = Timestamp::now();
+                p.issued_at = now - SignedDuration::from_hours(48);
+                p.expires_at = now - SignedDuration::from_hours(1);
+                sign_with(&p, &both(site))
+            }),
+            reason: "expired",
+        },
+        Attack {
+            name: "endless data: a valid list padded past the cap (inbox)",
+            delivery: Inbox(padded(legit_v6.clone(), CAP + 1)),
+            reason: "oversize",
+        },
+        Attack {
+            name: "endless data: an 8 GiB sparse file (inbox)",
+            delivery: InboxSparse(8 << 30),
+            reason: "oversize",
+        },
+        Attack {
+            name: "endless data: a valid list padded past the cap (MQTT)",
+            delivery: Mqtt(padded(legit_v6.clone(), CAP + 1)),
+            reason: "oversize",
+        },
+        Attack {
+            name: "wrong site: another site's list",
+            delivery: Inbox({
+                let mut p = mallory(site, 6);
+                p.site = "site-b".into();
+                sign_with(&p, &both(site))
+            }),
+            reason: "wrong_site",
+        },
+        Attack {
+            name: "wrong door: another door's list",
+            delivery: Mqtt({
+                let mut p = mallory(site, 6);
+                p.doors = vec!["door-2".into()];
+                sign_with(&p, &both(site))
+            }),
+            reason: "wrong_door",
+        },
+        Attack {
+            name: "non-canonical signature (S + L)",
+            delivery: Inbox(edit_envelope(&legit_v6, |env| {
+                let mut sig = signature(env, 0);
+                let mut carry = 0u16;
+                for i in 0..32 {
+                    let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+                    sig[32 + i] = sum as u8;
+                    carry = sum >> 8;
+                }
+                env["signatures"][0]["signature"] = B64.encode(sig).into();
+            })),
+            reason: "bad_signature",
+        },
+        Attack {
+            name: "weak signature: small-order R, S = 0",
+            delivery: Inbox({
+                let mut forged = [0u8; 64];
+                forged[0] = 1; // R = the identity point
+                let sig = B64.encode(forged);
+                serde_json::to_vec(&serde_json::json!({
+                    "format": list::ENVELOPE_FORMAT,
+                    "payload": B64.encode(&mallory_v6),
+                    "signatures": [
+                        {"key_id": "k1", "signature": sig},
+                        {"key_id": "k2", "signature": sig},
+                    ],
+                }))
+                .expect("json")
+            }),
+            reason: "bad_signature",
+        },
+    ]
+}
+
+/// One pintud (threshold 2 of `k1`, `k2`; a 16 KiB cap; inbox and MQTT) holding list v5 takes
+/// every attack in turn: each is rejected with its reason and changes nothing.
+#[test]
+fn every_attack_is_rejected_at_the_door_and_changes_nothing() {
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let site = Site::new();
+    let config = site
+        .config_text(&format!(
+            "\n[flood]\nmax_failures = 0\n{}",
+            mqtt_section(&broker)
+        ))
+        .replace("threshold = 1", "threshold = 2")
+        .replace("max_size = \"1MiB\"", "max_size = \"16KiB\"");
+    let config = with_trusted_key(&config, "k2", &site.keys[1].1);
+    assert!(config.contains("threshold = 2") && config.contains("16KiB"));
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+
+    // The held list arrives over MQTT (retained), which also shows the door is subscribed.
+    let held_bytes = sign_with(&legit(&site, HELD), &both(&site));
+    office.publish(&topic("list"), held_bytes.clone(), true);
+    door.wait_for("list v5", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(HELD)
+    });
+    let before = held(&door, &site);
+    assert_eq!(before.list_file.as_deref(), Some(&held_bytes[..]));
+    assert_eq!(before.floor, HELD);
+    assert_eq!(decision(&door, ALICE), grant());
+    assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+
+    let attacks = catalogue(&site);
+    println!("list attack catalogue at the door (holding v{HELD}):");
+    for (i, attack) in attacks.into_iter().enumerate() {
+        let after = last_seq(&door);
+        let file = format!("{:02}-attack.signed", i + 1);
+        let (via, source) = match attack.delivery {
+            Delivery::Inbox(bytes) => {
+                let bytes = if bytes.is_empty() {
+                    held_bytes.clone()
+                } else {
+                    bytes
+                };
+                drop_into_inbox(&site, &file, &bytes);
+                ("inbox", file.clone())
+            }
+            Delivery::InboxSparse(len) => {
+                drop_sparse_into_inbox(&site, &file, len);
+                ("inbox", file.clone())
+            }
+            Delivery::Mqtt(bytes) => {
+                office.publish(&topic("list"), bytes, false);
+                ("mqtt", format!("mqtt:{}", topic("list")))
+            }
+        };
+        let name = attack.name;
+        let event = next_event(&door, after, name, |e| {
+            matches!(e.kind, EventKind::ListRejected | EventKind::ListApplied)
+        });
+        assert_eq!(
+            (event.kind, event.reason.as_deref()),
+            (EventKind::ListRejected, Some(attack.reason)),
+            "{name}: {event:?}"
+        );
+        let detail = event.detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains(&source),
+            "{name}: names its source: {detail}"
+        );
+        assert_eq!(
+            held(&door, &site),
+            before,
+            "{name}: the door's list changed"
+        );
+        assert_eq!(decision(&door, MALLORY), deny("unknown_card"), "{name}");
+        assert_eq!(decision(&door, ALICE), grant(), "{name}");
+        println!(
+            "  {name:<58} via {via:<5} -> list.rejected {}",
+            attack.reason
+        );
+    }
+
+    // The sparse file was refused on its size: nothing was read.
+    let sparse = door
+        .events()
+        .into_iter()
+        .find(|e| {
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("file is 8589934592 bytes"))
+        })
+        .expect("the sparse file's rejection names its size");
+    assert_eq!(sparse.reason.as_deref(), Some("oversize"));
+    // Every inbox attack ended in rejected/, none in processed/.
+    let count = |dir: &str| {
+        std::fs::read_dir(site.inbox().join(dir))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("processed"), 0);
+
+    // Control: the door still moves forward with a genuine list.
+    let after = last_seq(&door);
+    drop_into_inbox(
+        &site,
+        "v6.signed",
+        &sign_with(&legit(&site, 6), &both(&site)),
+    );
+    let applied = next_of(&door, after, EventKind::ListApplied);
+    assert_eq!(applied.list_version, Some(6));
+    assert_eq!(door.status().highest_list_version, 6);
+    assert_eq!(decision(&door, ALICE), grant());
+    assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+}
+
+/// Endless data, at the file level: with a small cap, an inbox file of cap + 1 bytes that is not
+/// even JSON is refused on its size (`oversize`), never parsed (it would be `malformed`).
+#[test]
+fn an_inbox_file_one_byte_over_the_cap_is_refused_unparsed() {
+    let site = Site::new();
+    let config = site
+        .config_text("")
+        .replace("max_size = \"1MiB\"", "max_size = \"1KiB\"");
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "a-small-garbage", &[b'{'; 1024]);
+    let small = next_of(&door, after, EventKind::ListRejected);
+    assert_eq!(small.reason.as_deref(), Some("malformed"), "{small:?}");
+    drop_into_inbox(&site, "b-big-garbage", &[b'{'; 1025]);
+    let big = next_of(&door, small.seq, EventKind::ListRejected);
+    assert_eq!(big.reason.as_deref(), Some("oversize"), "{big:?}");
+    let detail = big.detail.unwrap_or_default();
+    assert!(
+        detail.contains("file is 1025 bytes, over the 1024-byte cap"),
+        "refused on the file size, before reading: {detail}"
+    );
+    assert!(door.status().list.is_none());
+}
+
+/// A weak (small-order) public key never reaches the door's trust: the config is refused.
+#[test]
+fn a_weak_trusted_key_is_refused_by_the_door_config() {
+    let site = Site::new();
+    let mut weak = [0u8; 32];
+    weak[0] = 1; // the identity point
+    let config = site.config_text("").replacen(
+        "[list]",
+        &format!(
+            "[[trust.keys]]\nid = \"weak\"\npublic_key = \"{}\"\n\n[list]",
+            B64.encode(weak)
+        ),
+        1,
+    );
+    let path = write(&site, &config);
+    let out = pintud(&["--check-config", path.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2), "stdout: {}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("trust.keys[1].public_key"), "{stderr}");
+    assert!(stderr.contains("weak"), "{stderr}");
+}
+
+// --- freeze: the list runs out while the door runs -------------------------------------------------
+
+/// A list that expires a few seconds after delivery: `list.expiring` at once (inside the default
+/// 3-day lead), then the `list.expired` alarm once (taps denied `list_expired`, status and the
+/// retained MQTT status say expired), again at the next start, and a new list ends it.
+#[test]
+fn freeze_the_door_raises_an_alarm_when_its_list_expires() {
+    let broker = Broker::start(BrokerOptions::default());
+    let watcher = Client::connect(&broker, &ClientOptions::new());
+    watcher.subscribe(&topic("status"));
+    let site = Site::new();
+    let config = site.write_config(&mqtt_section(&broker));
+    let door = Pintud::start(&config, &site.socket(), &[]);
+
+    let mut short = legit(&site, 1);
+    // Long enough for the first housekeeping tick after the apply to see it still valid.
+    short.expires_at = Timestamp::now() + SignedDuration::from_secs(6);
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v1.signed", &site.sign(&short));
+    let applied = next_of(&door, after, EventKind::ListApplied);
+    assert_eq!(applied.list_version, Some(1));
+    let expiring = next_of(&door, applied.seq, EventKind::ListExpiring);
+    assert_eq!(expiring.list_version, Some(1));
+    assert_eq!(expiring.reason.as_deref(), Some("expiring"));
+
+    // Before the expiry Alice opens; a tap that lands after it is already denied.
+    let (outcome, reason) = decision(&door, ALICE);
+    if outcome != "grant" {
+        assert_eq!(reason.as_deref(), Some("list_expired"));
+        assert!(Timestamp::now() >= short.expires_at);
+    }
+
+    let expired = next_of(&door, expiring.seq, EventKind::ListExpired);
+    assert_eq!(expired.list_version, Some(1));
+    assert_eq!(expired.reason.as_deref(), Some("expired"));
+    assert!(expired.time >= short.expires_at, "{expired:?}");
+    let status = door.status();
+    assert!(
+        status.list.as_ref().is_some_and(|l| l.expired),
+        "{status:?}"
+    );
+    assert_eq!(decision(&door, ALICE), deny("list_expired"));
+    // The retained status follows the alarm.
+    watcher.collect_until(
+        |m| m.json()["list"]["expired"] == serde_json::Value::Bool(true),
+        WAIT,
+    );
+    // Once: a few more housekeeping ticks raise nothing more.
+    std::thread::sleep(Duration::from_millis(2500));
+    let alarms = |door: &Pintud, after: u64| {
+        door.events()
+            .iter()
+            .filter(|e| e.seq > after && e.kind == EventKind::ListExpired)
+            .count()
+    };
+    assert_eq!(alarms(&door, after), 1);
+    assert_eq!(door.stop(), Some(0));
+
+    // At the next start the stored list is already expired: raised again, once.
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let started = door
+        .events()
+        .into_iter()
+        .rfind(|e| e.kind == EventKind::DaemonStarted)
+        .expect("daemon.started");
+    let again = next_of(&door, started.seq, EventKind::ListExpired);
+    assert_eq!(again.list_version, Some(1));
+    assert_eq!(alarms(&door, started.seq), 1);
+    assert_eq!(decision(&door, ALICE), deny("list_expired"));
+
+    // A new list ends it.
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v2.signed", &site.sign(&legit(&site, 2)));
+    next_of(&door, after, EventKind::ListApplied);
+    assert!(door.status().list.as_ref().is_some_and(|l| !l.expired));
+    assert_eq!(decision(&door, ALICE), grant());
+}
+
+// --- fast-forward, and the recovery by key rotation ----------------------------------------------
+
+/// A stolen trusted key signs list version u64::MAX - 1: the door accepts it (it is trusted) and
+/// every legitimate list after it is a rollback. The documented recovery: remove the stolen key
+/// from the config and restart. The door then starts without a list (its stored list no longer
+/// verifies, reported), its rollback floor is what the remaining keys vouched for, the next
+/// legitimate list is accepted, an older one is still a rollback, and the attacker's list is
+/// refused as signed by an unknown key.
+#[test]
+fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
+    let site = Site::new();
+    let office = site.keys[0].clone(); // k1
+    let stolen = site.keys[1].clone(); // k2
+    let rotated = site.config_text("");
+    let before_rotation = with_trusted_key(&rotated, "k2", &stolen.1);
+    let config = write(&site, &before_rotation);
+    let door = Pintud::start(&config, &site.socket(), &[]);
+
+    let v3 = sign_with(&legit(&site, 3), std::slice::from_ref(&office));
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v3.signed", &v3);
+    next_of(&door, after, EventKind::ListApplied);
+    assert_eq!(door.status().highest_list_version, 3);
+
+    // The attack: a trusted (stolen) key, an absurd version. Accepted, and Mallory is in.
+    let absurd = u64::MAX - 1;
+    let attack = sign_with(&mallory(&site, absurd), std::slice::from_ref(&stolen));
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "ff.signed", &attack);
+    let applied = next_of(&door, after, EventKind::ListApplied);
+    assert_eq!(applied.list_version, Some(absurd));
+    assert_eq!(door.status().highest_list_version, absurd);
+    assert_eq!(decision(&door, MALLORY), grant());
+
+    // Every legitimate list is now a rollback.
+    let v4 = sign_with(&legit(&site, 4), std::slice::from_ref(&office));
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v4-blocked.signed", &v4);
+    let blocked = next_of(&door, after, EventKind::ListRejected);
+    assert_eq!(blocked.reason.as_deref(), Some("rollback"));
+    assert_eq!(door.status().list.map(|l| l.version), Some(absurd));
+    assert_eq!(door.stop(), Some(0));
+
+    // Recovery: the stolen key leaves the config; restart.
+    write(&site, &rotated);
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let status = door.status();
+    assert!(
+        status.list.is_none(),
+        "the stolen key's list no longer verifies"
+    );
+    assert_eq!(status.highest_list_version, 3, "k1's floor, not k2's");
+    let refused = door
+        .events()
+        .into_iter()
+        .rfind(|e| e.kind == EventKind::ListRejected)
+        .expect("the stored list's refusal is reported");
+    assert_eq!(
+        refused.reason.as_deref(),
+        Some("unknown_key"),
+        "{refused:?}"
+    );
+    assert!(refused
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("no longer verifies")));
+    assert_eq!(decision(&door, ALICE), deny("no_list"));
+    assert_eq!(decision(&door, MALLORY), deny("no_list"));
+
+    // The next legitimate list is accepted.
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v4.signed", &v4);
+    let applied = next_of(&door, after, EventKind::ListApplied);
+    assert_eq!(applied.list_version, Some(4));
+    assert_eq!(door.status().highest_list_version, 4);
+    assert_eq!(decision(&door, ALICE), grant());
+    assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+
+    // An older legitimate list is still a rollback; the attacker's list is now unknown.
+    for (name, bytes, reason) in [
+        ("v3-again.signed", &v3, "rollback"),
+        ("ff-again.signed", &attack, "unknown_key"),
+    ] {
+        let before = held(&door, &site);
+        let after = last_seq(&door);
+        drop_into_inbox(&site, name, bytes);
+        let rejected = next_event(&door, after, name, |e| {
+            matches!(e.kind, EventKind::ListRejected | EventKind::ListApplied)
+        });
+        assert_eq!(
+            (rejected.kind, rejected.reason.as_deref()),
+            (EventKind::ListRejected, Some(reason)),
+            "{name}"
+        );
+        assert_eq!(held(&door, &site), before, "{name}");
+        assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+    }
+}
