@@ -30,7 +30,8 @@ use pintu::core::list::{self, Entry, Payload};
 use pintu::store::LIST_FILE;
 
 use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
-use crate::common::{pintud, sign_with, text, Pintud, Site, DOOR, SITE};
+use crate::common::{decision, deny, grant, pintud, sign_with, text, Pintud, Site, DOOR, SITE};
+use crate::mqtt::mqtt_section;
 
 /// In every list the door accepts.
 const ALICE: &str = "04A1B2C3D4E5F6";
@@ -118,20 +119,6 @@ fn with_trusted_key(config: &str, id: &str, key: &SigningKey) -> String {
     config.replacen("[list]", &block, 1)
 }
 
-fn mqtt_section(broker: &Broker) -> String {
-    format!(
-        r#"
-[mqtt]
-host = "127.0.0.1"
-port = {}
-reconnect_min = "200ms"
-reconnect_max = "1s"
-heartbeat = "5s"
-"#,
-        broker.port()
-    )
-}
-
 fn write(site: &Site, text: &str) -> PathBuf {
     let path = site.path("pintu.toml");
     std::fs::write(&path, text).expect("write config");
@@ -205,19 +192,6 @@ fn held(door: &Pintud, site: &Site) -> Held {
         floor: s.highest_list_version,
         list_file: std::fs::read(site.state_dir().join(LIST_FILE)).ok(),
     }
-}
-
-fn decision(door: &Pintud, uid: &str) -> (String, Option<String>) {
-    let t = door.tap(uid);
-    (t.decision, t.reason)
-}
-
-fn grant() -> (String, Option<String>) {
-    ("grant".into(), None)
-}
-
-fn deny(reason: &str) -> (String, Option<String>) {
-    ("deny".into(), Some(reason.into()))
 }
 
 // --- the catalogue ----------------------------------------------------------------------------------
@@ -410,7 +384,7 @@ fn every_attack_is_rejected_at_the_door_and_changes_nothing() {
     let config = site
         .config_text(&format!(
             "\n[flood]\nmax_failures = 0\n{}",
-            mqtt_section(&broker)
+            mqtt_section(&broker, "")
         ))
         .replace("threshold = 1", "threshold = 2")
         .replace("max_size = \"1MiB\"", "max_size = \"16KiB\"");
@@ -571,7 +545,7 @@ fn freeze_the_door_raises_an_alarm_when_its_list_expires() {
     let watcher = Client::connect(&broker, &ClientOptions::new());
     watcher.subscribe(&topic("status"));
     let site = Site::new();
-    let config = site.write_config(&mqtt_section(&broker));
+    let config = site.write_config(&mqtt_section(&broker, ""));
     let door = Pintud::start(&config, &site.socket(), &[]);
 
     let mut short = legit(&site, 1);

@@ -391,3 +391,19 @@ impl Drop for TinyDisk {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// A tap's decision and deny reason, as compared in the tables of tests.
+pub fn decision(door: &Pintud, uid: &str) -> (String, Option<String>) {
+    let t = door.tap(uid);
+    (t.decision, t.reason)
+}
+
+/// The expected [`decision`] of a granted tap.
+pub fn grant() -> (String, Option<String>) {
+    ("grant".into(), None)
+}
+
+/// The expected [`decision`] of a tap denied for `reason`.
+pub fn deny(reason: &str) -> (String, Option<String>) {
+    ("deny".into(), Some(reason.into()))
+}

@@ -22,7 +22,7 @@ use pintu::core::event::{Event, EventKind};
 use pintu::hw::LockState;
 use pintu::store::{Store, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
 
-use crate::common::{Pintud, Site, TinyDisk};
+use crate::common::{decision, deny, grant, Pintud, Site, TinyDisk};
 use crate::store::{damage, files_under, garbage};
 
 /// In v1 and v2.
@@ -103,19 +103,6 @@ fn start_ready(site: &Site, config: &Path) -> Pintud {
             return door;
         }
     }
-}
-
-fn decision(door: &Pintud, uid: &str) -> (String, Option<String>) {
-    let t = door.tap(uid);
-    (t.decision, t.reason)
-}
-
-fn grant() -> (String, Option<String>) {
-    ("grant".into(), None)
-}
-
-fn deny(reason: &str) -> (String, Option<String>) {
-    ("deny".into(), Some(reason.into()))
 }
 
 /// What the damaged door must report at start: an event of `kind` with one of `reasons`, whose
