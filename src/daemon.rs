@@ -31,13 +31,14 @@ use crate::core::card::Uid;
 use crate::core::command::{Action, VerifiedCommand};
 use crate::core::decision::{Decision, DenyReason};
 use crate::core::door::LockCommand;
-use crate::core::doorstate::{DoorEvent, DoorMachine, Output};
+use crate::core::doorstate::{DoorEvent, DoorMachine, LockType, Output};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::expiry::ExpiryWatch;
 use crate::core::list::{ListMeta, Rejection, Role};
 use crate::core::procedure::{
     Action as ProcedureAction, Direction, Lookup, Procedure, ProcedureSnapshot, Tap,
 };
+use crate::core::text::{bounded, TEXT_MAX};
 use crate::core::trusted_time::{ClockTrust, NtpState};
 use crate::fsutil;
 use crate::hw::sim::{LockRecord, SimLock};
@@ -514,6 +515,8 @@ impl DaemonHandle {
         at_start: bool,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
         let started = Instant::now();
+        // A file name from the inbox or a topic: outside text, bounded before any log or event.
+        let source = &bounded(source, TEXT_MAX);
         let now = self.clock.now();
         let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, now) {
             Ok(result) => result,
@@ -671,7 +674,7 @@ pub async fn run(
         // Nothing was driven: the wiring holds the relay de-energised.
         Some(Err(e)) => return Err(DaemonError::Lock(e)),
     };
-    lock.secure()?;
+    secure_with_retries(lock.as_mut())?;
 
     let store_opts = StoreOptions {
         state_dir: cfg.state_dir.clone(),
@@ -699,6 +702,7 @@ pub async fn run(
     let lock_state = Arc::new(Mutex::new(LockState::Secured));
     let contact = Arc::new(Mutex::new(None));
     let store_failed = CancellationToken::new();
+    let lock_failed = CancellationToken::new();
     let presence_view = Arc::new(Mutex::new(PresenceView::default()));
     let procedure = restore_procedure(&cfg, &store, clock.now());
     let lockdown = Arc::new(Mutex::new(match store.lockdown()? {
@@ -750,6 +754,7 @@ pub async fn run(
         lockdown,
         contact,
         store_failed: store_failed.clone(),
+        lock_failed: lock_failed.clone(),
         procedure,
         presence_view,
         exit_requested: None,
@@ -798,6 +803,11 @@ pub async fn run(
             shutdown.cancel();
             door_task.await
         }
+        _ = lock_failed.cancelled() => {
+            tracing::error!("the lock cannot be secured: stopping pintud for systemd to restart it (ExecStopPost drives the relay de-energised)");
+            shutdown.cancel();
+            door_task.await
+        }
         early = &mut door_task => {
             tracing::error!("the door task stopped unexpectedly; stopping pintud");
             shutdown.cancel();
@@ -830,7 +840,17 @@ pub async fn run(
             "stopped because the store could not record events (disk full or I/O error); the lock is secured".into(),
         ));
     }
-    tracing::info!("pintud stopped; lock secured");
+    if lock_failed.is_cancelled() {
+        return Err(DaemonError::Task(format!(
+            "stopped because the lock could not be secured after {SECURE_ATTEMPTS} attempts (hardware.fault); the relay is left de-energised"
+        )));
+    }
+    match cfg.lock_type {
+        LockType::FailSecure => tracing::info!("pintud stopped; lock secured"),
+        LockType::FailSafe => {
+            tracing::warn!("pintud stopped; the fail-safe lock is released (de-energised) until pintud runs again")
+        }
+    }
     Ok(())
 }
 
@@ -879,6 +899,8 @@ struct DoorTask {
     /// Door contact for status.
     contact: Arc<Mutex<Option<bool>>>,
     store_failed: CancellationToken,
+    /// Cancelled when the lock cannot be secured even after retries: pintud stops for a restart.
+    lock_failed: CancellationToken,
     /// Visits, escort, presence, anti-passback, floods and the clock floor (pure core).
     procedure: Procedure,
     presence_view: Arc<Mutex<PresenceView>>,
@@ -1061,12 +1083,51 @@ impl DoorTask {
                 },
             }
         }
-        // Every way out of the loop ends with the lock secured.
-        let outputs = self.door.secure(now_mono());
-        for event in self.apply(outputs) {
-            self.record(event);
+        // Every way out of the loop ends with the lock in the state it keeps without pintud,
+        // and the last events say which: a fail-secure lock secured, a fail-safe lock released.
+        match self.cfg.lock_type {
+            LockType::FailSecure => {
+                let outputs = self.door.secure(now_mono());
+                for event in self.apply(outputs) {
+                    self.record(event);
+                }
+                let stopping = EventDraft::new(EventKind::DaemonStopping);
+                self.record(if self.lock_failed.is_cancelled() {
+                    stopping
+                        .reason("lock_fault")
+                        .detail("the lock could not be secured: pintud stops for a restart")
+                } else {
+                    stopping
+                        .reason("secured")
+                        .detail("lock secured for shutdown")
+                });
+            }
+            LockType::FailSafe => {
+                // A maglock holds only while energised. Once pintud exits the relay is
+                // de-energised (here, by the relay's drop and by ExecStopPost), so the door is
+                // open: say so rather than "secured".
+                let released = match self.lock.release() {
+                    Ok(()) => {
+                        *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()) =
+                            LockState::Released;
+                        EventDraft::new(EventKind::LockReleased)
+                            .reason("shutdown")
+                            .detail("fail-safe lock de-energised: the door is unlocked while pintud is stopped")
+                    }
+                    Err(e) => EventDraft::new(EventKind::HardwareFault)
+                        .reason("lock")
+                        .detail(format!(
+                            "{e} (de-energising the fail-safe lock for shutdown)"
+                        )),
+                };
+                self.record(released);
+                self.record(
+                    EventDraft::new(EventKind::DaemonStopping)
+                        .reason("released")
+                        .detail("fail-safe lock released for shutdown: the door is unlocked until pintud runs again"),
+                );
+            }
         }
-        self.record(EventDraft::new(EventKind::DaemonStopping).detail("lock secured for shutdown"));
     }
 
     /// Arms a capture, unless a live one is pending (then the new request is refused).
@@ -1421,7 +1482,7 @@ impl DoorTask {
                 EventKind::LockReleased,
             ),
             LockCommand::Secure => (
-                self.lock.secure(),
+                secure_with_retries(&mut *self.lock.0),
                 LockState::Secured,
                 EventKind::LockSecured,
             ),
@@ -1430,6 +1491,16 @@ impl DoorTask {
             Ok(()) => {
                 *self.lock_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
                 EventDraft::new(kind)
+            }
+            Err(e) if cmd == LockCommand::Secure => {
+                // Retried already: a lock that cannot be secured is not left to chance. pintud
+                // stops; systemd's ExecStopPost drives the relay de-energised and restarts it.
+                tracing::error!("relay fault: cannot secure the lock after {SECURE_ATTEMPTS} attempts: {e}; stopping pintud for a restart");
+                let _ = self.door.secure(now_mono());
+                self.lock_failed.cancel();
+                EventDraft::new(EventKind::HardwareFault)
+                    .reason("lock")
+                    .detail(format!("cannot secure the lock after {SECURE_ATTEMPTS} attempts: {e}; pintud stops for a restart"))
             }
             Err(e) => {
                 tracing::error!("relay fault: {e}");
@@ -1580,6 +1651,27 @@ fn spawn_sources(
     tasks
 }
 
+/// How many times securing the lock is tried before pintud gives up and stops for a restart.
+const SECURE_ATTEMPTS: u32 = 3;
+
+/// Secures `lock`, trying [`SECURE_ATTEMPTS`] times a few milliseconds apart: a relay driver
+/// that fails once (a GPIO ioctl interrupted, a busy line) should not leave the door open. The
+/// pause blocks the door task briefly, which is acceptable on this fault path only.
+fn secure_with_retries(lock: &mut dyn Lock) -> Result<(), crate::hw::HwError> {
+    let mut attempt = 1;
+    loop {
+        match lock.secure() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < SECURE_ATTEMPTS => {
+                tracing::warn!(attempt, "securing the lock failed: {e}; trying again");
+                std::thread::sleep(Duration::from_millis(20));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Owns the lock for the door task and secures it when dropped, so a panic unwinding through the
 /// door task still leaves the door locked. (After SIGKILL or power loss only the wiring can.)
 struct SecuringLock(Box<dyn Lock>);
@@ -1587,10 +1679,6 @@ struct SecuringLock(Box<dyn Lock>);
 impl SecuringLock {
     fn release(&mut self) -> Result<(), crate::hw::HwError> {
         self.0.release()
-    }
-
-    fn secure(&mut self) -> Result<(), crate::hw::HwError> {
-        self.0.secure()
     }
 }
 

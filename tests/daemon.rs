@@ -727,6 +727,8 @@ struct TestLock {
     stall_on_release: Option<Duration>,
     panic_on_release: bool,
     fail_on_release: bool,
+    /// How many of the next `secure` calls fail.
+    fail_next_secures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl pintu::hw::Lock for TestLock {
@@ -750,6 +752,18 @@ impl pintu::hw::Lock for TestLock {
 
     fn secure(&mut self) -> Result<(), pintu::hw::HwError> {
         self.calls.lock().expect("calls").push("secure");
+        use std::sync::atomic::Ordering;
+        let failing = self
+            .fail_next_secures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(pintu::hw::HwError {
+                device: "lock".into(),
+                kind: pintu::hw::HwErrorKind::Other,
+                message: "relay driver error".into(),
+            });
+        }
         Ok(())
     }
 }
@@ -1015,4 +1029,134 @@ async fn door_machine_under_tokios_paused_clock() {
         ]
     );
     assert!(!door.alarm_active());
+}
+
+/// Issue 15 item 7: a relay that fails to secure once is retried and the door carries on.
+#[test]
+fn a_secure_that_fails_once_is_retried_and_the_door_carries_on() {
+    let site = Site::new();
+    let lock = TestLock::default();
+    let calls = lock.calls.clone();
+    let failures = lock.fail_next_secures.clone();
+    let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
+    failures.store(1, std::sync::atomic::Ordering::SeqCst);
+    let tap = pintu::control::request(
+        &site.socket(),
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    );
+    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    // unlock_for is 1 s: the relock's first secure fails, the second succeeds.
+    eventually("the relock is retried", || {
+        calls.lock().expect("calls").len() >= 4
+    });
+    assert_eq!(
+        *calls.lock().expect("calls"),
+        vec!["secure", "release", "secure", "secure"]
+    );
+    assert!(
+        !daemon.is_finished(),
+        "one failed attempt does not stop the door"
+    );
+    shutdown.cancel();
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+}
+
+/// Issue 15 item 7: a lock that cannot be secured is tried three times, recorded as a
+/// hardware fault, and pintud stops by itself (non-zero) so systemd restarts it.
+#[test]
+fn a_lock_that_cannot_be_secured_stops_pintud_for_a_restart() {
+    let site = Site::new();
+    let lock = TestLock::default();
+    let calls = lock.calls.clone();
+    let failures = lock.fail_next_secures.clone();
+    let (runtime, daemon, _shutdown) = run_in_process(&site, lock, None);
+    failures.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let tap = pintu::control::request(
+        &site.socket(),
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    );
+    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    // Nobody cancels: the failed relock alone ends the daemon.
+    let result =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(20), daemon).await });
+    let error = result
+        .expect("pintud stops by itself")
+        .expect("join")
+        .expect_err("a lock that cannot be secured is an error exit");
+    assert!(
+        error.to_string().contains("could not be secured"),
+        "{error}"
+    );
+    let calls = calls.lock().expect("calls").clone();
+    let after_release: Vec<_> = calls
+        .iter()
+        .skip_while(|c| **c != "release")
+        .skip(1)
+        .collect();
+    assert!(
+        after_release.len() >= 3 && after_release.iter().all(|c| **c == "secure"),
+        "retried: {calls:?}"
+    );
+    let events = pintu::store::Store::open(&site.store_options(), &site.policy())
+        .expect("store")
+        .0
+        .recent_events(50)
+        .expect("events");
+    let fault = events
+        .iter()
+        .find(|e| e.kind == EventKind::HardwareFault)
+        .expect("hardware.fault");
+    assert!(
+        fault
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("after 3 attempts"),
+        "{fault:?}"
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last.kind, EventKind::DaemonStopping);
+    assert_eq!(last.reason.as_deref(), Some("lock_fault"));
+}
+
+/// Issue 15 item 7: a fail-safe lock (maglock) is released when pintud stops, and the last
+/// events say so; before, they claimed "lock secured for shutdown" over an open door.
+#[test]
+fn a_fail_safe_door_that_stops_says_it_is_released() {
+    let site = Site::new();
+    let config = site.write_config("\n[lock]\ntype = \"fail-safe\"\n");
+    std::fs::write(site.path("v1.signed"), standard_list(&site, 1)).expect("list");
+    let list = site.path("v1.signed");
+    let door = Pintud::start(
+        &config,
+        &site.socket(),
+        &["--list", list.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(door.stop(), Some(0), "SIGTERM is a clean stop");
+    let events = pintu::store::Store::open(&site.store_options(), &site.policy())
+        .expect("store")
+        .0
+        .recent_events(50)
+        .expect("events");
+    let n = events.len();
+    assert!(n >= 2);
+    let (released, stopping) = (&events[n - 2], &events[n - 1]);
+    assert_eq!(stopping.kind, EventKind::DaemonStopping, "{events:#?}");
+    assert_eq!(stopping.reason.as_deref(), Some("released"));
+    assert_eq!(released.kind, EventKind::LockReleased, "{events:#?}");
+    assert_eq!(released.reason.as_deref(), Some("shutdown"));
+    assert!(
+        !events[n.saturating_sub(3)..]
+            .iter()
+            .any(|e| e.kind == EventKind::LockSecured),
+        "no lock.secured claim at the end: {events:#?}"
+    );
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::list::{self, Rejection, TrustPolicy, ALL_DOORS};
+use super::text::{bounded, bounded_list, quoted, TEXT_MAX};
 
 /// The envelope's `format` string.
 pub const COMMAND_ENVELOPE_FORMAT: &str = "pintu.signed-command.v1";
@@ -117,19 +118,19 @@ pub enum CommandRejection {
         max: usize,
     },
     /// Not a well-formed envelope or payload.
-    #[error("malformed command: {0}")]
+    #[error("malformed command: {}", bounded(.0, TEXT_MAX))]
     Malformed(String),
     /// A format this door does not know.
-    #[error("unknown command format {0}")]
+    #[error("unknown command format {}", bounded(.0, TEXT_MAX))]
     UnknownFormat(String),
     /// No signature at all.
     #[error("command carries no signature")]
     MissingSignature,
     /// Signed by a key the door does not trust.
-    #[error("command is signed by unknown key {0:?}")]
+    #[error("command is signed by unknown key {}", quoted(.0))]
     UnknownKey(String),
     /// A signature does not verify.
-    #[error("command signature by key {0:?} is invalid")]
+    #[error("command signature by key {} is invalid", quoted(.0))]
     BadSignature(String),
     /// Too few distinct trusted keys signed.
     #[error("command has {valid} valid signature(s) from distinct trusted keys; {needed} needed")]
@@ -140,7 +141,11 @@ pub enum CommandRejection {
         needed: usize,
     },
     /// For another site.
-    #[error("command is for site {command:?}, this door belongs to {expected:?}")]
+    #[error(
+        "command is for site {}, this door belongs to {}",
+        quoted(command),
+        quoted(expected)
+    )]
     WrongSite {
         /// Site named by the command.
         command: String,
@@ -148,7 +153,11 @@ pub enum CommandRejection {
         expected: String,
     },
     /// Not for this door.
-    #[error("command is for doors {doors:?}, not for {door:?}")]
+    #[error(
+        "command is for doors {}, not for {}",
+        bounded_list(doors),
+        quoted(door)
+    )]
     WrongDoor {
         /// This door.
         door: String,

@@ -8,9 +8,32 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::decision::Decision;
+use super::text::bounded;
 
 /// Schema identifier carried by every event.
 pub const EVENT_SCHEMA: &str = "pintu.event.v1";
+
+/// Largest size of one event's JSON, in bytes. Guaranteed by the field limits ([`FIELD_MAX`]),
+/// which [`EventDraft::into_event`] applies to every event; far below the door's largest MQTT
+/// packet, so an event can always be sent. Documented in `docs/events.md`.
+pub const EVENT_MAX_BYTES: usize = 12 * 1024;
+
+/// Limits, in characters, of an event's text fields (`docs/events.md`).
+pub struct FieldLimits {
+    /// Identifiers: site, door, reader, holder, card, escort, visit, visitor.
+    pub id: usize,
+    /// The machine-readable `reason`.
+    pub reason: usize,
+    /// The human-readable `detail`.
+    pub detail: usize,
+}
+
+/// The limits every event is held to.
+pub const FIELD_MAX: FieldLimits = FieldLimits {
+    id: 128,
+    reason: 128,
+    detail: 1024,
+};
 
 /// The kinds of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -319,26 +342,29 @@ impl EventDraft {
         }
     }
 
-    /// Stamps the draft into a full event.
+    /// Stamps the draft into a full event. Every text field is cut to its limit
+    /// ([`FIELD_MAX`]) and stripped of control characters here, whatever the caller put in, so
+    /// no event can exceed [`EVENT_MAX_BYTES`] and none can carry terminal or log escapes.
     pub fn into_event(self, id: Uuid, seq: u64, time: Timestamp, site: &str, door: &str) -> Event {
+        let b = |v: Option<String>, max: usize| v.map(|s| bounded(&s, max));
         Event {
             schema: EVENT_SCHEMA.to_string(),
             id,
             seq,
             time,
-            site: site.to_string(),
-            door: door.to_string(),
+            site: bounded(site, FIELD_MAX.id),
+            door: bounded(door, FIELD_MAX.id),
             kind: self.kind,
-            reader: self.reader,
-            holder: self.holder,
-            card: self.card,
+            reader: b(self.reader, FIELD_MAX.id),
+            holder: b(self.holder, FIELD_MAX.id),
+            card: b(self.card, FIELD_MAX.id),
             decision: self.decision.map(str::to_string),
-            reason: self.reason,
-            detail: self.detail,
+            reason: b(self.reason, FIELD_MAX.reason),
+            detail: b(self.detail, FIELD_MAX.detail),
             list_version: self.list_version,
-            escort: self.escort,
-            visit: self.visit,
-            visitor: self.visitor,
+            escort: b(self.escort, FIELD_MAX.id),
+            visit: b(self.visit, FIELD_MAX.id),
+            visitor: b(self.visitor, FIELD_MAX.id),
             entered_at: self.entered_at,
             exited_at: self.exited_at,
             duration_s: self.duration_s,
@@ -433,6 +459,35 @@ mod tests {
             r#"{"schema":"pintu.event.v1","id":"01234567-89ab-cdef-0123-456789abcdef","seq":17,"time":"2026-11-23T04:00:00Z","site":"kominfo","door":"server-room","kind":"access.denied","reader":"entry","card":"c:0a1b2c3d","decision":"deny","reason":"unknown_card","list_version":4}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
+    /// The worst case: every text field full of 4-byte characters and JSON-escaped quotes, and
+    /// control characters (escaped as visible text), with every optional field set.
+    #[test]
+    fn no_event_exceeds_the_maximum_size() {
+        for filler in ["\u{1F6AA}", "\"", "\\", "\u{1b}", "x"] {
+            let huge = filler.repeat(3_000_000 / filler.len());
+            let mut d = EventDraft::new(EventKind::ListRejected)
+                .reader(huge.clone())
+                .person(huge.clone(), huge.clone())
+                .reason(huge.clone())
+                .detail(huge.clone())
+                .visit(huge.clone(), huge.clone())
+                .escort(Some(huge.clone()))
+                .list_version(Some(u64::MAX));
+            d.decision = Some("deny");
+            d.entered_at = Some(Timestamp::MAX);
+            d.exited_at = Some(Timestamp::MAX);
+            d.duration_s = Some(u64::MAX);
+            let e = d.into_event(Uuid::max(), u64::MAX, Timestamp::MAX, &huge, &huge);
+            let json = serde_json::to_vec(&e).unwrap();
+            assert!(
+                json.len() <= EVENT_MAX_BYTES,
+                "{} bytes with {filler:?}",
+                json.len()
+            );
+            assert!(!json.contains(&0x1b), "a raw ESC reached the event");
+        }
     }
 
     #[test]

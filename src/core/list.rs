@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::card::CardHash;
 use super::schedule::Window;
+use super::text::{bounded, bounded_list, quoted, TEXT_MAX};
 use super::visit::{check_visits, Visit};
 
 /// The envelope's `format` string.
@@ -179,19 +180,19 @@ pub enum Rejection {
         max: usize,
     },
     /// Not a well-formed envelope or payload.
-    #[error("malformed list: {0}")]
+    #[error("malformed list: {}", bounded(.0, TEXT_MAX))]
     Malformed(String),
     /// A format this door does not know.
-    #[error("unknown list format {0}")]
+    #[error("unknown list format {}", bounded(.0, TEXT_MAX))]
     UnknownFormat(String),
     /// No signatures at all.
     #[error("list carries no signature")]
     MissingSignature,
     /// A signature names a key the door does not trust.
-    #[error("list is signed by unknown key {0:?}")]
+    #[error("list is signed by unknown key {}", quoted(.0))]
     UnknownKey(String),
     /// A signature does not verify.
-    #[error("signature by key {0:?} is invalid")]
+    #[error("signature by key {} is invalid", quoted(.0))]
     BadSignature(String),
     /// Too few distinct trusted keys signed.
     #[error("list has {valid} valid signature(s) from distinct trusted keys; {needed} needed")]
@@ -202,7 +203,11 @@ pub enum Rejection {
         needed: usize,
     },
     /// The list is for another site.
-    #[error("list is for site {list:?}, this door belongs to {expected:?}")]
+    #[error(
+        "list is for site {}, this door belongs to {}",
+        quoted(list),
+        quoted(expected)
+    )]
     WrongSite {
         /// Site named by the list.
         list: String,
@@ -210,7 +215,11 @@ pub enum Rejection {
         expected: String,
     },
     /// The list does not name this door.
-    #[error("list applies to doors {doors:?}, not to {door:?}")]
+    #[error(
+        "list applies to doors {}, not to {}",
+        bounded_list(doors),
+        quoted(door)
+    )]
     WrongDoor {
         /// This door.
         door: String,

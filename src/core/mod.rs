@@ -17,5 +17,6 @@ pub mod list;
 pub mod presence;
 pub mod procedure;
 pub mod schedule;
+pub mod text;
 pub mod trusted_time;
 pub mod visit;

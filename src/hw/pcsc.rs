@@ -34,6 +34,7 @@ use tracing::Instrument as _;
 use super::{CardRead, CardSource, SourceFuture};
 use crate::config::{PcscSettings, ReaderRole};
 use crate::core::card::{Uid, UidError};
+use crate::core::text::bounded;
 
 /// GET DATA, UID (PC/SC part 3 pseudo-APDU for contactless readers).
 pub const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
@@ -297,9 +298,10 @@ impl Watcher {
         }
         self.cards.retain(|name, _| wanted.contains(name));
 
+        // Reader names come from the device (USB descriptors through pcscd): bounded for the log.
         let now: BTreeSet<String> = wanted
             .iter()
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| bounded(&n.to_string_lossy(), 128))
             .collect();
         for gone in self.known.difference(&now) {
             tracing::warn!(pcsc_reader = %gone, "PC/SC reader vanished");
@@ -373,7 +375,7 @@ impl Watcher {
             let new_card = is_new_presentation(before, now, at_start);
             if new_card {
                 if ev.contains(State::MUTE) {
-                    tracing::info!(pcsc_reader = %name.to_string_lossy(), "card does not answer (mute): present it again");
+                    tracing::info!(pcsc_reader = %bounded(&name.to_string_lossy(), 128), "card does not answer (mute): present it again");
                 } else {
                     arrived.push(name);
                 }
@@ -395,7 +397,7 @@ impl Watcher {
     /// Reads the UID of the card on `reader`, retrying transient failures. `None` when the card
     /// left or could not be read (logged, without the UID).
     fn read_uid(&self, ctx: &Context, reader: &CStr) -> Option<Uid> {
-        let name = reader.to_string_lossy();
+        let name = bounded(&reader.to_string_lossy(), 128);
         for attempt in 1..=READ_ATTEMPTS {
             match self.monitor.timed(|| transmit_get_uid(ctx, reader)) {
                 Ok(answer) => {
