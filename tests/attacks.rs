@@ -710,3 +710,82 @@ fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
         assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
     }
 }
+
+/// Issue 15 item 1: a list whose signature carries a 2 MB `key_id` (inbox), and one whose
+/// `format` is 2 MB (retained on the list topic), are rejected, and their `list.rejected`
+/// events carry the outside text bounded: every event stays under `EVENT_MAX_BYTES`, and a
+/// `door.forced_open` afterwards still reaches the office. Before, the rejection copied the
+/// whole text into an event larger than the link's 1 MiB packet limit; the link retried it
+/// forever and nothing after it (the forced door included) was ever delivered.
+#[test]
+fn a_huge_key_id_or_format_does_not_silence_the_door() {
+    use pintu::core::event::EVENT_MAX_BYTES;
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    office.subscribe(&topic("events"));
+    let site = Site::new();
+    let config = site
+        .config_text(&mqtt_section(&broker, ""))
+        .replace("max_size = \"1MiB\"", "max_size = \"4MiB\"");
+    assert!(config.contains("4MiB"));
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+    let held_bytes = site.sign(&legit(&site, HELD));
+    office.publish(&topic("list"), held_bytes.clone(), true);
+    door.wait_for("list v5", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(HELD)
+    });
+
+    let huge = "k".repeat(2_000_000);
+    let huge_key = edit_envelope(&site.sign(&mallory(&site, HELD + 1)), |e| {
+        e["signatures"][0]["key_id"] = serde_json::Value::String(huge.clone());
+    });
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "huge-key-id.signed", &huge_key);
+    let rejected = next_of(&door, after, EventKind::ListRejected);
+    assert_eq!(rejected.reason.as_deref(), Some("unknown_key"));
+    let huge_format = edit_envelope(&site.sign(&mallory(&site, HELD + 1)), |e| {
+        e["format"] = serde_json::Value::String(format!("{huge}\u{1b}[2J"));
+    });
+    let after = last_seq(&door);
+    office.publish(&topic("list"), huge_format, true);
+    let rejected = next_of(&door, after, EventKind::ListRejected);
+    assert_eq!(rejected.reason.as_deref(), Some("unknown_format"));
+    assert!(!rejected.detail.as_deref().unwrap_or("").contains('\u{1b}'));
+
+    // Someone forces the door: the office must hear it after the two rejections.
+    door.request(&pintu::control::Request::Input {
+        input: pintu::hw::DoorInput::DoorOpened,
+    });
+    let deadline = Instant::now() + WAIT;
+    let mut kinds = Vec::new();
+    loop {
+        let Some(m) = office.recv_timeout(Duration::from_millis(500)) else {
+            assert!(
+                Instant::now() < deadline,
+                "door.forced_open never reached the office; got {kinds:?}\n{}",
+                door.log_text()
+            );
+            continue;
+        };
+        assert!(
+            m.payload.len() <= EVENT_MAX_BYTES,
+            "an event of {} bytes",
+            m.payload.len()
+        );
+        let event: Event = serde_json::from_slice(&m.payload).expect("event JSON");
+        kinds.push(event.kind);
+        if event.kind == EventKind::DoorForcedOpen {
+            break;
+        }
+    }
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::ListRejected)
+            .count(),
+        2,
+        "both rejections delivered, bounded: {kinds:?}"
+    );
+    assert_eq!(decision(&door, ALICE), grant());
+    assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+}
