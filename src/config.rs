@@ -473,6 +473,11 @@ pub struct RawDoor {
     /// Door open this long: alarm (default "40s").
     #[serde(default = "default_alarm")]
     pub held_open_alarm: HumanDuration,
+    /// A test bench: allows a real (GPIO) lock next to simulated readers or inputs, which
+    /// anyone who can reach the control socket could use to open the door. Default false;
+    /// when set, pintud raises a `door.bench_mode` alarm at start and shows it in status.
+    #[serde(default)]
+    pub bench: bool,
 }
 
 fn yes() -> bool {
@@ -757,6 +762,9 @@ pub struct RawControl {
     pub mode: FileMode,
     /// Group given access to the socket (operators); default: the daemon's own group.
     pub group: Option<String>,
+    /// Group whose members may `capture` (enrollment returns raw card UIDs); root and the
+    /// daemon's own user always may. Default: nobody else.
+    pub capture_group: Option<String>,
 }
 
 impl Default for RawControl {
@@ -765,6 +773,7 @@ impl Default for RawControl {
             socket: None,
             mode: default_mode(),
             group: None,
+            capture_group: None,
         }
     }
 }
@@ -909,6 +918,12 @@ pub struct Config {
     pub socket_mode: u32,
     /// Control socket group.
     pub socket_group: Option<String>,
+    /// Group whose members may capture raw UIDs over the control socket (besides root and the
+    /// daemon's own user).
+    pub capture_group: Option<String>,
+    /// A test bench: a real lock with simulated readers or inputs was allowed on purpose
+    /// (`[door] bench`); an alarm at start and a flag in status say so.
+    pub bench: bool,
     /// sled cache size in bytes (the floor).
     pub cache_size: u64,
     /// Ceiling in bytes for raising the sled cache to fit the list.
@@ -1144,6 +1159,7 @@ impl Config {
                 backend: ReaderBackend::Sim,
             });
         }
+        check_real_lock_peers(&raw, &lock_hw, &readers, &mut err);
         if raw.store.cache_size.0 < (1 << 20) {
             err("store.cache_size", "must be at least 1MiB".into());
         }
@@ -1220,6 +1236,8 @@ impl Config {
                 .unwrap_or_else(|| state_dir.join("control.sock")),
             socket_mode: raw.control.mode.0,
             socket_group: raw.control.group,
+            capture_group: raw.control.capture_group,
+            bench: raw.door.bench,
             cache_size: raw.store.cache_size.0,
             cache_size_max: raw.store.cache_size_max.0,
             outbox_warning: raw.store.outbox_warning,
@@ -1585,6 +1603,47 @@ fn validate_gpio(
         debounce,
     };
     (lock_hw, inputs)
+}
+
+/// A real lock must not sit next to a simulated reader or simulated inputs: `pintuctl tap` and
+/// `pintuctl input exit-button` reach those through the control socket, so the socket would open
+/// a real door. Refused unless `[door] bench = true` says this is a test bench.
+fn check_real_lock_peers(
+    raw: &RawConfig,
+    lock: &LockHardware,
+    readers: &[ReaderConfig],
+    err: &mut dyn FnMut(&str, String),
+) {
+    if *lock == LockHardware::Sim || raw.door.bench {
+        return;
+    }
+    const WHY: &str = "with a real lock, anyone who can reach the control socket could open the door through it; use a real backend, or set [door] bench = true on a test bench";
+    if raw.readers.is_empty() {
+        err(
+            "lock.backend",
+            format!("a real lock needs at least one real [[reader]] (none is configured, so a simulated one would stand in): {WHY}"),
+        );
+    }
+    for (i, r) in raw.readers.iter().enumerate() {
+        if readers
+            .get(i)
+            .is_some_and(|c| c.backend == ReaderBackend::Sim)
+        {
+            err(
+                &format!("reader[{i}].backend"),
+                format!(
+                    "reader {:?} is simulated next to a real lock: {WHY}",
+                    r.name
+                ),
+            );
+        }
+    }
+    if raw.inputs.backend == Some(GpioBackend::Sim) {
+        err(
+            "inputs.backend",
+            format!("simulated inputs next to a real lock: {WHY} (leave [inputs] out for a door without contact or exit button)"),
+        );
+    }
 }
 
 /// Ids for sites, doors and readers: safe in MQTT topics, file names and logs.

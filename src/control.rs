@@ -21,6 +21,15 @@ use crate::daemon::DaemonHandle;
 use crate::hw::sim::LockChange;
 use crate::hw::{DoorInput, LockState};
 
+/// A control-socket client's credentials (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -235,6 +244,9 @@ pub struct Status {
     /// The door's clock: trusted or not, and the trusted-time floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockInfo>,
+    /// A test bench (`[door] bench = true`): a real lock next to simulated readers or inputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bench: bool,
 }
 
 /// The door's clock as the procedure sees it.
@@ -391,7 +403,10 @@ async fn serve_connection(
     handle: Arc<DaemonHandle>,
     shutdown: CancellationToken,
 ) {
-    let peer = stream.peer_cred().ok().map(|c| c.uid());
+    let peer = stream.peer_cred().ok().map(|c| Peer {
+        uid: c.uid(),
+        gid: c.gid(),
+    });
     let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
     loop {
         let line = tokio::select! {
@@ -414,7 +429,7 @@ async fn serve_connection(
                         // A capture can wait long: a client that hangs up cancels it (dropping
                         // the wait voids the door's capture), so a later tap is decided.
                         tokio::select! {
-                            reply = handle.handle(req) => reply,
+                            reply = handle.handle(req, peer) => reply,
                             next = framed.next() => match next {
                                 None | Some(Err(_)) => return,
                                 Some(Ok(_)) => Reply::Error {
@@ -423,7 +438,7 @@ async fn serve_connection(
                             },
                         }
                     } else {
-                        handle.handle(req).await
+                        handle.handle(req, peer).await
                     }
                 }
             },

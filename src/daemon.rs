@@ -24,8 +24,8 @@ use tracing::Instrument as _;
 use crate::clock::Clock;
 use crate::config::{Config, ReaderBackend, ReaderRole};
 use crate::control::{
-    self, Captured, ListStatus, ReaderStatus, Reply, Request, Status, TapOutcome, CAPTURE_DEFAULT,
-    CAPTURE_MAX,
+    self, Captured, ListStatus, Peer, ReaderStatus, Reply, Request, Status, TapOutcome,
+    CAPTURE_DEFAULT, CAPTURE_MAX,
 };
 use crate::core::card::Uid;
 use crate::core::command::{Action, VerifiedCommand};
@@ -84,6 +84,7 @@ enum DoorMsg {
     Capture {
         reader: Option<String>,
         deadline: Instant,
+        by: String,
         reply: oneshot::Sender<Result<Captured, String>>,
     },
 }
@@ -249,18 +250,24 @@ impl DaemonHandle {
         self.apply_list_inner(bytes, source, true)
     }
 
-    /// Answers one control request.
-    pub async fn handle(&self, req: Request) -> Reply {
+    /// Answers one control request from `peer` (the socket client's credentials).
+    pub async fn handle(&self, req: Request, peer: Option<Peer>) -> Reply {
         match req {
             Request::Tap { uid, reader } => match self.tap(&uid, reader.as_deref()).await {
                 Ok(outcome) => Reply::Tap(outcome),
                 Err(message) => Reply::Error { message },
             },
             Request::Input { input } => {
-                // With real inputs wired, a simulated exit button would be a way round the door.
+                // With real inputs wired, a simulated exit button would be a way round the door;
+                // with a real lock, so would any simulated input (unless this is a test bench).
                 if self.cfg.inputs.backend != crate::config::GpioBackend::Sim {
                     return Reply::Error {
                         message: "this door has real inputs: simulated inputs are refused".into(),
+                    };
+                }
+                if self.drives_real_lock() {
+                    return Reply::Error {
+                        message: "this door drives a real lock: simulated inputs are refused (only a test bench with [door] bench = true takes them)".into(),
                     };
                 }
                 let (tx, rx) = oneshot::channel();
@@ -295,8 +302,24 @@ impl DaemonHandle {
                 }
             }
             Request::Capture { timeout_ms, reader } => {
+                let by = match self.may_capture(peer) {
+                    Ok(by) => by,
+                    Err(message) => {
+                        tracing::warn!(?peer, "capture refused: {message}");
+                        self.record(
+                            EventDraft::new(EventKind::ControlRefused)
+                                .reason("capture_not_permitted")
+                                .detail(format!(
+                                    "capture over the control socket by {}",
+                                    describe_peer(peer)
+                                )),
+                        );
+                        let _ = self.flush().await;
+                        return Reply::Error { message };
+                    }
+                };
                 let timeout = timeout_ms.map_or(CAPTURE_DEFAULT, Duration::from_millis);
-                match self.capture(timeout, reader).await {
+                match self.capture_by(timeout, reader, by).await {
                     Ok(captured) => Reply::Captured(captured),
                     Err(message) => Reply::Error { message },
                 }
@@ -312,6 +335,17 @@ impl DaemonHandle {
         timeout: Duration,
         reader: Option<String>,
     ) -> Result<Captured, String> {
+        self.capture_by(timeout, reader, "a signed capture command".into())
+            .await
+    }
+
+    /// [`DaemonHandle::capture`] for `by` (who asked, recorded in `card.captured`).
+    pub async fn capture_by(
+        &self,
+        timeout: Duration,
+        reader: Option<String>,
+        by: String,
+    ) -> Result<Captured, String> {
         if timeout.is_zero() || timeout > CAPTURE_MAX {
             return Err(format!(
                 "capture timeout must be between 1ms and {}",
@@ -321,7 +355,8 @@ impl DaemonHandle {
         if let Some(name) = &reader {
             if !self.cfg.readers.iter().any(|r| &r.name == name) {
                 return Err(format!(
-                    "no reader named {name:?} (configured: {})",
+                    "no reader named {} (configured: {})",
+                    crate::core::text::quoted(name),
                     self.reader_names()
                 ));
             }
@@ -334,6 +369,7 @@ impl DaemonHandle {
             .send(DoorMsg::Capture {
                 reader,
                 deadline: Instant::now() + timeout,
+                by,
                 reply: tx,
             })
             .await
@@ -366,7 +402,8 @@ impl DaemonHandle {
                 .find(|r| r.name == name)
                 .ok_or_else(|| {
                     format!(
-                        "no reader named {name:?} (configured: {})",
+                        "no reader named {} (configured: {})",
+                        crate::core::text::quoted(name),
                         self.reader_names()
                     )
                 })?,
@@ -383,6 +420,9 @@ impl DaemonHandle {
                 "reader {:?} is not simulated: tap a real card",
                 reader.name
             ));
+        }
+        if self.drives_real_lock() {
+            return Err("this door drives a real lock: simulated taps are refused (only a test bench with [door] bench = true takes them)".into());
         }
         let read = CardRead {
             reader: reader.name.clone(),
@@ -410,6 +450,33 @@ impl DaemonHandle {
             .await
             .map_err(|e| format!("tap decided but its event is not durable: {e}"))?;
         Ok(outcome)
+    }
+
+    /// Whether the control socket's simulated taps and inputs would reach a real relay: a GPIO
+    /// lock (or one injected by the embedder) on a door that is not a declared test bench.
+    fn drives_real_lock(&self) -> bool {
+        self.cfg.lock != crate::config::LockHardware::Sim && !self.cfg.bench
+    }
+
+    /// Who may capture raw UIDs: root, pintud's own user, and members of
+    /// `[control] capture_group`. `Ok` carries who it is, for the `card.captured` event.
+    fn may_capture(&self, peer: Option<Peer>) -> Result<String, String> {
+        let Some(peer) = peer else {
+            return Err("capture refused: the client's credentials are unknown".into());
+        };
+        let who = describe_peer(Some(peer));
+        if peer.uid == 0 || peer.uid == nix::unistd::geteuid().as_raw() {
+            return Ok(who);
+        }
+        if let Some(group) = &self.cfg.capture_group {
+            if peer_in_group(peer, group) {
+                return Ok(who);
+            }
+        }
+        Err(format!(
+            "capture returns raw card UIDs: only root, the pintud user and members of [control] capture_group ({}) may capture; {who} may not",
+            self.cfg.capture_group.as_deref().unwrap_or("not set")
+        ))
     }
 
     fn reader_names(&self) -> String {
@@ -493,6 +560,7 @@ impl DaemonHandle {
                     }
                 })
                 .collect(),
+            bench: self.cfg.bench,
         }
     }
 
@@ -697,6 +765,15 @@ pub async fn run(
             .detail(format!("pintud {} started", env!("CARGO_PKG_VERSION"))),
         clock.now(),
     )?;
+    if cfg.bench {
+        tracing::warn!("[door] bench = true: a real lock next to simulated readers or inputs; the control socket can open this door");
+        store.append(
+            EventDraft::new(EventKind::DoorBenchMode)
+                .reason("bench")
+                .detail("test bench ([door] bench = true): simulated readers or inputs next to a real lock; the control socket can open this door"),
+            clock.now(),
+        )?;
+    }
 
     let (door_tx, door_rx) = mpsc::channel(256);
     let lock_state = Arc::new(Mutex::new(LockState::Secured));
@@ -852,6 +929,39 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// A control-socket client for logs and events: `uid 1000 (ani)`.
+fn describe_peer(peer: Option<Peer>) -> String {
+    match peer {
+        None => "an unknown client".into(),
+        Some(p) => match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(p.uid)) {
+            Ok(Some(user)) => format!("uid {} ({})", p.uid, bounded(&user.name, 64)),
+            _ => format!("uid {}", p.uid),
+        },
+    }
+}
+
+/// Whether `peer` belongs to `group`: its primary group, or a supplementary one from the user
+/// database (`getgrouplist`; the socket's peer credentials carry only uid and gid).
+fn peer_in_group(peer: Peer, group: &str) -> bool {
+    let Ok(Some(group)) = nix::unistd::Group::from_name(group) else {
+        tracing::warn!(
+            group,
+            "[control] capture_group names no group on this system"
+        );
+        return false;
+    };
+    if peer.gid == group.gid.as_raw() {
+        return true;
+    }
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(peer.uid)) else {
+        return false;
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return false;
+    };
+    nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(&group.gid))
 }
 
 /// Appends an event. An event that cannot be stored (disk full, I/O error) is fatal: sled keeps
@@ -1023,6 +1133,8 @@ struct CaptureSlot {
     reader: Option<String>,
     /// After this the slot is void (the operator's request has timed out).
     deadline: Instant,
+    /// Who asked (a socket user, a signed command), for the `card.captured` event.
+    by: String,
     reply: oneshot::Sender<Result<Captured, String>>,
 }
 
@@ -1067,8 +1179,8 @@ impl DoorTask {
                         self.input(input);
                         let _ = reply.send(());
                     }
-                    Some(DoorMsg::Capture { reader, deadline, reply }) => {
-                        self.arm_capture(CaptureSlot { reader, deadline, reply });
+                    Some(DoorMsg::Capture { reader, deadline, by, reply }) => {
+                        self.arm_capture(CaptureSlot { reader, deadline, by, reply });
                     }
                     Some(DoorMsg::Ping { reply }) => {
                         let _ = reply.send(());
@@ -1171,7 +1283,10 @@ impl DoorTask {
             reader: Some(read.reader.clone()),
             holder: holder.clone(),
             card: Some(card.masked()),
-            detail: Some("captured for enrollment; not decided".into()),
+            detail: Some(format!(
+                "captured for enrollment by {}; not decided",
+                slot.by
+            )),
             ..EventDraft::new(EventKind::CardCaptured)
         });
         let _ = slot.reply.send(Ok(Captured {

@@ -689,12 +689,76 @@ fn unknown_serial_protocol_is_named() {
 // --- GPIO lock and inputs --------------------------------------------------------------------------
 
 /// The base config with `[lock]`/`[inputs]` text placed before the readers.
+/// The site's config with `gpio` sections; a declared test bench, since the site's reader is
+/// simulated and a real lock next to it is refused otherwise (issue 15 item 2).
 fn with_gpio(site: &Site, gpio: &str) -> String {
     edit(
-        &site.config_text(""),
+        &edit(
+            &site.config_text(""),
+            "unlock_for = \"1s\"",
+            "unlock_for = \"1s\"\nbench = true",
+        ),
         "[[reader]]",
         &format!("{gpio}\n[[reader]]"),
     )
+}
+
+/// Issue 15 item 2: a real lock next to a simulated reader or simulated inputs would let the
+/// control socket open a real door; refused at file:line:key unless `[door] bench = true`.
+#[test]
+fn a_real_lock_with_simulated_readers_or_inputs_is_refused_unless_bench() {
+    let site = Site::new();
+    let lock = "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n";
+    let text = edit(
+        &site.config_text(""),
+        "[[reader]]",
+        &format!("{lock}[[reader]]"),
+    );
+    assert_error_contains(
+        &site,
+        &text,
+        "backend = \"sim\"",
+        "reader[0].backend",
+        "reader \"entry\" is simulated next to a real lock",
+    );
+    // A real reader, but simulated inputs named explicitly.
+    let real_reader = edit(&text, "backend = \"sim\"", "backend = \"pcsc\"");
+    let (_, cfg) = load(&site, &real_reader);
+    let cfg = cfg.expect("a real lock with a real reader and no inputs is a door");
+    assert!(!cfg.bench);
+    let sim_inputs = edit(
+        &real_reader,
+        "[[reader]]",
+        "[inputs]\nbackend = \"sim\"\n\n[[reader]]",
+    );
+    assert_error_contains(
+        &site,
+        &sim_inputs,
+        "backend = \"sim\"",
+        "inputs.backend",
+        "simulated inputs next to a real lock",
+    );
+    // No reader at all: the stand-in simulated reader counts too.
+    let no_reader = text.replace(
+        "[[reader]]\nname = \"entry\"\nrole = \"entry\"\nbackend = \"sim\"\n",
+        "",
+    );
+    assert!(!no_reader.contains("[[reader]]"));
+    assert_error_contains(
+        &site,
+        &no_reader,
+        "backend = \"gpiocdev\"",
+        "lock.backend",
+        "a real lock needs at least one real [[reader]]",
+    );
+    // The explicit bench setting allows it.
+    let bench = edit(
+        &text,
+        "unlock_for = \"1s\"",
+        "unlock_for = \"1s\"\nbench = true",
+    );
+    let (_, cfg) = load(&site, &bench);
+    assert!(cfg.expect("a declared bench").bench);
 }
 
 #[test]

@@ -610,10 +610,13 @@ fn gpio_lock_without_gpio_hardware_fails_at_start_clearly() {
         }
         let site = Site::new();
         let config = site.path("pintu.toml");
-        let text = site.config_text("").replace(
-            "[[reader]]",
-            &format!("[lock]\nbackend = \"{backend}\"\npin = 17\n\n[[reader]]"),
-        );
+        let text = site
+            .config_text("")
+            .replace(
+                "[[reader]]",
+                &format!("[lock]\nbackend = \"{backend}\"\npin = 17\n\n[[reader]]"),
+            )
+            .replace("unlock_for = \"1s\"", "unlock_for = \"1s\"\nbench = true");
         std::fs::write(&config, text).expect("config");
         let out = crate::common::pintud(&["--config", config.to_str().expect("path")]);
         let stderr = crate::common::text(&out.stderr);
@@ -779,7 +782,21 @@ fn run_in_process(
     tokio::task::JoinHandle<Result<(), pintu::daemon::DaemonError>>,
     tokio_util::sync::CancellationToken,
 ) {
-    let config = pintu::config::Config::load(&site.write_config("")).expect("config");
+    run_in_process_with(site, &site.write_config(""), lock, watchdog)
+}
+
+/// [`run_in_process`] with a config file of the caller's.
+fn run_in_process_with(
+    site: &Site,
+    config: &std::path::Path,
+    lock: TestLock,
+    watchdog: Option<pintu::daemon::Watchdog>,
+) -> (
+    tokio::runtime::Runtime,
+    tokio::task::JoinHandle<Result<(), pintu::daemon::DaemonError>>,
+    tokio_util::sync::CancellationToken,
+) {
+    let config = pintu::config::Config::load(config).expect("config");
     std::fs::write(site.path("v1.signed"), standard_list(site, 1)).expect("list");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1159,4 +1176,194 @@ fn a_fail_safe_door_that_stops_says_it_is_released() {
             .any(|e| e.kind == EventKind::LockSecured),
         "no lock.secured claim at the end: {events:#?}"
     );
+}
+
+/// Issue 15 item 2: with a GPIO lock and no `[inputs]` (which used to mean simulated inputs),
+/// `pintuctl input exit-button` released the real relay. Now the socket's simulated inputs and
+/// taps never reach a real lock. (In-process: the GPIO relay is replaced by a recording lock,
+/// since this machine has no GPIO.)
+#[test]
+fn the_control_socket_cannot_open_a_real_lock() {
+    let site = Site::new();
+    let config = site
+        .config_text("")
+        .replace("backend = \"sim\"", "backend = \"pcsc\"");
+    let config = config.replace(
+        "[[reader]]",
+        "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n[[reader]]",
+    );
+    let path = site.path("real-lock.toml");
+    std::fs::write(&path, &config).expect("config");
+    let lock = TestLock::default();
+    let calls = lock.calls.clone();
+    let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
+    let socket = site.socket();
+    let ask = |req: &Request| {
+        pintu::control::request(&socket, req, Duration::from_secs(5)).expect("reply")
+    };
+    let reply = ask(&Request::Input {
+        input: pintu::hw::DoorInput::ExitButton,
+    });
+    assert!(
+        matches!(&reply, Reply::Error { message } if message.contains("real lock")),
+        "{reply:?}"
+    );
+    let reply = ask(&Request::Tap {
+        uid: ALICE.into(),
+        reader: None,
+    });
+    assert!(matches!(&reply, Reply::Error { .. }), "{reply:?}");
+    let Reply::Status(status) = ask(&Request::Status) else {
+        panic!("status")
+    };
+    assert!(!status.bench);
+    shutdown.cancel();
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+    assert_eq!(
+        *calls.lock().expect("calls"),
+        vec!["secure", "secure"],
+        "never released"
+    );
+}
+
+/// Issue 15 item 2: a declared bench (`[door] bench = true`) takes simulated taps next to a
+/// real lock, and says so: a `door.bench_mode` alarm at start and `bench` in status.
+#[test]
+fn a_declared_bench_takes_simulated_taps_and_raises_an_alarm() {
+    let site = Site::new();
+    let config = site
+        .config_text("")
+        .replace(
+            "[[reader]]",
+            "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n[[reader]]",
+        )
+        .replace("unlock_for = \"1s\"", "unlock_for = \"1s\"\nbench = true");
+    let path = site.path("bench.toml");
+    std::fs::write(&path, &config).expect("config");
+    let lock = TestLock::default();
+    let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
+    let socket = site.socket();
+    let reply = pintu::control::request(
+        &socket,
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+        Duration::from_secs(5),
+    )
+    .expect("reply");
+    assert!(
+        matches!(&reply, Reply::Tap(t) if t.decision == "grant"),
+        "{reply:?}"
+    );
+    let Ok(Reply::Status(status)) =
+        pintu::control::request(&socket, &Request::Status, Duration::from_secs(5))
+    else {
+        panic!("status")
+    };
+    assert!(status.bench);
+    let Ok(Reply::Events { events }) = pintu::control::request(
+        &socket,
+        &Request::Events { limit: Some(50) },
+        Duration::from_secs(5),
+    ) else {
+        panic!("events")
+    };
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::DoorBenchMode),
+        "{events:#?}"
+    );
+    shutdown.cancel();
+    runtime.block_on(daemon).expect("join").expect("clean stop");
+}
+
+/// Runs a copy of pintuctl (inside the site, so any user can reach it) as `nobody`.
+fn pintuctl_as_nobody(site: &Site, args: &[&str]) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let copy = site.path("pintuctl");
+    if !copy.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_pintuctl"), &copy).expect("copy pintuctl");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::process::Command::new(&copy)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run pintuctl as nobody")
+}
+
+/// Issue 15 item 2: `capture` returns raw UIDs, so it needs its own permission: root, the
+/// pintud user, or `[control] capture_group`; a refused capture is a `control.refused` event.
+/// Before, anyone who could use the socket (status, events) could capture.
+#[test]
+fn capture_needs_its_own_permission() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    let site = Site::new();
+    std::fs::set_permissions(site.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod site");
+    let open_socket = site
+        .config_text("")
+        .replace("mode = \"0600\"", "mode = \"0666\"");
+    let config = site.path("pintu.toml");
+    std::fs::write(&config, &open_socket).expect("config");
+    let socket = site.socket();
+    let sock = socket.to_str().expect("path");
+    let door = Pintud::start(&config, &socket, &[]);
+    let status = pintuctl_as_nobody(&site, &["--socket", sock, "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let out = pintuctl_as_nobody(
+        &site,
+        &[
+            "--socket",
+            sock,
+            "card",
+            "enroll",
+            "--door",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("capture returns raw card UIDs"), "{stderr}");
+    let refused = door
+        .events()
+        .into_iter()
+        .find(|e| e.kind == EventKind::ControlRefused)
+        .expect("control.refused");
+    assert_eq!(refused.reason.as_deref(), Some("capture_not_permitted"));
+    assert!(refused
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("uid 65534"));
+    drop(door);
+
+    // Members of the capture group may: the capture is armed and times out with no tap.
+    let with_group = open_socket.replace(
+        "mode = \"0666\"",
+        "mode = \"0666\"\ncapture_group = \"nogroup\"",
+    );
+    std::fs::write(&config, &with_group).expect("config");
+    let _door = Pintud::start(&config, &socket, &[]);
+    let out = pintuctl_as_nobody(
+        &site,
+        &[
+            "--socket",
+            sock,
+            "card",
+            "enroll",
+            "--door",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no card was tapped"), "{stderr}");
 }

@@ -163,6 +163,13 @@ pub enum EventKind {
     /// `copy_write_failed`).
     #[serde(rename = "list.file_damaged")]
     ListFileDamaged,
+    // -- door hardening (issue 15) --
+    /// Alarm at start: `[door] bench = true`, a real lock next to simulated readers or inputs.
+    #[serde(rename = "door.bench_mode")]
+    DoorBenchMode,
+    /// A control-socket request was refused for lack of permission (e.g. `capture`).
+    #[serde(rename = "control.refused")]
+    ControlRefused,
 }
 
 impl EventKind {
@@ -210,6 +217,8 @@ impl EventKind {
             EventKind::ListExpiring => "list.expiring",
             EventKind::ListExpired => "list.expired",
             EventKind::ListFileDamaged => "list.file_damaged",
+            EventKind::DoorBenchMode => "door.bench_mode",
+            EventKind::ControlRefused => "control.refused",
         }
     }
 }
@@ -503,6 +512,8 @@ mod tests {
             EventKind::ListExpiring,
             EventKind::ListExpired,
             EventKind::ListFileDamaged,
+            EventKind::DoorBenchMode,
+            EventKind::ControlRefused,
         ] {
             assert_eq!(
                 serde_json::to_string(&k).unwrap(),
