@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode,
-    TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
+use rumqttc::{TlsConfiguration, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
@@ -39,8 +39,8 @@ use crate::mqtt::Backoff;
 
 /// Name of the query socket inside the store directory.
 pub const SOCKET_NAME: &str = "archive.sock";
-/// Largest event message accepted (an event is well under 2 KiB).
-const MAX_EVENT_BYTES: usize = 64 << 10;
+/// Largest event message accepted: what a door publishes at most.
+const MAX_EVENT_BYTES: usize = crate::mqtt::EVENT_MAX_BYTES;
 /// Most messages made durable with one flush.
 const BATCH: usize = 512;
 
@@ -781,11 +781,13 @@ impl ArchiveOptions {
     fn mqtt(&self) -> MqttOptions {
         let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         o.set_keep_alive(self.keep_alive);
-        // The broker keeps the subscription and queues events while the archive is away.
-        o.set_clean_session(false);
+        // The broker keeps the subscription and queues events while the archive is away. With
+        // MQTT 5 a session lasts only as long as its expiry interval: never expire it.
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(u32::MAX));
         // PUBACK only after the event is flushed to disk.
         o.set_manual_acks(true);
-        o.set_max_packet_size(MAX_EVENT_BYTES + 1024, 64 << 10);
+        o.set_max_packet_size(Some((MAX_EVENT_BYTES + 1024) as u32));
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());
         }
@@ -822,11 +824,11 @@ enum ConnMsg {
 }
 
 impl crate::mqtt::ConnectionReport for ConnMsg {
-    fn connected(generation: u64, client: AsyncClient, session_present: bool) -> Self {
+    fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self {
         ConnMsg::Connected {
             generation,
             client,
-            session_present,
+            session_present: ack.session_present,
         }
     }
 
@@ -840,7 +842,7 @@ impl crate::mqtt::ConnectionReport for ConnMsg {
                 ok: ack
                     .return_codes
                     .iter()
-                    .all(|c| !matches!(c, SubscribeReasonCode::Failure)),
+                    .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
             }),
             _ => None,
         }
@@ -1038,9 +1040,10 @@ impl Writer<'_> {
                     generation,
                     publish,
                 } => {
-                    let stored = self.archive.store(&publish.topic, &publish.payload)?;
+                    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                    let stored = self.archive.store(&topic, &publish.payload)?;
                     stored_any = true;
-                    self.log(&stored, &publish.topic);
+                    self.log(&stored, &topic);
                     to_ack.push((generation, publish));
                 }
             }

@@ -235,6 +235,12 @@ pub struct Status {
     /// The door's clock: trusted or not, and the trusted-time floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockInfo>,
+    /// Events the MQTT link set aside (could not be delivered on their own; kept in the store).
+    #[serde(default)]
+    pub set_aside: u64,
+    /// Why the broker refuses the door's events, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_refused: Option<String>,
 }
 
 /// The door's clock as the procedure sees it.

@@ -351,7 +351,7 @@ fn a_real_doors_events_are_archived_as_published() {
     let archive = ArchiveProc::start(&broker, &db);
     let site = Site::new();
     let config = site.write_config(&format!(
-        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n",
+        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\ninsecure = true\n",
         broker.port()
     ));
     let door = Pintud::start(&config, &site.socket(), &[]);

@@ -562,6 +562,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.occupancy, s.visitors_inside
             );
             println!("outbox     {} event(s) waiting", s.outbox_depth);
+            if s.set_aside > 0 {
+                println!(
+                    "outbox     ALARM: {} event(s) set aside, not deliverable (see `event.set_aside` events)",
+                    s.set_aside
+                );
+            }
+            if let Some(why) = &s.delivery_refused {
+                println!("outbox     ALARM: the broker refuses the door's events: {why}");
+            }
             for r in &s.readers {
                 let since = match (&r.since, &r.detail) {
                     (Some(at), Some(why)) => format!(" since {at}: {why}"),

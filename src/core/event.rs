@@ -140,6 +140,24 @@ pub enum EventKind {
     /// `copy_write_failed`).
     #[serde(rename = "list.file_damaged")]
     ListFileDamaged,
+    // -- MQTT link hardening (issue 15) --
+    /// Alarm: an event could not be delivered on its own (larger than the broker's or the door's
+    /// packet limit, or refused by the broker for that message only); it was set aside in the
+    /// store and delivery went on. `reason` is `too_large` or the broker's reason code; `detail`
+    /// names its seq, kind and size.
+    #[serde(rename = "event.set_aside")]
+    EventSetAside,
+    /// Alarm: the broker refuses the door's events (`reason`: its PUBACK reason code, e.g.
+    /// `not_authorized`); they stay in the outbox and delivery is retried with backoff. Raised
+    /// at the first refusal on each connection.
+    #[serde(rename = "mqtt.delivery_refused")]
+    MqttDeliveryRefused,
+    /// The broker accepts the door's events again.
+    #[serde(rename = "mqtt.delivery_refused.cleared")]
+    MqttDeliveryRefusedCleared,
+    /// Warning at start: the MQTT link uses plain TCP (`[mqtt] insecure = true`, no TLS).
+    #[serde(rename = "mqtt.insecure")]
+    MqttInsecure,
 }
 
 impl EventKind {
@@ -187,6 +205,10 @@ impl EventKind {
             EventKind::ListExpiring => "list.expiring",
             EventKind::ListExpired => "list.expired",
             EventKind::ListFileDamaged => "list.file_damaged",
+            EventKind::EventSetAside => "event.set_aside",
+            EventKind::MqttDeliveryRefused => "mqtt.delivery_refused",
+            EventKind::MqttDeliveryRefusedCleared => "mqtt.delivery_refused.cleared",
+            EventKind::MqttInsecure => "mqtt.insecure",
         }
     }
 }
