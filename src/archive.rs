@@ -390,12 +390,9 @@ impl Archive {
                 })
             }
             Err(cas) => {
-                let same = cas
-                    .current
-                    .as_ref()
-                    .and_then(|v| serde_json::from_slice::<Head>(v).ok())
-                    .map(|old| old.id == head.id)
-                    .unwrap_or(false);
+                // A door republishes an event byte for byte: the same id with other content
+                // (or another id) under an archived (door, seq) is a conflict, not a duplicate.
+                let same = cas.current.as_deref() == Some(payload);
                 if same {
                     self.bump("duplicates")?;
                     Ok(Stored::Duplicate {
@@ -900,6 +897,13 @@ pub async fn run(
         stored = stats.stored, doors = stats.doors.len(),
         "archive starting"
     );
+    if stats.conflicts > 0 {
+        tracing::error!(
+            conflicts = stats.conflicts,
+            "ALARM: {} conflicting event(s) archived: another event arrived under an archived (door, seq); see `pintuctl archive --stats`",
+            stats.conflicts
+        );
+    }
     for g in archive.gaps()? {
         tracing::warn!(door = %g.door, from = g.from, to = g.to, note = g.note.as_deref().unwrap_or(""), "gap in the archive: events {}..={} of door {} are missing", g.from, g.to, g.door);
     }
@@ -1084,9 +1088,9 @@ impl Writer<'_> {
             Stored::Duplicate { door, seq } => {
                 tracing::debug!(%door, seq, "duplicate ignored")
             }
-            Stored::Conflict { door, seq } => tracing::warn!(
+            Stored::Conflict { door, seq } => tracing::error!(
                 %door, seq,
-                "conflict: a different event under an archived seq; kept the first (see the rejected tree)"
+                "ALARM: conflicting event: another event arrived as {door}#{seq}, which holds a different one; kept the first (see the rejected tree). A door never sends this: two doors with the same id, a replaced store, or a forged publish"
             ),
             Stored::Rejected { reason } => {
                 tracing::warn!(%topic, %reason, "message not archived")

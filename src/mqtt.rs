@@ -974,6 +974,15 @@ impl Link {
                 return;
             }
         };
+        if publish_packet_size(self.topics.status.len(), bytes.len()) > self.max_packet {
+            // Over the broker's limit rumqttc would drop the connection: skip it, say why.
+            tracing::warn!(
+                size = bytes.len(),
+                max_packet = self.max_packet,
+                "status not published: larger than the broker's maximum packet size"
+            );
+            return;
+        }
         match client.try_publish(self.topics.status.clone(), QoS::AtLeastOnce, true, bytes) {
             Ok(()) => self.queued.push_back(kind),
             Err(e) => tracing::warn!("cannot queue the status: {e}"),

@@ -253,6 +253,47 @@ fn duplicates_are_stored_once_and_a_gap_is_reported_exactly() {
     assert_eq!(stored, sent);
 }
 
+/// Issue 15 item 9: a different event under an archived `(door, seq)` — another id, or the same
+/// id with other content — is an alarm (logged as ALARM, counted, shown by `--stats`); a
+/// byte-for-byte republish stays a quiet duplicate. (The old archive took the same id with
+/// other content for a duplicate and logged conflicts as a plain warning.)
+#[test]
+fn a_conflicting_door_seq_raises_an_alarm() {
+    let broker = Broker::start(BrokerOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("archive");
+    let archive = ArchiveProc::start(&broker, &db);
+    let publisher = Client::connect(&broker, &ClientOptions::new());
+    let original = event("door-1", 1);
+    let mut other_id: Value = serde_json::from_str(&original).expect("json");
+    other_id["id"] = uuid::Uuid::from_u128(99).to_string().into();
+    let mut other_content: Value = serde_json::from_str(&original).expect("json");
+    other_content["kind"] = "access.granted".into();
+    for payload in [
+        original.clone(),
+        original,
+        other_id.to_string(),
+        other_content.to_string(),
+    ] {
+        publisher.publish(&topic("door-1"), payload, false);
+    }
+    let s = wait_received(&db, 4, &archive);
+    assert_eq!(
+        (&s["stored"], &s["duplicates"], &s["conflicts"]),
+        (&1.into(), &1.into(), &2.into()),
+        "{s}"
+    );
+    archive.wait_log("ALARM: conflicting event", 2);
+    let out = pintuctl(&["archive", "--db", &db.display().to_string(), "--stats"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("ALARM: 2 conflicting event(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    archive.stop();
+}
+
 /// Publishes `seqs` of `door` with a small pause, from a thread; returns when all were
 /// acknowledged by the broker.
 fn publish_slowly(

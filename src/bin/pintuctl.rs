@@ -2342,6 +2342,12 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
                     );
                 }
             }
+            if s.conflicts > 0 {
+                eprintln!(
+                    "ALARM: {} conflicting event(s): another event arrived under an archived (door, seq) (kept with the rejected messages)",
+                    s.conflicts
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let gaps = reader.gaps()?;
