@@ -258,6 +258,10 @@ enum LinkMsg {
     Disconnected {
         generation: u64,
         error: String,
+        /// The broker sent something rumqttc could not parse (not a network error): possibly
+        /// its answer to one event (Mosquitto 2.0 answers a message over `message_size_limit`
+        /// with PUBACK reason 0x95, which rumqttc does not accept).
+        protocol: bool,
     },
 }
 
@@ -449,6 +453,7 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         refused_raised: false,
         retry_at: None,
         refusal_backoff: Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
+        suspect: None,
     };
     link.policy = Some(CommandPolicy {
         trust: link.handle.config().trust.clone(),
@@ -471,6 +476,11 @@ pub trait ConnectionReport: Send + Sized + 'static {
     fn event(generation: u64, event: Event) -> Option<Self>;
     /// The connection ended (or could not be made).
     fn disconnected(generation: u64, error: String) -> Self;
+    /// The connection ended with `error`; by default [`ConnectionReport::disconnected`] with it
+    /// in words.
+    fn disconnected_by(generation: u64, error: &ConnectionError) -> Self {
+        Self::disconnected(generation, describe(error))
+    }
 }
 
 /// Owns one rumqttc event loop per connection and only polls it, so a poll is never cancelled
@@ -505,10 +515,7 @@ pub async fn connection_loop<M: ConnectionReport>(
                     None => continue,
                 },
                 Err(error) => {
-                    if tx
-                        .send(M::disconnected(generation, describe(&error)))
-                        .is_err()
-                    {
+                    if tx.send(M::disconnected_by(generation, &error)).is_err() {
                         return;
                     }
                     break;
@@ -543,7 +550,22 @@ impl ConnectionReport for LinkMsg {
     }
 
     fn disconnected(generation: u64, error: String) -> Self {
-        LinkMsg::Disconnected { generation, error }
+        LinkMsg::Disconnected {
+            generation,
+            error,
+            protocol: false,
+        }
+    }
+
+    fn disconnected_by(generation: u64, error: &ConnectionError) -> Self {
+        LinkMsg::Disconnected {
+            generation,
+            error: describe(error),
+            protocol: matches!(
+                error,
+                ConnectionError::MqttState(StateError::Deserialization(_))
+            ),
+        }
     }
 }
 
@@ -604,6 +626,9 @@ struct Link {
     /// While refused: when to try the oldest event again.
     retry_at: Option<tokio::time::Instant>,
     refusal_backoff: Backoff,
+    /// The oldest event in flight when the broker's answer broke the connection (a protocol
+    /// error): published alone on the next connection; if that breaks it again, it is set aside.
+    suspect: Option<u64>,
 }
 
 impl Link {
@@ -667,7 +692,14 @@ impl Link {
                 self.publish_status();
                 self.pump().await;
             }
-            LinkMsg::Disconnected { generation, error } => {
+            LinkMsg::Disconnected {
+                generation,
+                error,
+                protocol,
+            } => {
+                if protocol && generation == self.generation && self.client.is_some() {
+                    self.suspect_poison(&error);
+                }
                 if generation == self.generation && self.client.is_some() {
                     tracing::warn!(
                         outbox = self.handle.store().outbox_depth(),
@@ -708,6 +740,9 @@ impl Link {
                     self.events_in_flight = self.events_in_flight.saturating_sub(1);
                     match verdict(ack.reason) {
                         Verdict::Delivered => {
+                            if self.suspect == Some(seq) {
+                                self.suspect = None;
+                            }
                             if let Err(e) = self.handle.store().acknowledge(seq) {
                                 tracing::error!(
                                     seq,
@@ -804,7 +839,7 @@ impl Link {
             return;
         }
         // While the broker refuses events, one at a time: a probe, not a flood of refusals.
-        let window = if self.refused.is_some() {
+        let window = if self.refused.is_some() || self.suspect.is_some() {
             1
         } else {
             self.window
@@ -896,6 +931,39 @@ impl Link {
                     bytes.len()
                 )),
         );
+    }
+
+    /// The broker's answer broke the connection (a protocol error, not the network). The oldest
+    /// event in flight is the suspect: the first time, it goes out alone on the next connection;
+    /// if the connection breaks again with only it in flight, it is set aside, so that one event
+    /// cannot stall delivery for good.
+    fn suspect_poison(&mut self, error: &str) {
+        let oldest = self
+            .in_flight
+            .values()
+            .filter_map(|s| match s {
+                Sent::Event(seq) => Some(*seq),
+                _ => None,
+            })
+            .min();
+        let Some(seq) = oldest else { return };
+        if self.suspect == Some(seq) && self.events_in_flight == 1 {
+            self.suspect = None;
+            self.set_aside(
+                seq,
+                "broke_connection",
+                format!(
+                    "the broker's answer to it broke the connection twice ({})",
+                    bounded(error, BROKER_TEXT_MAX)
+                ),
+            );
+        } else {
+            tracing::warn!(
+                seq,
+                "the broker's answer broke the connection ({error}); event {seq} goes out alone next"
+            );
+            self.suspect = Some(seq);
+        }
     }
 
     /// The broker refused event `seq` as it would every event: it stays in the outbox, delivery
