@@ -1337,3 +1337,57 @@ async fn list_intake(handle: Arc<DaemonHandle>, mut rx: mpsc::Receiver<(String, 
 
 /// Largest command accepted (re-exported for docs and tests).
 pub const MAX_COMMAND_BYTES: usize = COMMAND_MAX_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::Publish;
+
+    #[test]
+    fn packet_size_matches_what_rumqttc_writes() {
+        for payload in [0usize, 1, 100, 16_000, 70_000, 2_100_000] {
+            let topic = "pintu/dc1/server-room/events";
+            let mut publish = Publish::new(topic, QoS::AtLeastOnce, vec![b'x'; payload], None);
+            publish.pkid = 1;
+            assert_eq!(
+                publish_packet_size(topic.len(), payload),
+                publish.size(),
+                "payload {payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn reason_codes_fall_where_docs_mqtt_md_says() {
+        use PubAckReason as R;
+        for (reason, want) in [
+            (R::Success, Verdict::Delivered),
+            (R::NoMatchingSubscribers, Verdict::Delivered),
+            (R::PayloadFormatInvalid, Verdict::SetAside),
+            (R::ImplementationSpecificError, Verdict::SetAside),
+            (R::NotAuthorized, Verdict::Refused),
+            (R::TopicNameInvalid, Verdict::Refused),
+            (R::QuotaExceeded, Verdict::Refused),
+            (R::UnspecifiedError, Verdict::Refused),
+            (R::PacketIdentifierInUse, Verdict::Reconnect),
+        ] {
+            assert_eq!(verdict(reason), want, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn broker_text_is_bounded_and_without_control_characters() {
+        let ack = PubAck {
+            pkid: 1,
+            reason: PubAckReason::NotAuthorized,
+            properties: Some(rumqttc::v5::mqttbytes::v5::PubAckProperties {
+                reason_string: Some(format!("\u{1b}[31mdenied{}", "!".repeat(10_000))),
+                user_properties: Vec::new(),
+            }),
+        };
+        let text = refusal_text(&ack);
+        assert!(text.starts_with("not_authorized ([31mdenied"));
+        assert!(!text.chars().any(char::is_control));
+        assert!(text.chars().count() < BROKER_TEXT_MAX + 40);
+    }
+}
