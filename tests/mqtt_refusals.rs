@@ -137,7 +137,18 @@ fn undeliverable_events_are_set_aside_and_a_forced_open_still_arrives() {
 /// rejected; whatever its `list.rejected` event becomes (bounded text, or set aside), a forced
 /// door afterwards reaches the office. On the old code the link stalled on the rejection.
 #[test]
-fn a_list_with_a_huge_key_id_does_not_silence_the_door() {
+fn a_list_with_a_huge_key_id_in_the_inbox_does_not_silence_the_door() {
+    huge_key_id_then_forced_door(false);
+}
+
+/// The same with the list retained on the site's list topic (it comes again at every
+/// reconnect; the door judges it once).
+#[test]
+fn a_retained_list_with_a_huge_key_id_does_not_silence_the_door() {
+    huge_key_id_then_forced_door(true);
+}
+
+fn huge_key_id_then_forced_door(over_mqtt: bool) {
     let broker = Broker::start(BrokerOptions::default());
     let office = Client::connect(&broker, &ClientOptions::new());
     office.subscribe(&topic("events"));
@@ -156,13 +167,17 @@ fn a_list_with_a_huge_key_id_does_not_silence_the_door() {
         "signatures": [{"key_id": "k".repeat(2_000_000), "signature": "AA=="}],
     }))
     .expect("json");
-    std::fs::create_dir_all(site.inbox()).expect("inbox");
-    std::fs::write(site.inbox().join(".huge.partial"), &list).expect("write");
-    std::fs::rename(
-        site.inbox().join(".huge.partial"),
-        site.inbox().join("huge.signed"),
-    )
-    .expect("rename");
+    if over_mqtt {
+        office.publish(&format!("pintu/{SITE}/list"), list, true);
+    } else {
+        std::fs::create_dir_all(site.inbox()).expect("inbox");
+        std::fs::write(site.inbox().join(".huge.partial"), &list).expect("write");
+        std::fs::rename(
+            site.inbox().join(".huge.partial"),
+            site.inbox().join("huge.signed"),
+        )
+        .expect("rename");
+    }
     let deadline = std::time::Instant::now() + WAIT;
     while !door.log_text().contains("list rejected") {
         assert!(
