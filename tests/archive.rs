@@ -35,7 +35,7 @@ impl ArchiveProc {
                 "--reconnect-max",
                 "500ms",
             ])
-            .args(["--keep-alive", "5s"])
+            .args(["--keep-alive", "5s", "--insecure"])
             .env("RUST_LOG", "pintu=debug,info")
             .stdout(Stdio::null())
             .stderr(file)
@@ -257,6 +257,28 @@ fn duplicates_are_stored_once_and_a_gap_is_reported_exactly() {
 /// id with other content — is an alarm (logged as ALARM, counted, shown by `--stats`); a
 /// byte-for-byte republish stays a quiet duplicate. (The old archive took the same id with
 /// other content for a duplicate and logged conflicts as a plain warning.)
+/// Issue 15 item 9: plain TCP only when asked for.
+#[test]
+fn the_archive_refuses_plain_tcp_without_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("archive").display().to_string();
+    let out = pintuctl(&[
+        "archive",
+        "--db",
+        &db,
+        "--broker",
+        "127.0.0.1:1",
+        "--site",
+        SITE,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--insecure to allow plain TCP"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn a_conflicting_door_seq_raises_an_alarm() {
     let broker = Broker::start(BrokerOptions::default());

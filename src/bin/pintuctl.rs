@@ -2209,6 +2209,9 @@ struct ArchiveArgs {
     /// TLS: the CA that signed the broker's certificate (PEM).
     #[arg(long, env = "PINTU_ARCHIVE_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Allow plain TCP to the broker (no --ca-file); refused without it.
+    #[arg(long, env = "PINTU_ARCHIVE_INSECURE")]
+    insecure: bool,
     /// TLS client certificate (PEM), with --client-key-file.
     #[arg(long, env = "PINTU_ARCHIVE_CLIENT_CERT_FILE", requires_all = ["client_key_file", "ca_file"])]
     client_cert_file: Option<PathBuf>,
@@ -2391,6 +2394,15 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    if args.ca_file.is_none() && !args.insecure {
+        anyhow::bail!(
+            "--broker {broker}: no --ca-file, so events and the broker password would cross the \
+             network in clear; give --ca-file, or --insecure to allow plain TCP"
+        );
+    }
+    if args.ca_file.is_none() {
+        eprintln!("warning: plain TCP to the broker (--insecure): events and the broker password cross the network in clear");
+    }
     let tls = match &args.ca_file {
         Some(ca) => Some(arc::TlsMaterial {
             ca: read_file(ca, "CA file")?,
