@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode,
-    TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
+use rumqttc::{TlsConfiguration, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
@@ -39,8 +39,8 @@ use crate::mqtt::Backoff;
 
 /// Name of the query socket inside the store directory.
 pub const SOCKET_NAME: &str = "archive.sock";
-/// Largest event message accepted (an event is well under 2 KiB).
-const MAX_EVENT_BYTES: usize = 64 << 10;
+/// Largest event message accepted: what a door publishes at most.
+const MAX_EVENT_BYTES: usize = crate::mqtt::LINK_EVENT_MAX_BYTES;
 /// Most messages made durable with one flush.
 const BATCH: usize = 512;
 
@@ -390,12 +390,9 @@ impl Archive {
                 })
             }
             Err(cas) => {
-                let same = cas
-                    .current
-                    .as_ref()
-                    .and_then(|v| serde_json::from_slice::<Head>(v).ok())
-                    .map(|old| old.id == head.id)
-                    .unwrap_or(false);
+                // A door republishes an event byte for byte: the same id with other content
+                // (or another id) under an archived (door, seq) is a conflict, not a duplicate.
+                let same = cas.current.as_deref() == Some(payload);
                 if same {
                     self.bump("duplicates")?;
                     Ok(Stored::Duplicate {
@@ -781,11 +778,13 @@ impl ArchiveOptions {
     fn mqtt(&self) -> MqttOptions {
         let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         o.set_keep_alive(self.keep_alive);
-        // The broker keeps the subscription and queues events while the archive is away.
-        o.set_clean_session(false);
+        // The broker keeps the subscription and queues events while the archive is away. With
+        // MQTT 5 a session lasts only as long as its expiry interval: never expire it.
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(u32::MAX));
         // PUBACK only after the event is flushed to disk.
         o.set_manual_acks(true);
-        o.set_max_packet_size(MAX_EVENT_BYTES + 1024, 64 << 10);
+        o.set_max_packet_size(Some((MAX_EVENT_BYTES + 1024) as u32));
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());
         }
@@ -822,11 +821,11 @@ enum ConnMsg {
 }
 
 impl crate::mqtt::ConnectionReport for ConnMsg {
-    fn connected(generation: u64, client: AsyncClient, session_present: bool) -> Self {
+    fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self {
         ConnMsg::Connected {
             generation,
             client,
-            session_present,
+            session_present: ack.session_present,
         }
     }
 
@@ -840,7 +839,7 @@ impl crate::mqtt::ConnectionReport for ConnMsg {
                 ok: ack
                     .return_codes
                     .iter()
-                    .all(|c| !matches!(c, SubscribeReasonCode::Failure)),
+                    .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
             }),
             _ => None,
         }
@@ -898,6 +897,13 @@ pub async fn run(
         stored = stats.stored, doors = stats.doors.len(),
         "archive starting"
     );
+    if stats.conflicts > 0 {
+        tracing::error!(
+            conflicts = stats.conflicts,
+            "ALARM: {} conflicting event(s) archived: another event arrived under an archived (door, seq); see `pintuctl archive --stats`",
+            stats.conflicts
+        );
+    }
     for g in archive.gaps()? {
         tracing::warn!(door = %g.door, from = g.from, to = g.to, note = g.note.as_deref().unwrap_or(""), "gap in the archive: events {}..={} of door {} are missing", g.from, g.to, g.door);
     }
@@ -1038,9 +1044,10 @@ impl Writer<'_> {
                     generation,
                     publish,
                 } => {
-                    let stored = self.archive.store(&publish.topic, &publish.payload)?;
+                    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                    let stored = self.archive.store(&topic, &publish.payload)?;
                     stored_any = true;
-                    self.log(&stored, &publish.topic);
+                    self.log(&stored, &topic);
                     to_ack.push((generation, publish));
                 }
             }
@@ -1081,9 +1088,9 @@ impl Writer<'_> {
             Stored::Duplicate { door, seq } => {
                 tracing::debug!(%door, seq, "duplicate ignored")
             }
-            Stored::Conflict { door, seq } => tracing::warn!(
+            Stored::Conflict { door, seq } => tracing::error!(
                 %door, seq,
-                "conflict: a different event under an archived seq; kept the first (see the rejected tree)"
+                "ALARM: conflicting event: another event arrived as {door}#{seq}, which holds a different one; kept the first (see the rejected tree). A door never sends this: two doors with the same id, a replaced store, or a forged publish"
             ),
             Stored::Rejected { reason } => {
                 tracing::warn!(%topic, %reason, "message not archived")

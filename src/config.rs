@@ -294,6 +294,9 @@ pub struct RawMqtt {
     pub command_max_lifetime: HumanDuration,
     /// TLS to the broker.
     pub tls: Option<RawMqttTls>,
+    /// Allows plain TCP to the broker (no `[mqtt.tls]`); refused without it (issue 15).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// `[mqtt.tls]`.
@@ -363,6 +366,8 @@ pub struct MqttConfig {
     pub inflight: u16,
     /// Longest command validity window.
     pub command_max_lifetime: Duration,
+    /// Plain TCP to the broker, explicitly allowed (`insecure = true` without `[mqtt.tls]`).
+    pub insecure: bool,
 }
 
 /// TLS material for the broker connection.
@@ -1457,6 +1462,14 @@ fn validate_mqtt(
             "must be between 10s and 24h".into(),
         );
     }
+    if m.tls.is_none() && !m.insecure {
+        fail(
+            "mqtt.host",
+            "no [mqtt.tls]: events, lists and credentials would cross the network in clear; \
+             configure [mqtt.tls], or set `insecure = true` in [mqtt] to allow plain TCP"
+                .into(),
+        );
+    }
     if before.get() > 0 {
         return None;
     }
@@ -1464,6 +1477,8 @@ fn validate_mqtt(
         .client_id
         .clone()
         .unwrap_or_else(|| format!("pintu-{site}-{door}"));
+    // With TLS the setting changes nothing: the link is not plain TCP.
+    let insecure = tls.is_none();
     Some(MqttConfig {
         host: m.host.clone(),
         port: m.port.unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
@@ -1480,6 +1495,7 @@ fn validate_mqtt(
         reconnect_max: m.reconnect_max.0,
         inflight: m.inflight,
         command_max_lifetime: lifetime,
+        insecure,
     })
 }
 

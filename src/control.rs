@@ -247,6 +247,12 @@ pub struct Status {
     /// A test bench (`[door] bench = true`): a real lock next to simulated readers or inputs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bench: bool,
+    /// Events the MQTT link set aside (could not be delivered on their own; kept in the store).
+    #[serde(default)]
+    pub set_aside: u64,
+    /// Why the broker refuses the door's events, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_refused: Option<String>,
 }
 
 /// The door's clock as the procedure sees it.

@@ -528,6 +528,8 @@ impl DaemonHandle {
                 .map(|r| r.changes())
                 .unwrap_or_default(),
             outbox_depth: self.store.outbox_depth(),
+            set_aside: self.store.set_aside_count(),
+            delivery_refused: self.store.delivery_refused(),
             lockdown: self
                 .lockdown
                 .lock()

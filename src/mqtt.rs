@@ -12,16 +12,24 @@
 //!   connection starts again from the oldest event still in the outbox, so nothing unacknowledged
 //!   is ever lost with rumqttc's in-memory state; the office de-duplicates by (door, seq).
 //!
+//! The link speaks **MQTT 5** (rumqttc's v5 client) so that the broker can say no: a PUBACK
+//! carries a reason code. An event refused for itself (too large for the broker or for the door's
+//! limit, or a reason code about that message) is **set aside** (kept in the store) with an
+//! `event.set_aside` alarm, and delivery goes on with the next seq; a refusal that concerns every
+//! event (not authorized, ...) keeps the event in the outbox, pauses delivery with backoff and
+//! raises `mqtt.delivery_refused` (status, log, and again on every connection). The table of
+//! reason codes is in `docs/mqtt.md`.
+//!
 //! The tap → relay path never waits on any of this.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    SubscribeReasonCode, TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, LastWill, Packet, PubAck, PubAckReason};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions, StateError};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MqttConfig;
 use crate::core::command::{self, CommandPolicy, COMMAND_MAX_BYTES};
 use crate::core::event::{EventDraft, EventKind};
+use crate::core::text::bounded;
 use crate::daemon::DaemonHandle;
 
 /// Schema id of the status messages.
@@ -37,6 +46,13 @@ pub const STATUS_SCHEMA: &str = "pintu.status.v1";
 const PACKET_OVERHEAD: usize = 64 * 1024;
 /// How long a clean stop waits for the last events and the offline status to be acknowledged.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
+/// Largest event payload the link publishes; a larger one is set aside. Events written now are
+/// at most [`crate::core::event::EVENT_MAX_BYTES`]; this guards what an older pintud left in the
+/// outbox. The office archive accepts up to this much (`src/archive.rs`), so an event the broker
+/// takes can be archived.
+pub const LINK_EVENT_MAX_BYTES: usize = 64 << 10;
+/// Longest broker-supplied text (a PUBACK reason string) carried into a log line or an event.
+const BROKER_TEXT_MAX: usize = 200;
 
 /// The door's topics.
 #[derive(Debug, Clone)]
@@ -178,6 +194,10 @@ pub struct StatusOutbox {
     pub depth: u64,
     /// `ok`, `warning` or `critical` against the configured thresholds.
     pub level: &'static str,
+    /// Events set aside (not deliverable on their own, kept in the door's store).
+    pub set_aside: u64,
+    /// Why the broker refuses the door's events, while it does (`null` otherwise).
+    pub delivery_refused: Option<String>,
 }
 
 /// A lockdown in status.
@@ -230,15 +250,93 @@ enum LinkMsg {
     Connected {
         generation: u64,
         client: AsyncClient,
+        /// The broker's maximum packet size (CONNACK), if it has one.
+        max_packet: Option<u32>,
     },
     Event {
         generation: u64,
-        event: Event,
+        // Boxed: an MQTT 5 packet with its properties is large.
+        event: Box<Event>,
     },
     Disconnected {
         generation: u64,
         error: String,
+        /// The broker sent something rumqttc could not parse (not a network error): possibly
+        /// its answer to one event (Mosquitto 2.0 answers a message over `message_size_limit`
+        /// with PUBACK reason 0x95, which rumqttc does not accept).
+        protocol: bool,
     },
+}
+
+/// What the door does with an event the broker answered, by PUBACK reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Accepted: the event leaves the outbox.
+    Delivered,
+    /// Refused for this message only: set it aside and go on.
+    SetAside,
+    /// Refused as every event would be: keep it, pause delivery, raise the alarm.
+    Refused,
+    /// The broker and the door disagree about packet ids: start the connection over.
+    Reconnect,
+}
+
+/// Which PUBACK reason codes fall where (`docs/mqtt.md` has the same table).
+fn verdict(reason: PubAckReason) -> Verdict {
+    match reason {
+        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Verdict::Delivered,
+        // About the message's content or size: the next event may well pass.
+        PubAckReason::PayloadFormatInvalid | PubAckReason::ImplementationSpecificError => {
+            Verdict::SetAside
+        }
+        // About the door (its rights, its topic, its quota): every event would meet the same.
+        PubAckReason::NotAuthorized
+        | PubAckReason::TopicNameInvalid
+        | PubAckReason::QuotaExceeded
+        | PubAckReason::UnspecifiedError => Verdict::Refused,
+        PubAckReason::PacketIdentifierInUse => Verdict::Reconnect,
+    }
+}
+
+/// A PUBACK reason code in snake case, for events and status.
+fn reason_code(reason: PubAckReason) -> &'static str {
+    match reason {
+        PubAckReason::Success => "success",
+        PubAckReason::NoMatchingSubscribers => "no_matching_subscribers",
+        PubAckReason::UnspecifiedError => "unspecified_error",
+        PubAckReason::ImplementationSpecificError => "implementation_specific_error",
+        PubAckReason::NotAuthorized => "not_authorized",
+        PubAckReason::TopicNameInvalid => "topic_name_invalid",
+        PubAckReason::PacketIdentifierInUse => "packet_identifier_in_use",
+        PubAckReason::QuotaExceeded => "quota_exceeded",
+        PubAckReason::PayloadFormatInvalid => "payload_format_invalid",
+    }
+}
+
+/// The reason code with the broker's reason string, if it sent one (bounded, no control chars).
+fn refusal_text(ack: &PubAck) -> String {
+    let code = reason_code(ack.reason);
+    match ack
+        .properties
+        .as_ref()
+        .and_then(|p| p.reason_string.as_deref())
+    {
+        Some(why) => format!("{code} ({})", bounded(why, BROKER_TEXT_MAX)),
+        None => code.to_string(),
+    }
+}
+
+/// Size on the wire of a QoS 1 MQTT 5 PUBLISH without properties.
+fn publish_packet_size(topic: usize, payload: usize) -> usize {
+    // topic length + topic + packet id + properties length (0) + payload
+    let remaining = 2 + topic + 2 + 1 + payload;
+    let length_bytes = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
 }
 
 /// What an outgoing QoS 1 publish was, to act on its PUBACK.
@@ -261,11 +359,14 @@ pub fn options(
     opts.set_keep_alive(cfg.keep_alive);
     // A clean session: what was not acknowledged is republished from the outbox, not from
     // rumqttc's memory.
-    opts.set_clean_session(true);
-    // Lists are large; the outgoing side is events and status.
-    opts.set_max_packet_size(max_list + PACKET_OVERHEAD, 1 << 20);
+    opts.set_clean_start(true);
+    // Lists are large. Sent in CONNECT, so an MQTT 5 broker does not even send a larger packet.
+    // (The outgoing side is checked per event against the broker's CONNACK limit.)
+    opts.set_max_packet_size(Some(
+        u32::try_from(max_list + PACKET_OVERHEAD).unwrap_or(u32::MAX),
+    ));
     // Room for the event window plus status publishes, so packet ids never collide.
-    opts.set_inflight(cfg.inflight.saturating_mul(2).max(20));
+    opts.set_outgoing_inflight_upper_limit(cfg.inflight.saturating_mul(2).max(20));
     if let Some((user, password)) = &cfg.credentials {
         opts.set_credentials(user.clone(), password.clone());
     }
@@ -290,6 +391,7 @@ pub fn options(
         serde_json::to_vec(&will).unwrap_or_default(),
         QoS::AtLeastOnce,
         true,
+        None,
     ));
     opts
 }
@@ -319,7 +421,20 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
     ));
     let (list_tx, list_rx) = mpsc::channel(8);
     let intake = tokio::spawn(list_intake(handle.clone(), list_rx));
-    tracing::info!(host = %cfg.host, port = cfg.port, client_id = %cfg.client_id, tls = cfg.tls.is_some(), events = %topics.events, "MQTT link starting");
+    tracing::info!(host = %cfg.host, port = cfg.port, client_id = %cfg.client_id, tls = cfg.tls.is_some(), events = %topics.events, "MQTT link starting (MQTT 5)");
+    if cfg.insecure {
+        // Allowed only by `insecure = true` (config validation): say so where the office sees it.
+        tracing::warn!(host = %cfg.host, port = cfg.port, "MQTT over plain TCP ([mqtt] insecure = true): events, lists and the broker password cross the network in clear");
+        handle.record(
+            EventDraft::new(EventKind::MqttInsecure)
+                .reason("plain_tcp")
+                .detail(format!(
+                    "MQTT link to {}:{} over plain TCP ([mqtt] insecure = true)",
+                    bounded(&cfg.host, BROKER_TEXT_MAX),
+                    cfg.port
+                )),
+        );
+    }
     let mut link = Link {
         handle,
         policy: None,
@@ -335,6 +450,12 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         list_tx,
         outbox_level: "ok",
         status_due: false,
+        max_packet: usize::MAX,
+        refused: None,
+        refused_raised: false,
+        retry_at: None,
+        refusal_backoff: Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
+        suspect: None,
     };
     link.policy = Some(CommandPolicy {
         trust: link.handle.config().trust.clone(),
@@ -350,12 +471,18 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
 /// What a connection task reports to the task that uses the connection. `generation` numbers
 /// connections, so the user can tell a stale report from a current one.
 pub trait ConnectionReport: Send + Sized + 'static {
-    /// The broker accepted a connection; `client` publishes on it (and only on it).
-    fn connected(generation: u64, client: AsyncClient, session_present: bool) -> Self;
+    /// The broker accepted a connection; `client` publishes on it (and only on it). `ack` is the
+    /// broker's CONNACK (session present, its limits).
+    fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self;
     /// Anything else the event loop yielded; `None` drops it.
     fn event(generation: u64, event: Event) -> Option<Self>;
     /// The connection ended (or could not be made).
     fn disconnected(generation: u64, error: String) -> Self;
+    /// The connection ended with `error`; by default [`ConnectionReport::disconnected`] with it
+    /// in words.
+    fn disconnected_by(generation: u64, error: &ConnectionError) -> Self {
+        Self::disconnected(generation, describe(error))
+    }
 }
 
 /// Owns one rumqttc event loop per connection and only polls it, so a poll is never cancelled
@@ -374,7 +501,7 @@ pub async fn connection_loop<M: ConnectionReport>(
     loop {
         generation += 1;
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), capacity);
-        eventloop.set_network_options(network_options());
+        eventloop.options.set_network_options(network_options());
         loop {
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -383,17 +510,14 @@ pub async fn connection_loop<M: ConnectionReport>(
             let msg = match polled {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
-                    M::connected(generation, client.clone(), ack.session_present)
+                    M::connected(generation, client.clone(), &ack)
                 }
                 Ok(event) => match M::event(generation, event) {
                     Some(msg) => msg,
                     None => continue,
                 },
                 Err(error) => {
-                    if tx
-                        .send(M::disconnected(generation, describe(&error)))
-                        .is_err()
-                    {
+                    if tx.send(M::disconnected_by(generation, &error)).is_err() {
                         return;
                     }
                     break;
@@ -412,16 +536,38 @@ pub async fn connection_loop<M: ConnectionReport>(
 }
 
 impl ConnectionReport for LinkMsg {
-    fn connected(generation: u64, client: AsyncClient, _session_present: bool) -> Self {
-        LinkMsg::Connected { generation, client }
+    fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self {
+        LinkMsg::Connected {
+            generation,
+            client,
+            max_packet: ack.properties.as_ref().and_then(|p| p.max_packet_size),
+        }
     }
 
     fn event(generation: u64, event: Event) -> Option<Self> {
-        Some(LinkMsg::Event { generation, event })
+        Some(LinkMsg::Event {
+            generation,
+            event: Box::new(event),
+        })
     }
 
     fn disconnected(generation: u64, error: String) -> Self {
-        LinkMsg::Disconnected { generation, error }
+        LinkMsg::Disconnected {
+            generation,
+            error,
+            protocol: false,
+        }
+    }
+
+    fn disconnected_by(generation: u64, error: &ConnectionError) -> Self {
+        LinkMsg::Disconnected {
+            generation,
+            error: describe(error),
+            protocol: matches!(
+                error,
+                ConnectionError::MqttState(StateError::Deserialization(_))
+            ),
+        }
     }
 }
 
@@ -440,6 +586,16 @@ pub fn describe(error: &ConnectionError) -> String {
         ConnectionError::ConnectionRefused(code) => {
             format!("broker refused the connection: {code:?}")
         }
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => format!(
+            "broker disconnected the door: {reason_code:?}{}",
+            reason_string
+                .as_deref()
+                .map(|s| format!(" ({})", bounded(s, BROKER_TEXT_MAX)))
+                .unwrap_or_default()
+        ),
         other => other.to_string(),
     }
 }
@@ -463,6 +619,18 @@ struct Link {
     list_tx: mpsc::Sender<(String, Vec<u8>)>,
     outbox_level: &'static str,
     status_due: bool,
+    /// Largest PUBLISH packet this connection may carry: the broker's limit (CONNACK).
+    max_packet: usize,
+    /// Why the broker refuses every event, while it does; then one event at a time is tried.
+    refused: Option<String>,
+    /// `mqtt.delivery_refused` was recorded on this connection.
+    refused_raised: bool,
+    /// While refused: when to try the oldest event again.
+    retry_at: Option<tokio::time::Instant>,
+    refusal_backoff: Backoff,
+    /// The oldest event in flight when the broker's answer broke the connection (a protocol
+    /// error): published alone on the next connection; if that breaks it again, it is set aside.
+    suspect: Option<u64>,
 }
 
 impl Link {
@@ -483,6 +651,7 @@ impl Link {
                     self.pump().await;
                 }
                 _ = heartbeat.tick() => self.status_due = true,
+                _ = sleep_until_opt(self.retry_at) => self.retry_refused().await,
             }
             if self.status_due && self.client.is_some() {
                 self.status_due = false;
@@ -494,13 +663,25 @@ impl Link {
 
     async fn on_msg(&mut self, msg: LinkMsg) {
         match msg {
-            LinkMsg::Connected { generation, client } => {
-                tracing::info!("MQTT connected");
+            LinkMsg::Connected {
+                generation,
+                client,
+                max_packet,
+            } => {
+                tracing::info!(broker_max_packet = max_packet, "MQTT connected");
                 self.generation = generation;
                 self.client = Some(client);
                 self.queued.clear();
                 self.in_flight.clear();
                 self.events_in_flight = 0;
+                self.max_packet = max_packet.map_or(usize::MAX, |m| m as usize);
+                // Still refused from an earlier connection: status says so from the start, and
+                // the oldest event is tried at once (alone); a new refusal raises the alarm again.
+                self.refused_raised = false;
+                self.retry_at = None;
+                if let Some(why) = &self.refused {
+                    tracing::error!(outbox = self.handle.store().outbox_depth(), "the broker refused the door's events on the last connection ({why}); trying again");
+                }
                 // Everything not acknowledged goes out again, in order.
                 self.next_seq = match self.handle.store().outbox_first() {
                     Ok(first) => first.unwrap_or(0),
@@ -513,7 +694,14 @@ impl Link {
                 self.publish_status();
                 self.pump().await;
             }
-            LinkMsg::Disconnected { generation, error } => {
+            LinkMsg::Disconnected {
+                generation,
+                error,
+                protocol,
+            } => {
+                if protocol && generation == self.generation && self.client.is_some() {
+                    self.suspect_poison(&error);
+                }
                 if generation == self.generation && self.client.is_some() {
                     tracing::warn!(
                         outbox = self.handle.store().outbox_depth(),
@@ -530,7 +718,7 @@ impl Link {
                 if generation != self.generation {
                     return;
                 }
-                self.on_event(event).await;
+                self.on_event(*event).await;
             }
         }
     }
@@ -552,28 +740,66 @@ impl Link {
             Event::Incoming(Packet::PubAck(ack)) => match self.in_flight.remove(&ack.pkid) {
                 Some(Sent::Event(seq)) => {
                     self.events_in_flight = self.events_in_flight.saturating_sub(1);
-                    if let Err(e) = self.handle.store().acknowledge(seq) {
-                        tracing::error!(
-                            seq,
-                            "cannot remove a delivered event from the outbox: {e}"
-                        );
+                    match verdict(ack.reason) {
+                        Verdict::Delivered => {
+                            if self.suspect == Some(seq) {
+                                self.suspect = None;
+                            }
+                            if let Err(e) = self.handle.store().acknowledge(seq) {
+                                tracing::error!(
+                                    seq,
+                                    "cannot remove a delivered event from the outbox: {e}"
+                                );
+                            }
+                            if self.refused.is_some() {
+                                self.delivery_accepted();
+                            }
+                        }
+                        Verdict::SetAside => {
+                            let why = refusal_text(&ack);
+                            self.set_aside(
+                                seq,
+                                reason_code(ack.reason),
+                                format!("the broker refused it: {why}"),
+                            );
+                        }
+                        Verdict::Refused => self.delivery_refused(seq, refusal_text(&ack)),
+                        Verdict::Reconnect => {
+                            tracing::error!(
+                                seq,
+                                pkid = ack.pkid,
+                                "the broker reports a packet id in use; reconnecting"
+                            );
+                            self.reconnect();
+                            return;
+                        }
                     }
                     self.check_outbox_level();
                     self.pump().await;
                 }
-                Some(Sent::Status | Sent::Offline) => {}
+                Some(Sent::Status | Sent::Offline) => {
+                    if verdict(ack.reason) != Verdict::Delivered {
+                        tracing::warn!(
+                            "the broker refused the door's status: {} (check the door's ACL: write on {})",
+                            refusal_text(&ack),
+                            self.topics.status
+                        );
+                    }
+                }
                 None => tracing::debug!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
             },
             Event::Incoming(Packet::SubAck(ack))
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+                if ack.return_codes.iter().any(|c| {
+                    !matches!(
+                        c,
+                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                    )
+                }) =>
             {
-                tracing::error!("the broker refused a subscription (check the door's ACL): lists and commands may not arrive");
+                tracing::error!(codes = ?ack.return_codes, "the broker refused a subscription (check the door's ACL): lists and commands may not arrive");
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                let topic = publish.topic.clone();
+                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
                 let payload = publish.payload.to_vec();
                 if topic == self.topics.commands {
                     self.on_command(&payload).await;
@@ -611,9 +837,15 @@ impl Link {
 
     /// Makes appended events durable, then publishes durable ones up to the window.
     async fn pump(&mut self) {
-        if self.client.is_none() {
+        if self.client.is_none() || self.retry_at.is_some() {
             return;
         }
+        // While the broker refuses events, one at a time: a probe, not a flood of refusals.
+        let window = if self.refused.is_some() || self.suspect.is_some() {
+            1
+        } else {
+            self.window
+        };
         let store = self.handle.store().clone();
         if store.has_unflushed() {
             if let Err(e) = self.handle.flush().await {
@@ -621,9 +853,8 @@ impl Link {
                 return;
             }
         }
-        while self.events_in_flight < self.window {
-            let batch = match store.outbox_from(self.next_seq, self.window - self.events_in_flight)
-            {
+        while self.events_in_flight < window {
+            let batch = match store.outbox_from(self.next_seq, window - self.events_in_flight) {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::error!("cannot read the outbox: {e}");
@@ -635,6 +866,26 @@ impl Link {
             }
             for (seq, bytes) in batch {
                 let Some(client) = &self.client else { return };
+                // Checked before publishing: rumqttc would refuse a packet over the broker's
+                // limit by dropping the connection, and the next connection would try it again.
+                let size = publish_packet_size(self.topics.events.len(), bytes.len());
+                if bytes.len() > LINK_EVENT_MAX_BYTES || size > self.max_packet {
+                    let limit = if bytes.len() > LINK_EVENT_MAX_BYTES {
+                        format!("the door's limit of {LINK_EVENT_MAX_BYTES} bytes per event")
+                    } else {
+                        format!(
+                            "the broker's maximum packet size of {} bytes",
+                            self.max_packet
+                        )
+                    };
+                    self.next_seq = seq + 1;
+                    self.set_aside(
+                        seq,
+                        "too_large",
+                        format!("{} bytes, over {limit}", bytes.len()),
+                    );
+                    continue;
+                }
                 // Status follows events that change what it says.
                 if status_relevant(&bytes) {
                     self.status_due = true;
@@ -653,6 +904,132 @@ impl Link {
         }
     }
 
+    /// Event `seq` cannot be delivered on its own: move it aside (kept in the store), raise
+    /// `event.set_aside`, and let delivery go on.
+    fn set_aside(&mut self, seq: u64, reason: &str, why: String) {
+        let bytes = match self.handle.store().set_aside(seq) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return,
+            Err(e) => {
+                // Still skipped on this connection; tried again on the next.
+                tracing::error!(seq, "cannot set an undeliverable event aside: {e}");
+                return;
+            }
+        };
+        self.status_due = true;
+        let kind = serde_json::from_slice::<KindOnly>(&bytes)
+            .map(|k| k.kind)
+            .unwrap_or_else(|_| "unknown".into());
+        tracing::error!(seq, kind = %kind, size = bytes.len(), reason, "event set aside (kept in the store, not delivered): {why}");
+        if kind == EventKind::EventSetAside.as_str() {
+            // The alarm about a set-aside event was itself refused: another alarm would be too.
+            return;
+        }
+        self.handle.record(
+            EventDraft::new(EventKind::EventSetAside)
+                .reason(reason)
+                .detail(format!(
+                    "event {seq} ({kind}, {} bytes) could not be delivered and was set aside in the door's store: {why}",
+                    bytes.len()
+                )),
+        );
+    }
+
+    /// The broker's answer broke the connection (a protocol error, not the network). The oldest
+    /// event in flight is the suspect: the first time, it goes out alone on the next connection;
+    /// if the connection breaks again with only it in flight, it is set aside, so that one event
+    /// cannot stall delivery for good.
+    fn suspect_poison(&mut self, error: &str) {
+        let oldest = self
+            .in_flight
+            .values()
+            .filter_map(|s| match s {
+                Sent::Event(seq) => Some(*seq),
+                _ => None,
+            })
+            .min();
+        let Some(seq) = oldest else { return };
+        if self.suspect == Some(seq) && self.events_in_flight == 1 {
+            self.suspect = None;
+            self.set_aside(
+                seq,
+                "broke_connection",
+                format!(
+                    "the broker's answer to it broke the connection twice ({})",
+                    bounded(error, BROKER_TEXT_MAX)
+                ),
+            );
+        } else {
+            tracing::warn!(
+                seq,
+                "the broker's answer broke the connection ({error}); event {seq} goes out alone next"
+            );
+            self.suspect = Some(seq);
+        }
+    }
+
+    /// The broker refused event `seq` as it would every event: it stays in the outbox, delivery
+    /// pauses (then one event at a time, with backoff), and the alarm is raised once per
+    /// connection.
+    fn delivery_refused(&mut self, seq: u64, why: String) {
+        self.handle.store().set_delivery_refused(Some(why.clone()));
+        self.refused = Some(why.clone());
+        if !self.refused_raised {
+            self.refused_raised = true;
+            self.status_due = true;
+            tracing::error!(
+                seq,
+                outbox = self.handle.store().outbox_depth(),
+                "the broker refuses the door's events: {why}; they stay in the outbox (check the door's credentials and ACL: write on {})",
+                self.topics.events
+            );
+            self.handle.record(
+                EventDraft::new(EventKind::MqttDeliveryRefused)
+                    .reason(why.split(' ').next().unwrap_or("refused").to_string())
+                    .detail(format!(
+                        "the broker refuses the door's events on {}: {why}; events stay in the outbox",
+                        self.topics.events
+                    )),
+            );
+        } else {
+            tracing::debug!(seq, "event refused again: {why}");
+        }
+        if self.retry_at.is_none() {
+            self.retry_at = Some(tokio::time::Instant::now() + self.refusal_backoff.next_delay());
+        }
+    }
+
+    /// An event went through after refusals: delivery resumes at full window.
+    fn delivery_accepted(&mut self) {
+        let Some(was) = self.refused.take() else {
+            return;
+        };
+        self.handle.store().set_delivery_refused(None);
+        self.refusal_backoff.reset();
+        self.retry_at = None;
+        self.status_due = true;
+        tracing::info!("the broker accepts the door's events again (was: {was})");
+        self.handle.record(
+            EventDraft::new(EventKind::MqttDeliveryRefusedCleared).detail(format!(
+                "the broker accepts the door's events again (was: {was})"
+            )),
+        );
+    }
+
+    /// The refusal backoff ran out: try the oldest event again, alone, once nothing is in flight.
+    async fn retry_refused(&mut self) {
+        if self.events_in_flight > 0 {
+            // Refusals for the rest of the window are still coming back.
+            self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+            return;
+        }
+        self.retry_at = None;
+        if let Ok(Some(first)) = self.handle.store().outbox_first() {
+            self.next_seq = first;
+        }
+        self.pump().await;
+    }
+
     fn publish_status(&mut self) {
         let message = self.status_message();
         self.publish_retained_status(&message, Sent::Status);
@@ -667,6 +1044,15 @@ impl Link {
                 return;
             }
         };
+        if publish_packet_size(self.topics.status.len(), bytes.len()) > self.max_packet {
+            // Over the broker's limit rumqttc would drop the connection: skip it, say why.
+            tracing::warn!(
+                size = bytes.len(),
+                max_packet = self.max_packet,
+                "status not published: larger than the broker's maximum packet size"
+            );
+            return;
+        }
         match client.try_publish(self.topics.status.clone(), QoS::AtLeastOnce, true, bytes) {
             Ok(()) => self.queued.push_back(kind),
             Err(e) => tracing::warn!("cannot queue the status: {e}"),
@@ -704,6 +1090,8 @@ impl Link {
                         cfg.outbox_warning,
                         cfg.outbox_critical,
                     ),
+                    set_aside: status.set_aside,
+                    delivery_refused: status.delivery_refused.clone(),
                 },
                 lock: format!("{:?}", status.lock).to_lowercase(),
                 contact: status.contact.clone().unwrap_or_else(|| "unknown".into()),
@@ -766,7 +1154,7 @@ impl Link {
                 self.handle.record(
                     EventDraft::new(EventKind::CommandRejected)
                         .reason(why.code())
-                        .detail(truncate(&why.to_string(), 300)),
+                        .detail(bounded(&why.to_string(), 300)),
                 );
                 return;
             }
@@ -854,13 +1242,14 @@ impl Link {
             // Let the connection task write the DISCONNECT (so the broker drops the will).
             let wait = async {
                 while let Some(msg) = rx.recv().await {
-                    if matches!(
-                        msg,
-                        LinkMsg::Event {
-                            event: Event::Outgoing(Outgoing::Disconnect),
-                            ..
-                        } | LinkMsg::Disconnected { .. }
-                    ) {
+                    let done = match &msg {
+                        LinkMsg::Event { event, .. } => {
+                            matches!(**event, Event::Outgoing(Outgoing::Disconnect))
+                        }
+                        LinkMsg::Disconnected { .. } => true,
+                        LinkMsg::Connected { .. } => false,
+                    };
+                    if done {
                         return;
                     }
                 }
@@ -889,10 +1278,17 @@ fn status_relevant(event_json: &[u8]) -> bool {
         .any(|k| event_json.windows(k.len()).any(|w| w == *k))
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+/// Just the kind of a stored event.
+#[derive(serde::Deserialize)]
+struct KindOnly {
+    kind: String,
+}
+
+/// Sleeps until `at`, or forever without one (a `select!` branch that is off).
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -927,3 +1323,57 @@ async fn list_intake(handle: Arc<DaemonHandle>, mut rx: mpsc::Receiver<(String, 
 
 /// Largest command accepted (re-exported for docs and tests).
 pub const MAX_COMMAND_BYTES: usize = COMMAND_MAX_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::Publish;
+
+    #[test]
+    fn packet_size_matches_what_rumqttc_writes() {
+        for payload in [0usize, 1, 100, 16_000, 70_000, 2_100_000] {
+            let topic = "pintu/dc1/server-room/events";
+            let mut publish = Publish::new(topic, QoS::AtLeastOnce, vec![b'x'; payload], None);
+            publish.pkid = 1;
+            assert_eq!(
+                publish_packet_size(topic.len(), payload),
+                publish.size(),
+                "payload {payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn reason_codes_fall_where_docs_mqtt_md_says() {
+        use PubAckReason as R;
+        for (reason, want) in [
+            (R::Success, Verdict::Delivered),
+            (R::NoMatchingSubscribers, Verdict::Delivered),
+            (R::PayloadFormatInvalid, Verdict::SetAside),
+            (R::ImplementationSpecificError, Verdict::SetAside),
+            (R::NotAuthorized, Verdict::Refused),
+            (R::TopicNameInvalid, Verdict::Refused),
+            (R::QuotaExceeded, Verdict::Refused),
+            (R::UnspecifiedError, Verdict::Refused),
+            (R::PacketIdentifierInUse, Verdict::Reconnect),
+        ] {
+            assert_eq!(verdict(reason), want, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn broker_text_is_bounded_and_without_control_characters() {
+        let ack = PubAck {
+            pkid: 1,
+            reason: PubAckReason::NotAuthorized,
+            properties: Some(rumqttc::v5::mqttbytes::v5::PubAckProperties {
+                reason_string: Some(format!("\u{1b}[31mdenied{}", "!".repeat(10_000))),
+                user_properties: Vec::new(),
+            }),
+        };
+        let text = refusal_text(&ack);
+        assert!(text.starts_with("not_authorized ([31mdenied"));
+        assert!(!text.chars().any(char::is_control));
+        assert!(text.chars().count() < BROKER_TEXT_MAX + 40);
+    }
+}

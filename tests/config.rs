@@ -870,7 +870,7 @@ fn gpio_keys_that_do_not_fit_the_backend_are_refused() {
 #[test]
 fn mqtt_section_defaults_and_errors() {
     let site = Site::new();
-    let base = site.config_text("\n[mqtt]\nhost = \"broker.example\"\n");
+    let base = site.config_text("\n[mqtt]\nhost = \"broker.example\"\ninsecure = true\n");
     let (_, cfg) = load(&site, &base);
     let mqtt = cfg.expect("valid").mqtt.expect("mqtt configured");
     assert_eq!(mqtt.port, 1883);
@@ -878,6 +878,16 @@ fn mqtt_section_defaults_and_errors() {
     assert_eq!(mqtt.topic_prefix, "pintu");
     assert_eq!(mqtt.inflight, 100);
     assert!(mqtt.tls.is_none() && mqtt.credentials.is_none());
+    assert!(mqtt.insecure);
+
+    // Plain TCP only when asked for by name (issue 15 item 9); the error names [mqtt] host.
+    assert_error_contains(
+        &site,
+        &edit(&base, "insecure = true\n", ""),
+        "host = ",
+        "mqtt.host",
+        "set `insecure = true`",
+    );
 
     assert_error_contains(
         &site,

@@ -15,6 +15,7 @@ mod faults;
 mod lists;
 mod mqtt;
 mod mqtt_broker;
+mod mqtt_refusals;
 mod pcsc;
 mod register;
 mod report;

@@ -27,6 +27,12 @@ pub(crate) fn topic(leaf: &str) -> String {
 }
 
 pub(crate) fn mqtt_section(broker: &Broker, extra: &str) -> String {
+    // Test brokers listen on loopback in plain TCP unless the test adds [mqtt.tls].
+    let insecure = if extra.contains("[mqtt.tls]") {
+        ""
+    } else {
+        "insecure = true\n"
+    };
     format!(
         r#"
 [mqtt]
@@ -35,7 +41,7 @@ port = {}
 reconnect_min = "200ms"
 reconnect_max = "1s"
 heartbeat = "5s"
-{extra}"#,
+{insecure}{extra}"#,
         broker.port()
     )
 }

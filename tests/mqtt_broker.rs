@@ -271,6 +271,7 @@ fn tls_client_certificate_required() {
 const DOOR_A: (&str, &str) = ("door-dc1-a", "pw-door-a");
 const DOOR_B: (&str, &str) = ("door-dc1-b", "pw-door-b");
 const OFFICE: (&str, &str) = ("office", "pw-office");
+const ARCHIVE: (&str, &str) = ("archive", "pw-archive");
 /// Test-only user that may read everything: shows what a denied publish would have reached.
 const OBSERVER: (&str, &str) = ("test-observer", "pw-observer");
 
@@ -287,7 +288,7 @@ fn user((name, pw): (&str, &str)) -> ClientOptions {
 
 fn acl_broker(extra: BrokerOptions) -> Broker {
     Broker::start(BrokerOptions {
-        users: [DOOR_A, DOOR_B, OFFICE, OBSERVER]
+        users: [DOOR_A, DOOR_B, OFFICE, ARCHIVE, OBSERVER]
             .iter()
             .map(|(u, p)| (u.to_string(), p.to_string()))
             .collect(),
@@ -443,6 +444,60 @@ fn acl_office_cannot_forge_door_events() {
         "pintu/dc1/a/commands",
         &observer,
     );
+}
+
+/// Issue 15 item 9: the archive's account reads every door's events and status and writes
+/// nothing: stolen archive credentials cannot publish a list, a command or an event.
+#[test]
+fn acl_archive_is_read_only() {
+    let broker = acl_broker(BrokerOptions::default());
+    let observer = Subscriber::connect(&broker, "#", &user(OBSERVER));
+    let archive = Subscriber::connect(&broker, "pintu/dc1/+/events", &user(ARCHIVE));
+    archive.subscribe("pintu/dc1/+/status");
+    let forger = Client::connect(&broker, &user(ARCHIVE).id("archive-forger"));
+    for t in [
+        "pintu/dc1/list",
+        "pintu/dc1/a/list",
+        "pintu/dc1/a/commands",
+        "pintu/dc1/a/events",
+        "pintu/dc1/a/status",
+    ] {
+        forger.publish(t, format!("forged {t}"), false);
+    }
+    publish(
+        &broker,
+        "pintu/dc1/a/events",
+        "control",
+        false,
+        &user(DOOR_A),
+    );
+    let got = observer.collect_until(|m| m.text() == "control", TIMEOUT);
+    assert_eq!(topics(&got), ["pintu/dc1/a/events"], "{got:?}");
+    let m = archive.expect_message("door a's event at the archive");
+    assert_eq!(
+        (m.topic.as_str(), m.text().as_str()),
+        ("pintu/dc1/a/events", "control")
+    );
+}
+
+/// Issue 15 item 9: with the example config's `use_username_as_clientid`, credentials cannot
+/// take another client's id: door a claiming door b's id does not disconnect door b. (Without
+/// it, door b is kicked off and this fails.)
+#[test]
+fn client_ids_are_tied_to_usernames() {
+    let broker = acl_broker(BrokerOptions {
+        extra_config: "use_username_as_clientid true\n".into(),
+        ..Default::default()
+    });
+    let door_b = Subscriber::connect(
+        &broker,
+        "pintu/dc1/b/commands",
+        &user(DOOR_B).id("pintu-dc1-b"),
+    );
+    let _thief = Client::connect(&broker, &user(DOOR_A).id("pintu-dc1-b"));
+    Client::connect(&broker, &user(OFFICE)).publish("pintu/dc1/b/commands", "still here", false);
+    assert_eq!(door_b.expect_message("b's command").text(), "still here");
+    assert_eq!(door_b.connections(), 1, "door b was never kicked off");
 }
 
 #[test]

@@ -773,7 +773,7 @@ fn completions_and_help_with_examples() {
 
 fn mqtt_section(broker: &Broker) -> String {
     format!(
-        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nheartbeat = \"5s\"\n",
+        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nheartbeat = \"5s\"\ninsecure = true\n",
         broker.port()
     )
 }

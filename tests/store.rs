@@ -933,3 +933,36 @@ fn a_copy_that_cannot_be_written_is_reported_and_the_apply_completes() {
     assert_serves_v2(&store, &site);
     assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v2);
 }
+
+/// Issue 15 item 1: an event set aside leaves the outbox (delivery goes on) but stays in the
+/// store, counted, across a reopen; numbering never goes back below it.
+#[test]
+fn set_aside_events_leave_the_outbox_and_stay_in_the_store() {
+    let site = Site::new();
+    let (store, _) = open(&site, &site.policy());
+    let now = Timestamp::now();
+    let a = store
+        .append(EventDraft::new(EventKind::HardwareFault).detail("big"), now)
+        .expect("append");
+    let b = store
+        .append(EventDraft::new(EventKind::DoorForcedOpen), now)
+        .expect("append");
+    store.flush_blocking().expect("flush");
+    let bytes = store
+        .set_aside(a.seq)
+        .expect("set aside")
+        .expect("was there");
+    assert!(String::from_utf8_lossy(&bytes).contains("hardware.fault"));
+    assert_eq!(store.set_aside(a.seq).expect("again"), None);
+    assert_eq!(store.outbox_first().expect("first"), Some(b.seq));
+    assert_eq!((store.outbox_depth(), store.set_aside_count()), (1, 1));
+    store.acknowledge(b.seq).expect("ack");
+    drop(store);
+    let (store, _) = open(&site, &site.policy());
+    assert_eq!(store.set_aside_count(), 1);
+    assert_eq!(store.set_aside_seqs(10).expect("seqs"), [a.seq]);
+    let c = store
+        .append(EventDraft::new(EventKind::DoorClosed), Timestamp::now())
+        .expect("append");
+    assert!(c.seq > b.seq);
+}

@@ -562,6 +562,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.occupancy, s.visitors_inside
             );
             println!("outbox     {} event(s) waiting", s.outbox_depth);
+            if s.set_aside > 0 {
+                println!(
+                    "outbox     ALARM: {} event(s) set aside, not deliverable (see `event.set_aside` events)",
+                    s.set_aside
+                );
+            }
+            if let Some(why) = &s.delivery_refused {
+                println!("outbox     ALARM: the broker refuses the door's events: {why}");
+            }
             for r in &s.readers {
                 let since = match (&r.since, &r.detail) {
                     (Some(at), Some(why)) => format!(" since {at}: {why}"),
@@ -2200,6 +2209,9 @@ struct ArchiveArgs {
     /// TLS: the CA that signed the broker's certificate (PEM).
     #[arg(long, env = "PINTU_ARCHIVE_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Allow plain TCP to the broker (no --ca-file); refused without it.
+    #[arg(long, env = "PINTU_ARCHIVE_INSECURE")]
+    insecure: bool,
     /// TLS client certificate (PEM), with --client-key-file.
     #[arg(long, env = "PINTU_ARCHIVE_CLIENT_CERT_FILE", requires_all = ["client_key_file", "ca_file"])]
     client_cert_file: Option<PathBuf>,
@@ -2333,6 +2345,12 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
                     );
                 }
             }
+            if s.conflicts > 0 {
+                eprintln!(
+                    "ALARM: {} conflicting event(s): another event arrived under an archived (door, seq) (kept with the rejected messages)",
+                    s.conflicts
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let gaps = reader.gaps()?;
@@ -2376,6 +2394,15 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    if args.ca_file.is_none() && !args.insecure {
+        anyhow::bail!(
+            "--broker {broker}: no --ca-file, so events and the broker password would cross the \
+             network in clear; give --ca-file, or --insecure to allow plain TCP"
+        );
+    }
+    if args.ca_file.is_none() {
+        eprintln!("warning: plain TCP to the broker (--insecure): events and the broker password cross the network in clear");
+    }
     let tls = match &args.ca_file {
         Some(ca) => Some(arc::TlsMaterial {
             ca: read_file(ca, "CA file")?,

@@ -170,6 +170,24 @@ pub enum EventKind {
     /// A control-socket request was refused for lack of permission (e.g. `capture`).
     #[serde(rename = "control.refused")]
     ControlRefused,
+    // -- MQTT link hardening (issue 15) --
+    /// Alarm: an event could not be delivered on its own (larger than the broker's or the door's
+    /// packet limit, or refused by the broker for that message only); it was set aside in the
+    /// store and delivery went on. `reason` is `too_large` or the broker's reason code; `detail`
+    /// names its seq, kind and size.
+    #[serde(rename = "event.set_aside")]
+    EventSetAside,
+    /// Alarm: the broker refuses the door's events (`reason`: its PUBACK reason code, e.g.
+    /// `not_authorized`); they stay in the outbox and delivery is retried with backoff. Raised
+    /// at the first refusal on each connection.
+    #[serde(rename = "mqtt.delivery_refused")]
+    MqttDeliveryRefused,
+    /// The broker accepts the door's events again.
+    #[serde(rename = "mqtt.delivery_refused.cleared")]
+    MqttDeliveryRefusedCleared,
+    /// Warning at start: the MQTT link uses plain TCP (`[mqtt] insecure = true`, no TLS).
+    #[serde(rename = "mqtt.insecure")]
+    MqttInsecure,
 }
 
 impl EventKind {
@@ -219,6 +237,10 @@ impl EventKind {
             EventKind::ListFileDamaged => "list.file_damaged",
             EventKind::DoorBenchMode => "door.bench_mode",
             EventKind::ControlRefused => "control.refused",
+            EventKind::EventSetAside => "event.set_aside",
+            EventKind::MqttDeliveryRefused => "mqtt.delivery_refused",
+            EventKind::MqttDeliveryRefusedCleared => "mqtt.delivery_refused.cleared",
+            EventKind::MqttInsecure => "mqtt.insecure",
         }
     }
 }

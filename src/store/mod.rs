@@ -179,6 +179,13 @@ pub struct Store {
     journal_len: AtomicU64,
     /// Command ids already received, with their expiry (replay protection).
     commands_seen: sled::Tree,
+    /// Events the MQTT link could not deliver on their own (too large, refused for that message),
+    /// moved out of the outbox so the next ones can go; kept, never deleted (`docs/mqtt.md`).
+    set_aside: sled::Tree,
+    /// Entries in `set_aside`.
+    set_aside_len: AtomicU64,
+    /// Why the broker refuses every event, while it does (in memory; the link sets it).
+    delivery_refused: Mutex<Option<String>>,
     /// Highest seq known to be on disk: only these may leave the door.
     durable_seq: AtomicU64,
     /// Woken on every append (the publisher waits on it).
@@ -287,6 +294,7 @@ impl Store {
         let outbox_len = outbox.len() as u64;
         let journal = db.open_tree("journal")?;
         let commands_seen = db.open_tree("commands.seen")?;
+        let set_aside = db.open_tree("outbox.set_aside")?;
         let store = Store {
             _dir_lock: dir_lock,
             highest_version: AtomicU64::new(trusted_floor(&db, &meta, policy)?),
@@ -301,6 +309,9 @@ impl Store {
             seq_floor: AtomicU64::new(seq_floor),
             journal,
             commands_seen,
+            set_aside_len: AtomicU64::new(set_aside.len() as u64),
+            set_aside,
+            delivery_refused: Mutex::new(None),
             // Whatever is in the outbox at open was read back from disk.
             durable_seq: AtomicU64::new(next_seq - 1),
             appended: tokio::sync::Notify::new(),
@@ -987,6 +998,56 @@ impl Store {
             self.journal_len.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Event `seq` cannot be delivered on its own: it leaves the outbox for the `outbox.set_aside`
+    /// tree (kept, not deleted) so that delivery goes on with the next one. Returns its bytes,
+    /// or `None` if it was no longer in the outbox.
+    pub fn set_aside(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = seq.to_be_bytes();
+        let Some(bytes) = self.outbox.remove(key)? else {
+            return Ok(None);
+        };
+        self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+        if self.set_aside.insert(key, bytes.clone())?.is_none() {
+            self.set_aside_len.fetch_add(1, Ordering::Relaxed);
+        }
+        // As for a delivered event: numbering never restarts below it.
+        if self.seq_floor.fetch_max(seq, Ordering::Relaxed) < seq {
+            self.meta.insert(META_SEQ_FLOOR, &seq.to_be_bytes())?;
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Events set aside so far ([`Store::set_aside`]).
+    pub fn set_aside_count(&self) -> u64 {
+        self.set_aside_len.load(Ordering::Relaxed)
+    }
+
+    /// The seqs of the events set aside, oldest first (at most `limit`).
+    pub fn set_aside_seqs(&self, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.set_aside.iter().take(limit) {
+            let (k, _) = item?;
+            out.push(u64_from_key(&k)?);
+        }
+        Ok(out)
+    }
+
+    /// Why the broker refuses every event, while it does (the MQTT link sets and clears it).
+    pub fn delivery_refused(&self) -> Option<String> {
+        self.delivery_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets or clears [`Store::delivery_refused`].
+    pub fn set_delivery_refused(&self, why: Option<String>) {
+        *self
+            .delivery_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why;
     }
 
     /// The newest `limit` events, delivered or not, oldest first.
