@@ -611,25 +611,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
+                    // The fields carry text from outside (file names, reader names, key ids):
+                    // escaped, so none can drive the terminal or forge a line.
                     println!(
                         "#{:<6} {}  {:<16} {} {} {} {}",
                         e.seq,
                         e.time,
                         e.kind.as_str(),
-                        e.reader.as_deref().unwrap_or(""),
-                        e.card.as_deref().unwrap_or(""),
-                        e.holder.as_deref().unwrap_or(""),
-                        [e.reason.as_deref(), e.detail.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(": ")
+                        shown(e.reader.as_deref().unwrap_or("")),
+                        shown(e.card.as_deref().unwrap_or("")),
+                        shown(e.holder.as_deref().unwrap_or("")),
+                        shown(
+                            &[e.reason.as_deref(), e.detail.as_deref()]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(": ")
+                        )
                     );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `text` with control and invisible formatting characters (bidi overrides, zero-width) shown
+/// as `\u{..}` escapes, for printing text that came from outside.
+// TODO(lead): use core::text::bounded
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+            if c.is_control() || invisible {
+                c.escape_unicode().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn seq(s: Option<u64>) -> String {
@@ -885,7 +905,7 @@ fn sign_command(
     let signed = command::sign(&payload, &signing_keys);
     match out {
         Some(path) => {
-            pintu::fsutil::write_atomic(path, &signed, 0o644)
+            pintu::fsutil::write_atomic(path, &signed, 0o600)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "{}: {} for {} at {}, id {}, valid until {}",
@@ -917,7 +937,7 @@ fn sign(register: &Path, key_paths: &[PathBuf], out: &Path) -> Result<ExitCode> 
     // Bump first: a version number is never used for two different lists, even if writing the
     // output fails afterwards (a gap in versions is harmless; a reuse is rejected by doors).
     reg.set_version(version)?;
-    pintu::fsutil::write_atomic(out, &signed, 0o644)
+    pintu::fsutil::write_atomic(out, &signed, 0o600)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "{}: version {version}, {} entries, {} visit(s), site {}, doors {}, expires {}, signed by {}",
@@ -2038,7 +2058,7 @@ impl DeliveryPlan {
             reg.bump_version(version)?;
             reg.save()?;
             if let Some(out) = &self.out {
-                pintu::fsutil::write_atomic(out, &signed, 0o644)
+                pintu::fsutil::write_atomic(out, &signed, 0o600)
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!("{}: {what}", out.display());
             }
