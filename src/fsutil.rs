@@ -283,3 +283,90 @@ pub fn prune_dir(dir: &Path, keep_files: usize, keep_bytes: u64) -> io::Result<u
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_regular_refuses_fifos_symlinks_and_swapped_files_without_blocking() {
+        let dir = tempfile::tempdir().expect("dir");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        // Would block forever without O_NONBLOCK (no writer).
+        assert!(matches!(
+            open_regular(&fifo, None),
+            Err(OpenRegularError::NotRegular("a FIFO"))
+        ));
+        let file = dir.path().join("list");
+        fs::write(&file, b"{}").expect("file");
+        let id = FileId::of(&fs::symlink_metadata(&file).expect("lstat"));
+        let (_, len) = open_regular(&file, Some(id)).expect("the checked file");
+        assert_eq!(len, 2);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(matches!(
+            open_regular(&link, Some(id)),
+            Err(OpenRegularError::NotRegular("a symbolic link"))
+        ));
+        // Without an expected identity (`pintud --list`) a symlink is followed.
+        assert!(open_regular(&link, None).is_ok());
+        let other = dir.path().join("other");
+        fs::write(&other, b"{}").expect("file");
+        fs::rename(&other, &file).expect("swap");
+        assert!(matches!(
+            open_regular(&file, Some(id)),
+            Err(OpenRegularError::Changed)
+        ));
+    }
+
+    #[test]
+    fn read_capped_checked_stops_after_the_head() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f");
+        fs::write(&path, vec![b'x'; 100_000]).expect("file");
+        let (f, len) = open_regular(&path, None).expect("open");
+        let mut seen = 0;
+        let r = read_capped_checked(f, len, 1 << 20, 16, |h: &[u8]| {
+            seen = h.len();
+            Err("no")
+        })
+        .expect("read");
+        assert_eq!((r, seen), (Err("no"), 16));
+        let (f, len) = open_regular(&path, None).expect("open");
+        let all = read_capped_checked(f, len, 1 << 20, 16, |_| Ok::<_, ()>(()))
+            .expect("read")
+            .expect("checked");
+        assert_eq!(all.len(), 100_000);
+        let (f, len) = open_regular(&path, None).expect("open");
+        assert!(matches!(
+            read_capped_checked(f, len, 1000, 16, |_| Ok::<_, ()>(())),
+            Err(ReadCappedError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn prune_dir_removes_the_oldest_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().expect("dir");
+        for (name, len) in [("1-a", 10), ("2-b", 10), ("3-c", 10), ("4-d", 50)] {
+            fs::write(dir.path().join(name), vec![0; len]).expect("file");
+        }
+        let names = || {
+            let mut n: Vec<String> = fs::read_dir(dir.path())
+                .expect("dir")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(prune_dir(dir.path(), 3, 1000).expect("prune"), 1);
+        assert_eq!(names(), ["2-b", "3-c", "4-d"]);
+        assert_eq!(prune_dir(dir.path(), 3, 60).expect("prune"), 1);
+        assert_eq!(names(), ["3-c", "4-d"]);
+        // The newest stays even when it alone is over the byte bound.
+        assert_eq!(prune_dir(dir.path(), 3, 1).expect("prune"), 1);
+        assert_eq!(names(), ["4-d"]);
+    }
+}

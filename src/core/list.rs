@@ -750,6 +750,39 @@ pub fn check_payload(p: &Payload) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn check_head_refuses_what_cannot_be_an_envelope() {
+        for ok in [
+            &b"{\"format\":1}"[..],
+            b"  \r\n\t{ \"format\"",
+            b"{}",
+            b"{",
+            // Cut inside a character: not an error.
+            "{\"k\":\"\u{e9}"
+                .as_bytes()
+                .split_last()
+                .map(|(_, h)| h)
+                .unwrap_or(b""),
+        ] {
+            assert_eq!(check_head(ok), Ok(()), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for (bad, says) in [
+            (&b""[..], "empty or blank"),
+            (b"   \n", "empty or blank"),
+            (b"\x89PNG\r\n", "not UTF-8"),
+            (b"[1,2]", "starts with '['"),
+            (b"this is not a list", "starts with 't'"),
+            (b"{{{{", "'{' at byte 1"),
+            (b"{\"a\":\xff}", "byte 5 is not UTF-8"),
+        ] {
+            match check_head(bad) {
+                Err(Rejection::Malformed(m)) => assert!(m.contains(says), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(check_head(&[b' '; HEAD_BYTES]).is_err());
+    }
+
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
     }
