@@ -931,6 +931,7 @@ impl ListSlot {
             // An empty retained message clears the topic; nothing to apply.
             return;
         }
+        tracing::debug!(%topic, bytes = bytes.len(), "list received");
         let mut st = self.lock();
         if let Some((old, _)) = st.next.replace((topic, bytes)) {
             tracing::warn!(topic = %old, "a newer list arrived before this one was applied; it is dropped unverified");

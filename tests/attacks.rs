@@ -906,3 +906,46 @@ fn a_flood_of_lists_over_mqtt_keeps_one_waiting_the_newest() {
     assert!(applied.len() < 5, "not every list was applied: {applied:?}");
     assert_eq!(applied.last(), Some(&6), "{applied:?}");
 }
+
+/// Issue 15 item 11, over MQTT: a retained 50 MB message of random bytes on the door's list topic
+/// used to cost the door about twice its size (the MQTT client's buffer, then a copy for the
+/// list intake), and was then parsed. Now it is not copied and is refused on its first bytes: the
+/// peak rises by about its size once (what reading the packet costs), not twice.
+#[test]
+fn retained_garbage_on_the_list_topic_is_held_once_and_refused_on_its_first_bytes() {
+    const SIZE: usize = 50_000_000;
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let site = Site::new();
+    let config = site
+        .config_text(&mqtt_section(&broker, ""))
+        .replace("max_size = \"1MiB\"", "max_size = \"64MiB\"");
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+    office.publish(&topic("list"), site.sign(&legit(&site, 1)), true);
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    let after = last_seq(&door);
+    let before = vm_hwm_kib(&door);
+    office.publish(&topic("list"), garbage(SIZE), true);
+    let refused = next_of(&door, after, EventKind::ListRejected);
+    let peak = vm_hwm_kib(&door);
+    let rise = peak - before;
+    println!(
+        "VmHWM before {before} KiB, after a retained {SIZE}-byte garbage message {peak} KiB (+{rise} KiB, {:.2}× its size)",
+        rise as f64 * 1024.0 / SIZE as f64
+    );
+    assert_eq!(refused.reason.as_deref(), Some("malformed"), "{refused:?}");
+    assert!(
+        refused
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("not a signed list"),
+        "{refused:?}"
+    );
+    assert!(
+        (rise as usize) * 1024 < SIZE * 3 / 2,
+        "the garbage message cost {rise} KiB, more than 1.5× its size"
+    );
+    // Clear the retained garbage so the broker does not keep 50 MB.
+    office.publish(&topic("list"), Vec::new(), true);
+}
