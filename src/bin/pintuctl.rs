@@ -564,12 +564,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("outbox     {} event(s) waiting", s.outbox_depth);
             for r in &s.readers {
                 let since = match (&r.since, &r.detail) {
-                    (Some(at), Some(why)) => format!(" since {at}: {why}"),
+                    (Some(at), Some(why)) => format!(" since {at}: {}", shown(why)),
                     _ => String::new(),
                 };
                 println!(
                     "reader     {} ({:?}, {}): {}{since}",
-                    r.name, r.role, r.backend, r.state
+                    shown(&r.name),
+                    r.role,
+                    r.backend,
+                    r.state
                 );
             }
             Ok(ExitCode::SUCCESS)
