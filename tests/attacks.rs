@@ -857,6 +857,27 @@ fn fifty_megabytes_of_garbage_in_the_inbox_are_refused_without_being_read() {
     assert_eq!(big.reason.as_deref(), Some("malformed"), "{big:?}");
     let detail = big.detail.unwrap_or_default();
     assert!(detail.contains("not a signed list"), "{detail}");
+
+    // For the docs: a valid list's peak cost, read the same way (one buffer of its size, then
+    // verify and apply).
+    let mut payload = legit(&site, 1);
+    for i in 1..10_000u32 {
+        payload
+            .entries
+            .push(entry(&site, &format!("05{i:08X}"), &format!("h{i}")));
+    }
+    let list = site.sign(&payload);
+    let before = vm_hwm_kib(&door);
+    drop_into_inbox(&site, "c-list.signed", &list);
+    door.wait_for("the 10k list", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(1)
+    });
+    let peak = vm_hwm_kib(&door);
+    println!(
+        "VmHWM before {before} KiB, after applying a valid {}-byte list of 10,000 entries {peak} KiB (+{} KiB)",
+        list.len(),
+        peak - before
+    );
 }
 
 /// Issue 15 item 7. Lists from the broker wait in one slot, the newest winning: a flood of lists
