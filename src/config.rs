@@ -434,6 +434,12 @@ pub struct RawList {
     /// How long before the active list expires `list.expiring` is raised; `"0s"`: never.
     #[serde(default = "default_expiry_warning")]
     pub expiry_warning: HumanDuration,
+    /// How many files `inbox/processed/` and `inbox/rejected/` each keep (oldest removed first).
+    #[serde(default = "default_inbox_keep")]
+    pub inbox_keep: usize,
+    /// How many bytes `inbox/processed/` and `inbox/rejected/` each keep (the newest file stays).
+    #[serde(default = "default_inbox_keep_bytes")]
+    pub inbox_keep_bytes: ByteSize,
 }
 
 impl Default for RawList {
@@ -444,8 +450,18 @@ impl Default for RawList {
             max_size: default_max_size(),
             poll_interval: default_poll(),
             expiry_warning: default_expiry_warning(),
+            inbox_keep: default_inbox_keep(),
+            inbox_keep_bytes: default_inbox_keep_bytes(),
         }
     }
+}
+
+fn default_inbox_keep() -> usize {
+    100
+}
+
+fn default_inbox_keep_bytes() -> ByteSize {
+    ByteSize(256 << 20)
 }
 
 fn default_expiry_warning() -> HumanDuration {
@@ -905,6 +921,10 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Lead time of the `list.expiring` warning (zero: none).
     pub list_expiry_warning: Duration,
+    /// Files kept in each of `inbox/processed/` and `inbox/rejected/`.
+    pub inbox_keep: usize,
+    /// Bytes kept in each of `inbox/processed/` and `inbox/rejected/`.
+    pub inbox_keep_bytes: u64,
     /// Where the lock relay is.
     pub lock: LockHardware,
     /// Fail-secure or fail-safe.
@@ -1057,6 +1077,9 @@ impl Config {
         }
         if raw.list.poll_interval.0 < Duration::from_millis(50) {
             err("list.poll_interval", "must be at least 50ms".into());
+        }
+        if raw.list.inbox_keep == 0 {
+            err("list.inbox_keep", "must be at least 1".into());
         }
         let unlock_for = raw.door.unlock_for.0;
         if unlock_for < Duration::from_millis(100) || unlock_for > Duration::from_secs(600) {
@@ -1221,6 +1244,8 @@ impl Config {
             initial_list: raw.list.initial.as_deref().map(resolve),
             poll_interval: raw.list.poll_interval.0,
             list_expiry_warning: raw.list.expiry_warning.0,
+            inbox_keep: raw.list.inbox_keep,
+            inbox_keep_bytes: raw.list.inbox_keep_bytes.0,
             lock: lock_hw,
             lock_type: raw.lock.lock_type,
             inputs,

@@ -106,6 +106,9 @@ pub struct DaemonHandle {
     store_failed: CancellationToken,
     /// Who is inside and the clock, as the door task last saw them.
     presence: Arc<Mutex<PresenceView>>,
+    /// Held while a list is read and applied: lists from the inbox, MQTT and the start go
+    /// through one at a time, so at most one list is being read or verified at any moment.
+    list_gate: Mutex<()>,
 }
 
 /// What the door task publishes of its procedure state for status and `pintuctl who`.
@@ -247,7 +250,26 @@ impl DaemonHandle {
         bytes: &[u8],
         source: &str,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        let _one_at_a_time = self.list_gate.lock().unwrap_or_else(|e| e.into_inner());
         self.apply_list_inner(bytes, source, true)
+    }
+
+    /// Records that a list waiting to be applied was dropped unverified because a newer one
+    /// arrived first (`list.rejected`, reason `superseded`; blocking: call from a blocking
+    /// thread).
+    pub fn list_superseded(&self, source: &str) -> Result<(), StoreError> {
+        tracing::warn!(
+            source,
+            "list dropped unverified: a newer list arrived before it was applied"
+        );
+        self.record_blocking(
+            vec![EventDraft::new(EventKind::ListRejected)
+                .reason("superseded")
+                .detail(format!(
+                    "{source}: a newer list arrived before this one was applied; dropped unverified"
+                ))],
+            self.clock.now(),
+        )
     }
 
     /// Answers one control request from `peer` (the socket client's credentials).
@@ -573,6 +595,7 @@ impl DaemonHandle {
         bytes: &[u8],
         source: &str,
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
+        let _one_at_a_time = self.list_gate.lock().unwrap_or_else(|e| e.into_inner());
         self.apply_list_inner(bytes, source, false)
     }
 
@@ -667,34 +690,77 @@ impl DaemonHandle {
         result
     }
 
-    /// Reads a list file (size-capped before parsing) and applies it; failures become events.
+    /// Reads a list file (size-capped before reading, its first bytes checked before reading on)
+    /// and applies it; failures become events. For `list.initial` and `pintud --list`.
     pub fn apply_list_file(&self, path: &Path, at_start: bool) -> Result<bool, StoreError> {
-        let source = path.display().to_string();
-        match fsutil::read_capped(path, self.cfg.trust.max_bytes) {
-            Ok(bytes) => match self.apply_list_inner(&bytes, &source, at_start) {
-                Ok(result) => Ok(result.is_ok()),
-                // Reported (`list.rejected`, `write_failed`); the door carries on with its list.
-                Err(StoreError::ListNotStored { .. }) => Ok(false),
-                Err(e) => Err(e),
-            },
-            Err(e) => {
-                let (reason, detail) = match &e {
-                    fsutil::ReadCappedError::TooLarge { .. } => {
-                        ("oversize", format!("{source}: {e}"))
-                    }
-                    fsutil::ReadCappedError::Io(_) => ("unreadable", format!("{source}: {e}")),
-                };
-                tracing::warn!(source, "list rejected: {e}");
-                self.record_blocking(
-                    vec![EventDraft::new(EventKind::ListRejected)
-                        .reason(reason)
-                        .detail(detail)],
-                    self.clock.now(),
-                )?;
-                Ok(false)
-            }
-        }
+        Ok(self.take_list_file(path, None, at_start)? == Intake::Applied)
     }
+
+    /// Reads and applies one list file. `expect`: the identity the inbox scan checked; the file
+    /// is then opened without following a symlink and must still be that very file. Opening
+    /// never blocks (a FIFO swapped in is refused, not waited on), and a file whose first bytes
+    /// cannot start a signed list is refused before the rest is read.
+    fn take_list_file(
+        &self,
+        path: &Path,
+        expect: Option<fsutil::FileId>,
+        at_start: bool,
+    ) -> Result<Intake, StoreError> {
+        use fsutil::{OpenRegularError, ReadCappedError};
+        let _one_at_a_time = self.list_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let source = path.display().to_string();
+        let (reason, detail) = match fsutil::open_regular(path, expect) {
+            Err(OpenRegularError::Changed) => {
+                tracing::info!(
+                    source,
+                    "inbox file was replaced after it was checked; it is taken once it holds still"
+                );
+                return Ok(Intake::Changed);
+            }
+            Err(e @ OpenRegularError::NotRegular(_)) => ("not_a_file", format!("{source}: {e}")),
+            Err(e @ OpenRegularError::Io(_)) => ("unreadable", format!("{source}: {e}")),
+            Ok((file, len)) => match fsutil::read_capped_checked(
+                file,
+                len,
+                self.cfg.trust.max_bytes,
+                crate::core::list::HEAD_BYTES,
+                crate::core::list::check_head,
+            ) {
+                Ok(Ok(bytes)) => {
+                    return match self.apply_list_inner(&bytes, &source, at_start) {
+                        Ok(Ok(_)) => Ok(Intake::Applied),
+                        Ok(Err(_)) => Ok(Intake::Rejected),
+                        // Reported (`list.rejected`, `write_failed`); the door carries on with
+                        // its list.
+                        Err(StoreError::ListNotStored { .. }) => Ok(Intake::Rejected),
+                        Err(e) => Err(e),
+                    };
+                }
+                Ok(Err(why)) => (why.code(), format!("{source}: {why}")),
+                Err(e @ ReadCappedError::TooLarge { .. }) => ("oversize", format!("{source}: {e}")),
+                Err(e @ ReadCappedError::Io(_)) => ("unreadable", format!("{source}: {e}")),
+            },
+        };
+        tracing::warn!(source, reason, "list rejected: {detail}");
+        self.record_blocking(
+            vec![EventDraft::new(EventKind::ListRejected)
+                .reason(reason)
+                .detail(detail)],
+            self.clock.now(),
+        )?;
+        Ok(Intake::Rejected)
+    }
+}
+
+/// What became of a list file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    /// Verified and applied.
+    Applied,
+    /// Refused (a `list.rejected` event says why).
+    Rejected,
+    /// Replaced after the inbox scan checked it: left in place for a later scan.
+    Changed,
 }
 
 /// Options beyond the config file.
@@ -804,6 +870,7 @@ pub async fn run(
         contact: contact.clone(),
         store_failed: store_failed.clone(),
         presence: presence_view.clone(),
+        list_gate: Mutex::new(()),
     });
 
     // Lists offered at start go through the same gate as any other.
@@ -1816,12 +1883,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Watches the inbox directory for signed lists (USB stick copy, scp). A file is taken once its
 /// size and modification time held still for one scan, so a copy in progress is never read; it is
-/// then moved to `processed/` or `rejected/` with a time prefix.
+/// then moved to `processed/` or `rejected/` with a time prefix, and those two keep at most
+/// `list.inbox_keep` files and `list.inbox_keep_bytes` bytes each (oldest removed first).
 async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
     let inbox = handle.cfg.inbox.clone();
     // Operators in the daemon's group may drop lists (they are signed); only pintud moves them.
+    // Sticky: an operator cannot rename or delete a file another one dropped (swap it for a
+    // symlink, say); pintud, the directory's owner, still can.
     for (dir, mode) in [
-        (inbox.clone(), 0o770),
+        (inbox.clone(), 0o1770),
         (inbox.join("processed"), 0o750),
         (inbox.join("rejected"), 0o750),
     ] {
@@ -1830,6 +1900,7 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
             return;
         }
     }
+    secure_inbox_dir(&inbox);
     let mut scanner = InboxScanner::default();
     let mut interval = tokio::time::interval(handle.cfg.poll_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1842,11 +1913,15 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
         for (path, stamp) in ready {
             let h = handle.clone();
             let p = path.clone();
-            let applied = tokio::task::spawn_blocking(move || h.apply_list_file(&p, false))
+            let id = stamp.id;
+            let taken = tokio::task::spawn_blocking(move || h.take_list_file(&p, Some(id), false))
                 .instrument(tracing::info_span!("inbox", file = %path.display()))
                 .await;
-            let accepted = match applied {
-                Ok(Ok(accepted)) => accepted,
+            let accepted = match taken {
+                Ok(Ok(Intake::Applied)) => true,
+                Ok(Ok(Intake::Rejected)) => false,
+                // Not the file the scan checked: the next scans look at it afresh.
+                Ok(Ok(Intake::Changed)) => continue,
                 Ok(Err(e)) => {
                     tracing::error!("store error while applying {}: {e}", path.display());
                     false
@@ -1872,13 +1947,66 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
                     dest.display()
                 );
                 scanner.stuck.insert(path, stamp);
+                continue;
+            }
+            let (keep, keep_bytes) = (handle.cfg.inbox_keep, handle.cfg.inbox_keep_bytes);
+            match fsutil::prune_dir(&dest_dir, keep, keep_bytes) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    dir = %dest_dir.display(),
+                    removed = n,
+                    "pruned the oldest inbox files (list.inbox_keep = {keep}, list.inbox_keep_bytes = {keep_bytes})"
+                ),
+                Err(e) => tracing::warn!(dir = %dest_dir.display(), "cannot prune: {e}"),
             }
         }
     }
 }
 
-/// A file's size and modification time: a copy in progress changes them.
-type Stamp = (u64, SystemTime);
+/// Sets the sticky bit on an inbox pintud owns, and takes away write access for others; an
+/// inbox it does not own (a mounted USB stick, a directory root set up) is left as it is, with a
+/// warning when it lacks the sticky bit while others than its owner may write to it.
+fn secure_inbox_dir(inbox: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = match std::fs::metadata(inbox) {
+        Ok(md) => md,
+        Err(e) => {
+            tracing::warn!(inbox = %inbox.display(), "cannot examine the list inbox: {e}");
+            return;
+        }
+    };
+    let mode = md.mode() & 0o7777;
+    let wanted = (mode | 0o1000) & !0o002;
+    if mode == wanted {
+        return;
+    }
+    if md.uid() == nix::unistd::geteuid().as_raw() {
+        match std::fs::set_permissions(inbox, std::fs::Permissions::from_mode(wanted)) {
+            Ok(()) => tracing::info!(
+                inbox = %inbox.display(),
+                "list inbox mode set to {wanted:04o} (was {mode:04o}): sticky, not writable by others"
+            ),
+            Err(e) => tracing::warn!(
+                inbox = %inbox.display(),
+                "cannot set the list inbox's mode to {wanted:04o} (is {mode:04o}): {e}"
+            ),
+        }
+    } else if mode & 0o022 != 0 {
+        tracing::warn!(
+            inbox = %inbox.display(),
+            "the list inbox (mode {mode:04o}) is writable by others than its owner but not sticky: one writer can swap another's file; see docs/access-list.md"
+        );
+    }
+}
+
+/// A file as the inbox scan saw it: size and modification time (a copy in progress changes
+/// them) and identity (the file opened later must be this one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+    id: fsutil::FileId,
+}
 
 /// Inbox scanning state between scans.
 #[derive(Default)]
@@ -1907,11 +2035,16 @@ impl InboxScanner {
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
                 continue;
             }
+            // lstat: a symlink is not a file here, and is never followed.
             let Ok(md) = entry.metadata() else { continue };
             if !md.is_file() {
                 continue;
             }
-            let stamp = (md.len(), md.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            let stamp = Stamp {
+                len: md.len(),
+                modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                id: fsutil::FileId::of(&md),
+            };
             let path = entry.path();
             if self.stuck.get(&path) == Some(&stamp) {
                 continue;
@@ -1923,7 +2056,7 @@ impl InboxScanner {
             }
         }
         self.pending = seen;
-        ready.sort();
+        ready.sort_by(|a, b| a.0.cmp(&b.0));
         ready
     }
 }

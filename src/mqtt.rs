@@ -419,8 +419,8 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         tx,
         conn_stop.clone(),
     ));
-    let (list_tx, list_rx) = mpsc::channel(8);
-    let intake = tokio::spawn(list_intake(handle.clone(), list_rx));
+    let list_slot = Arc::new(ListSlot::default());
+    let intake = tokio::spawn(list_intake(handle.clone(), list_slot.clone()));
     tracing::info!(host = %cfg.host, port = cfg.port, client_id = %cfg.client_id, tls = cfg.tls.is_some(), events = %topics.events, "MQTT link starting (MQTT 5)");
     if cfg.insecure {
         // Allowed only by `insecure = true` (config validation): say so where the office sees it.
@@ -447,7 +447,7 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         in_flight: HashMap::new(),
         events_in_flight: 0,
         next_seq: 0,
-        list_tx,
+        list_slot: list_slot.clone(),
         outbox_level: "ok",
         status_due: false,
         max_packet: usize::MAX,
@@ -465,6 +465,7 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
     conn_stop.cancel();
     let _ = conn.await;
     drop(link);
+    list_slot.close();
     let _ = intake.await;
 }
 
@@ -616,7 +617,7 @@ struct Link {
     events_in_flight: usize,
     /// The next outbox seq to publish on this connection.
     next_seq: u64,
-    list_tx: mpsc::Sender<(String, Vec<u8>)>,
+    list_slot: Arc<ListSlot>,
     outbox_level: &'static str,
     status_due: bool,
     /// Largest PUBLISH packet this connection may carry: the broker's limit (CONNACK).
@@ -800,13 +801,12 @@ impl Link {
             }
             Event::Incoming(Packet::Publish(publish)) => {
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                let payload = publish.payload.to_vec();
+                // Not copied: a list (up to list.max_size) is held once, as rumqttc read it.
+                let payload = publish.payload.clone();
                 if topic == self.topics.commands {
                     self.on_command(&payload).await;
                 } else if topic == self.topics.site_list || topic == self.topics.door_list {
-                    if self.list_tx.send((topic, payload)).await.is_err() {
-                        tracing::error!("list intake stopped");
-                    }
+                    self.list_slot.offer(topic, payload);
                 } else {
                     tracing::warn!(%topic, "message on an unexpected topic ignored");
                 }
@@ -1292,15 +1292,92 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Applies lists from the broker one at a time on a blocking thread. Retained lists come again
-/// on every reconnect: bytes already judged since start are skipped silently.
-async fn list_intake(handle: Arc<DaemonHandle>, mut rx: mpsc::Receiver<(String, Vec<u8>)>) {
-    let mut judged: HashSet<[u8; 32]> = HashSet::new();
-    while let Some((topic, bytes)) = rx.recv().await {
+/// The one list from the broker waiting for [`list_intake`]: the newest wins. Lists can be up to
+/// `list.max_size` (64 MiB by default), so a queue of them could exhaust the door's memory; with
+/// one slot, at most one list waits while another is verified. A list replaced before it was
+/// applied is recorded as `list.rejected` with reason `superseded` (a retained one comes again
+/// with the next connection).
+#[derive(Default)]
+struct ListSlot {
+    state: std::sync::Mutex<SlotState>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The waiting list: its topic and bytes.
+    next: Option<(String, bytes::Bytes)>,
+    /// Topics of lists replaced while waiting, not yet recorded (bounded).
+    superseded: Vec<String>,
+    /// The link is gone: no more lists come.
+    closed: bool,
+}
+
+/// How many superseded lists are recorded one by one between two applies; more are only logged.
+const SUPERSEDED_RECORDED: usize = 16;
+
+impl ListSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts a list in the slot, replacing (and reporting) one that still waits.
+    fn offer(&self, topic: String, bytes: bytes::Bytes) {
         if bytes.is_empty() {
             // An empty retained message clears the topic; nothing to apply.
-            continue;
+            return;
         }
+        tracing::debug!(%topic, bytes = bytes.len(), "list received");
+        let mut st = self.lock();
+        if let Some((old, _)) = st.next.replace((topic, bytes)) {
+            tracing::warn!(topic = %old, "a newer list arrived before this one was applied; it is dropped unverified");
+            if st.superseded.len() < SUPERSEDED_RECORDED {
+                st.superseded.push(old);
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// No more lists: the intake ends once the slot is empty.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Applies lists from the broker one at a time on a blocking thread. Retained lists come again
+/// on every reconnect: bytes already judged since start are skipped silently.
+async fn list_intake(handle: Arc<DaemonHandle>, slot: Arc<ListSlot>) {
+    let mut judged: HashSet<[u8; 32]> = HashSet::new();
+    loop {
+        let (next, superseded, closed) = {
+            let mut st = slot.lock();
+            (
+                st.next.take(),
+                std::mem::take(&mut st.superseded),
+                st.closed,
+            )
+        };
+        if !superseded.is_empty() {
+            let h = handle.clone();
+            let recorded = tokio::task::spawn_blocking(move || {
+                superseded
+                    .iter()
+                    .try_for_each(|topic| h.list_superseded(&format!("mqtt:{topic}")))
+            })
+            .await;
+            if let Ok(Err(e)) = recorded {
+                tracing::error!("cannot record a superseded list: {e}");
+            }
+        }
+        let Some((topic, bytes)) = next else {
+            if closed {
+                return;
+            }
+            slot.wake.notified().await;
+            continue;
+        };
         let digest = crate::core::list::digest(&bytes);
         if !judged.insert(digest) {
             continue;

@@ -39,10 +39,11 @@ pub const ALARM_KINDS: [EventKind; 12] = [
 // ---------------------------------------------------------------------------------------------
 
 /// One CSV field, RFC 4180: quoted when it holds a comma, a quote, CR or LF (quotes doubled),
-/// or starts with a character a spreadsheet would take for a formula (`=`, `+`, `-`, `@`),
-/// which is then prefixed with `'` so names from the register are never evaluated.
+/// or starts with a character a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, and
+/// TAB or CR, which spreadsheets skip before looking for one), which is then prefixed with `'`
+/// so names from the register are never evaluated.
 pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
         format!("'{s}")
     } else {
         s.to_string()
@@ -848,6 +849,14 @@ mod tests {
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_field("-5"), "-5");
         assert_eq!(csv_field("+62 812"), "'+62 812");
+    }
+
+    /// Issue 15 item 12: spreadsheets skip a leading TAB or CR before looking for `=`.
+    #[test]
+    fn csv_defuses_cells_starting_with_tab_or_cr() {
+        assert_eq!(csv_field("\t=cmd|' /C calc'!A0"), "'\t=cmd|' /C calc'!A0");
+        assert_eq!(csv_field("\r=1+1"), "\"'\r=1+1\"");
+        assert_eq!(csv_field("a\tb"), "a\tb");
     }
 
     #[test]

@@ -789,3 +789,263 @@ fn a_huge_key_id_or_format_does_not_silence_the_door() {
     assert_eq!(decision(&door, ALICE), grant());
     assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
 }
+
+// --- intake hardening (issue 15 items 7, 8, 11) ----------------------------------------------------
+
+/// A valid list of Alice and `n - 1` others: big enough that pintud takes a while to verify
+/// and apply it (a window in which a test can act).
+fn big_list(site: &Site, version: u64, n: u32) -> Vec<u8> {
+    let mut payload = legit(site, version);
+    for i in 1..n {
+        payload
+            .entries
+            .push(entry(site, &format!("05{i:08X}"), &format!("h{i}")));
+    }
+    let bytes = site.sign(&payload);
+    assert!(bytes.len() < 1 << 20, "under the test door's 1 MiB cap");
+    bytes
+}
+
+/// The peak resident set (`VmHWM`) of a running pintud, in KiB.
+fn vm_hwm_kib(door: &Pintud) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", door.child.id()))
+        .expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// `len` bytes that look like nothing (xorshift), deterministic.
+fn garbage(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Issue 15 item 8. The inbox scan checks a file (lstat: a regular file), and only later opens
+/// it. A symlink to a FIFO swapped in between used to be followed, and opening the FIFO waited for
+/// a writer forever: the inbox took no list again. Now the open uses `O_NOFOLLOW|O_NONBLOCK`, and
+/// the thing opened must be the regular file (device and inode) the scan checked.
+///
+/// The swap is timed with inotify: `a` and `b` become ready in the same scan; the moment pintud
+/// opens `a` (a large list: it then verifies and applies it for a while), `b` is still queued,
+/// and is swapped for a symlink to a FIFO.
+#[test]
+fn a_symlink_to_a_fifo_swapped_in_after_the_check_does_not_hang_the_inbox() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let site = Site::new();
+    let door = Pintud::start(&site.write_config(""), &site.socket(), &[]);
+    let after = last_seq(&door);
+    let fifo = site.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).expect("inotify");
+    inotify
+        .add_watch(&site.inbox(), AddWatchFlags::IN_OPEN)
+        .expect("watch the inbox");
+
+    drop_into_inbox(&site, "a-big.signed", &big_list(&site, 1, 3000));
+    drop_into_inbox(&site, "b-swapped.signed", &site.sign(&legit(&site, 2)));
+    let deadline = Instant::now() + WAIT;
+    'opened: loop {
+        if let Ok(events) = inotify.read_events() {
+            for e in events {
+                if e.name.as_deref() == Some(std::ffi::OsStr::new("a-big.signed")) {
+                    break 'opened;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pintud never opened a-big.signed"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let link = site.inbox().join("b-swapped.tmp");
+    std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+    std::fs::rename(&link, site.inbox().join("b-swapped.signed")).expect("swap");
+
+    let swapped = next_event(&door, after, "b refused", |e| {
+        e.kind == EventKind::ListRejected && e.detail.as_deref().unwrap_or("").contains("b-swapped")
+    });
+    assert_eq!(swapped.reason.as_deref(), Some("not_a_file"), "{swapped:?}");
+    assert!(
+        swapped
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("symbolic link"),
+        "{swapped:?}"
+    );
+    // The inbox goes on: the next list is taken.
+    drop_into_inbox(&site, "c.signed", &site.sign(&legit(&site, 3)));
+    door.wait_for("list v3 from the inbox", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(3)
+    });
+    // The link itself went to rejected/, the FIFO it pointed to is untouched.
+    assert!(fifo.exists());
+    let rejected: Vec<String> = std::fs::read_dir(site.inbox().join("rejected"))
+        .expect("rejected/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        rejected.iter().any(|n| n.ends_with("-b-swapped.signed")),
+        "{rejected:?}"
+    );
+}
+
+/// Issue 15 item 11. 50 MB of random bytes dropped into the inbox (under a 64 MiB cap) used to be
+/// read whole before its first byte was looked at: pintud's peak RSS rose by the file's size
+/// (VmHWM +50 MiB). Now the first bytes are checked and the file is refused after at most 4 KiB.
+#[test]
+fn fifty_megabytes_of_garbage_in_the_inbox_are_refused_without_being_read() {
+    const SIZE: usize = 50_000_000;
+    let site = Site::new();
+    let config = site
+        .config_text("")
+        .replace("max_size = \"1MiB\"", "max_size = \"64MiB\"");
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+    // A small one first, so what the first refusal costs anyway is in the baseline.
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "a-small.bin", &garbage(1000));
+    let small = next_of(&door, after, EventKind::ListRejected);
+    let bytes = garbage(SIZE);
+    let before = vm_hwm_kib(&door);
+    drop_into_inbox(&site, "b-big.bin", &bytes);
+    let big = next_of(&door, small.seq, EventKind::ListRejected);
+    let peak = vm_hwm_kib(&door);
+    println!(
+        "VmHWM before {before} KiB, after refusing {SIZE} bytes of garbage {peak} KiB (+{} KiB)",
+        peak - before
+    );
+    assert!(
+        peak - before < 8 * 1024,
+        "refusing garbage raised the peak RSS by {} KiB (file: {} KiB)",
+        peak - before,
+        SIZE / 1024
+    );
+    assert_eq!(big.reason.as_deref(), Some("malformed"), "{big:?}");
+    let detail = big.detail.unwrap_or_default();
+    assert!(detail.contains("not a signed list"), "{detail}");
+
+    // For the docs: a valid list's peak cost, read the same way (one buffer of its size, then
+    // verify and apply).
+    let mut payload = legit(&site, 1);
+    for i in 1..10_000u32 {
+        payload
+            .entries
+            .push(entry(&site, &format!("05{i:08X}"), &format!("h{i}")));
+    }
+    let list = site.sign(&payload);
+    let before = vm_hwm_kib(&door);
+    drop_into_inbox(&site, "c-list.signed", &list);
+    door.wait_for("the 10k list", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(1)
+    });
+    let peak = vm_hwm_kib(&door);
+    println!(
+        "VmHWM before {before} KiB, after applying a valid {}-byte list of 10,000 entries {peak} KiB (+{} KiB)",
+        list.len(),
+        peak - before
+    );
+}
+
+/// Issue 15 item 7. Lists from the broker wait in one slot, the newest winning: a flood of lists
+/// cannot queue up (each may be 64 MiB). Before, a channel of eight held every one and all were
+/// applied in turn; now a list replaced while another is being verified is dropped unverified,
+/// and that is said with `list.rejected`, reason `superseded`.
+#[test]
+fn a_flood_of_lists_over_mqtt_keeps_one_waiting_the_newest() {
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let site = Site::new();
+    let door = Pintud::start(
+        &site.write_config(&mqtt_section(&broker, "")),
+        &site.socket(),
+        &[],
+    );
+    // A retained list first: once it is applied, the door is subscribed.
+    office.publish(&topic("list"), site.sign(&legit(&site, 1)), true);
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    let after = last_seq(&door);
+
+    // A large list (verified for a while), then four small ones right behind it.
+    office.publish(&topic("list"), big_list(&site, 2, 3000), false);
+    for v in 3..=6 {
+        office.publish(&topic("list"), site.sign(&legit(&site, v)), false);
+    }
+    door.wait_for("list v6, the newest", |s| {
+        s.list.as_ref().map(|l| l.version) == Some(6)
+    });
+    let superseded = next_event(&door, after, "a superseded list", |e| {
+        e.kind == EventKind::ListRejected && e.reason.as_deref() == Some("superseded")
+    });
+    assert!(
+        superseded
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .starts_with(&format!("mqtt:{}", topic("list"))),
+        "{superseded:?}"
+    );
+    let applied: Vec<u64> = door
+        .events()
+        .into_iter()
+        .filter(|e| e.seq > after && e.kind == EventKind::ListApplied)
+        .filter_map(|e| e.list_version)
+        .collect();
+    assert!(applied.len() < 5, "not every list was applied: {applied:?}");
+    assert_eq!(applied.last(), Some(&6), "{applied:?}");
+}
+
+/// Issue 15 item 11, over MQTT: a retained 50 MB message of random bytes on the door's list topic
+/// used to cost the door about twice its size (the MQTT client's buffer, then a copy for the
+/// list intake), and was then parsed. Now it is not copied and is refused on its first bytes: the
+/// peak rises by about its size once (what reading the packet costs), not twice.
+#[test]
+fn retained_garbage_on_the_list_topic_is_held_once_and_refused_on_its_first_bytes() {
+    const SIZE: usize = 50_000_000;
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let site = Site::new();
+    let config = site
+        .config_text(&mqtt_section(&broker, ""))
+        .replace("max_size = \"1MiB\"", "max_size = \"64MiB\"");
+    let door = Pintud::start(&write(&site, &config), &site.socket(), &[]);
+    office.publish(&topic("list"), site.sign(&legit(&site, 1)), true);
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    let after = last_seq(&door);
+    let before = vm_hwm_kib(&door);
+    office.publish(&topic("list"), garbage(SIZE), true);
+    let refused = next_of(&door, after, EventKind::ListRejected);
+    let peak = vm_hwm_kib(&door);
+    let rise = peak - before;
+    println!(
+        "VmHWM before {before} KiB, after a retained {SIZE}-byte garbage message {peak} KiB (+{rise} KiB, {:.2}× its size)",
+        rise as f64 * 1024.0 / SIZE as f64
+    );
+    assert!(
+        (rise as usize) * 1024 < SIZE * 3 / 2,
+        "the garbage message cost {rise} KiB, more than 1.5× its size"
+    );
+    assert_eq!(refused.reason.as_deref(), Some("malformed"), "{refused:?}");
+    assert!(
+        refused
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("not a signed list"),
+        "{refused:?}"
+    );
+    // Clear the retained garbage so the broker does not keep 50 MB.
+    office.publish(&topic("list"), Vec::new(), true);
+}

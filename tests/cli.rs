@@ -345,3 +345,106 @@ fn tap_status_and_events_through_pintuctl() {
         text(&missing.stderr)
     );
 }
+
+/// Issue 15 item 12: a signed list (with the register's card hashes) and a signed command are
+/// written owner-only, like the keys (they were 0644).
+#[test]
+fn signed_list_and_command_files_are_written_owner_only() {
+    let (_dir, d) = office();
+    ok_out(sign(&d, "list"));
+    ok(&[
+        "command",
+        "lockdown",
+        "--allow-role",
+        "staff",
+        "--site",
+        "site-a",
+        "--door",
+        "door-1",
+        "--operator",
+        "ani",
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/cmd.json"),
+    ]);
+    let mode = |p: &str| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode(&format!("{d}/list.signed")), 0o600);
+    assert_eq!(mode(&format!("{d}/cmd.json")), 0o600);
+}
+
+/// Issue 15 item 12: an event's fields carry text from outside (here an inbox file name with a
+/// terminal escape sequence in it); `pintuctl events` shows control characters escaped instead
+/// of sending them to the operator's terminal.
+#[test]
+fn pintuctl_events_shows_control_characters_escaped() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let name = "evil\u{1b}]0;owned\u{7}\u{1b}[2J.signed";
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    std::fs::write(site.inbox().join(name), b"not a list").expect("inbox file");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !door
+        .events()
+        .iter()
+        .any(|e| e.kind.as_str() == "list.rejected")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", door.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cfg = config.to_str().expect("path");
+    let shown = ok(&["--config", cfg, "events", "-n", "5"]);
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("evil\\u{1b}]0;owned\\u{7}"), "{shown:?}");
+}
+
+/// Issue 15 item 11: `pintud --list FILE` with no FILE used to log a warning and start a door
+/// without a list. It is a mistake in the command line: exit code 2, saying which file.
+#[test]
+fn pintud_with_a_missing_list_file_exits_2() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let missing = site.path("no-such-list.signed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pintud"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--list")
+        .arg(&missing)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pintud");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pintud started without its --list file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--list") && stderr.contains("no-such-list.signed"),
+        "{stderr}"
+    );
+    assert!(
+        !site.socket().exists(),
+        "no control socket: nothing started"
+    );
+}

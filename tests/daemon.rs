@@ -1367,3 +1367,60 @@ fn capture_needs_its_own_permission() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no card was tapped"), "{stderr}");
 }
+
+/// Issue 15 item 8: the inbox pintud owns is sticky and not writable by others (one operator
+/// cannot swap another's file), and `processed/` and `rejected/` keep a bounded number of files,
+/// the oldest removed first (they used to grow without end).
+#[test]
+fn inbox_is_sticky_and_its_archives_are_pruned_oldest_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    std::fs::set_permissions(site.inbox(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let config = site.path("pintu.toml");
+    std::fs::write(
+        &config,
+        site.config_text("")
+            .replace("[list]\n", "[list]\ninbox_keep = 3\n"),
+    )
+    .expect("config");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let mode = || {
+        std::fs::metadata(site.inbox())
+            .expect("inbox")
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    eventually("the inbox is made sticky", || mode() & 0o1000 != 0);
+    assert_eq!(mode(), 0o1775, "sticky, not writable by others");
+
+    for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        drop_into_inbox(&site, &format!("{name}.signed"), b"not a list");
+        eventually(&format!("{name} is refused"), || {
+            door.events()
+                .iter()
+                .filter(|e| e.kind == EventKind::ListRejected)
+                .count()
+                == i + 1
+        });
+        eventually(&format!("{name} leaves the inbox"), || {
+            !site.inbox().join(format!("{name}.signed")).exists()
+        });
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(site.inbox().join("rejected"))
+        .expect("rejected/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let kept: Vec<&str> = kept
+        .iter()
+        .map(|n| n.rsplit('-').next().unwrap_or(n))
+        .collect();
+    assert_eq!(
+        kept,
+        ["c.signed", "d.signed", "e.signed"],
+        "the newest three"
+    );
+}

@@ -573,12 +573,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             for r in &s.readers {
                 let since = match (&r.since, &r.detail) {
-                    (Some(at), Some(why)) => format!(" since {at}: {why}"),
+                    (Some(at), Some(why)) => format!(" since {at}: {}", shown(why)),
                     _ => String::new(),
                 };
                 println!(
                     "reader     {} ({:?}, {}): {}{since}",
-                    r.name, r.role, r.backend, r.state
+                    shown(&r.name),
+                    r.role,
+                    r.backend,
+                    r.state
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -620,19 +623,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
+                    // The fields carry text from outside (file names, reader names, key ids):
+                    // escaped, so none can drive the terminal or forge a line.
                     println!(
                         "#{:<6} {}  {:<16} {} {} {} {}",
                         e.seq,
                         e.time,
                         e.kind.as_str(),
-                        e.reader.as_deref().unwrap_or(""),
-                        e.card.as_deref().unwrap_or(""),
-                        e.holder.as_deref().unwrap_or(""),
-                        [e.reason.as_deref(), e.detail.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(": ")
+                        shown(e.reader.as_deref().unwrap_or("")),
+                        shown(e.card.as_deref().unwrap_or("")),
+                        shown(e.holder.as_deref().unwrap_or("")),
+                        shown(
+                            &[e.reason.as_deref(), e.detail.as_deref()]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(": ")
+                        )
                     );
                 }
             }
@@ -640,6 +647,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
 }
+
+/// Text that came from outside (an event's fields), printed: control and invisible formatting
+/// characters shown as `\u{..}` escapes, and cut at [`TEXT_PRINT_MAX`] characters.
+fn shown(text: &str) -> String {
+    pintu::core::text::bounded(text, TEXT_PRINT_MAX)
+}
+
+/// Longest outside text printed in one field (an event's detail is at most 1,024 characters).
+const TEXT_PRINT_MAX: usize = 2048;
 
 fn seq(s: Option<u64>) -> String {
     s.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
@@ -894,7 +910,7 @@ fn sign_command(
     let signed = command::sign(&payload, &signing_keys);
     match out {
         Some(path) => {
-            pintu::fsutil::write_atomic(path, &signed, 0o644)
+            pintu::fsutil::write_atomic(path, &signed, 0o600)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "{}: {} for {} at {}, id {}, valid until {}",
@@ -926,7 +942,7 @@ fn sign(register: &Path, key_paths: &[PathBuf], out: &Path) -> Result<ExitCode> 
     // Bump first: a version number is never used for two different lists, even if writing the
     // output fails afterwards (a gap in versions is harmless; a reuse is rejected by doors).
     reg.set_version(version)?;
-    pintu::fsutil::write_atomic(out, &signed, 0o644)
+    pintu::fsutil::write_atomic(out, &signed, 0o600)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "{}: version {version}, {} entries, {} visit(s), site {}, doors {}, expires {}, signed by {}",
@@ -2047,7 +2063,7 @@ impl DeliveryPlan {
             reg.bump_version(version)?;
             reg.save()?;
             if let Some(out) = &self.out {
-                pintu::fsutil::write_atomic(out, &signed, 0o644)
+                pintu::fsutil::write_atomic(out, &signed, 0o600)
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!("{}: {what}", out.display());
             }

@@ -31,7 +31,8 @@ struct Args {
     /// Validate this configuration file, print the result and exit (0 valid, 2 invalid).
     #[arg(long, value_name = "FILE", conflicts_with = "list")]
     check_config: Option<PathBuf>,
-    /// A signed list to offer at start (verified like any other).
+    /// A signed list to offer at start (verified like any other). It must exist: a missing or
+    /// non-regular FILE stops pintud with exit code 2.
     #[arg(long, value_name = "FILE")]
     list: Option<PathBuf>,
     /// Drive the configured lock relay to its de-energised state and exit (systemd's
@@ -98,6 +99,18 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         };
+    }
+    // A list named on the command line that is not there is a mistake to fix, not a door to
+    // start without a list: refuse before anything starts. (Whether it verifies is checked
+    // later, like any list, and reported as `list.rejected`.)
+    if let Some(path) = &args.list {
+        if let Err(e) = pintu::fsutil::open_regular(path, None) {
+            eprintln!("pintud: --list {}: {e}", path.display());
+            eprintln!(
+                "pintud: not started: give an existing signed list file, or start without --list"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
     }
     let cfg = match Config::load(&args.config) {
         Ok(cfg) => cfg,

@@ -483,6 +483,56 @@ fn verify_signatures(
     verify_envelope(bytes, policy, ENVELOPE_FORMAT, SIGNING_CONTEXT)
 }
 
+/// How many opening bytes [`check_head`] looks at.
+pub const HEAD_BYTES: usize = 4096;
+
+/// The cheap first look at a list or command before it is read on or parsed: a signed envelope
+/// is UTF-8 JSON text whose first non-blank character opens an object (`{`) and whose next one
+/// opens its first key (`"`). Random bytes, an image, an archive, a blank file fail here, after at
+/// most [`HEAD_BYTES`] bytes, so a large file of garbage is refused without being read whole.
+/// `head` is the start of the bytes (it may end inside a character).
+pub fn check_head(head: &[u8]) -> Result<(), Rejection> {
+    let head = &head[..head.len().min(HEAD_BYTES)];
+    if let Err(e) = std::str::from_utf8(head) {
+        // error_len() is None when the cut ends inside a character: that is fine.
+        if e.error_len().is_some() {
+            return Err(Rejection::Malformed(format!(
+                "not a signed list: byte {} is not UTF-8 text (a signed list is a JSON object)",
+                e.valid_up_to()
+            )));
+        }
+    }
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut rest = head.iter().enumerate().filter(|(_, b)| !blank(b));
+    match rest.next() {
+        None if head.len() < HEAD_BYTES => Err(Rejection::Malformed(
+            "not a signed list: it is empty or blank".into(),
+        )),
+        None => Err(Rejection::Malformed(format!(
+            "not a signed list: only blanks in its first {HEAD_BYTES} bytes"
+        ))),
+        Some((_, b'{')) => match rest.next() {
+            None | Some((_, b'"' | b'}')) => Ok(()),
+            Some((at, &b)) => Err(Rejection::Malformed(format!(
+                "not a signed list: {} at byte {at} where a JSON object's first key starts",
+                describe_byte(b)
+            ))),
+        },
+        Some((at, &b)) => Err(Rejection::Malformed(format!(
+            "not a signed list: it starts with {} at byte {at}; a signed list is a JSON object starting with '{{'",
+            describe_byte(b)
+        ))),
+    }
+}
+
+fn describe_byte(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("{:?}", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
 /// Checks an envelope of `format` and its signatures under `context`; returns the payload bytes
 /// and the key ids that signed. Shared by lists and signed commands.
 pub(crate) fn verify_envelope(
@@ -491,6 +541,7 @@ pub(crate) fn verify_envelope(
     format: &str,
     context: &[u8],
 ) -> Result<(Vec<u8>, Vec<String>), Rejection> {
+    check_head(bytes)?;
     // One pass over the (possibly tens of MB) envelope, borrowing the payload text. Only when it
     // does not parse is it read again, to tell an unknown format from a malformed envelope.
     #[derive(Deserialize)]
@@ -707,6 +758,39 @@ pub fn check_payload(p: &Payload) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_head_refuses_what_cannot_be_an_envelope() {
+        for ok in [
+            &b"{\"format\":1}"[..],
+            b"  \r\n\t{ \"format\"",
+            b"{}",
+            b"{",
+            // Cut inside a character: not an error.
+            "{\"k\":\"\u{e9}"
+                .as_bytes()
+                .split_last()
+                .map(|(_, h)| h)
+                .unwrap_or(b""),
+        ] {
+            assert_eq!(check_head(ok), Ok(()), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for (bad, says) in [
+            (&b""[..], "empty or blank"),
+            (b"   \n", "empty or blank"),
+            (b"\x89PNG\r\n", "not UTF-8"),
+            (b"[1,2]", "starts with '['"),
+            (b"this is not a list", "starts with 't'"),
+            (b"{{{{", "'{' at byte 1"),
+            (b"{\"a\":\xff}", "byte 5 is not UTF-8"),
+        ] {
+            match check_head(bad) {
+                Err(Rejection::Malformed(m)) => assert!(m.contains(says), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(check_head(&[b' '; HEAD_BYTES]).is_err());
+    }
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
