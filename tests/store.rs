@@ -441,11 +441,10 @@ fn list_file_signed_by_a_key_no_longer_trusted_is_not_used_at_start() {
         "{:?}",
         report.events
     );
-    // The file is kept (for inspection). The rollback floor is per key and counts only the keys
-    // trusted now (TUF: a rotation resets it): k2 has signed nothing here, so it is 0, and k1's
-    // floor is kept for the day k1 would be trusted again (lists.rs: fast-forward recovery).
+    // The file is kept (for inspection). Removing a key does not lower the door's rollback floor
+    // (issue 15 item 6; only a signed reset does: lists.rs), and k1's own floor is kept.
     assert_eq!(std::fs::read(site.state_dir().join(LIST_FILE)).unwrap(), v1);
-    assert_eq!(store.highest_version(), 0);
+    assert_eq!(store.highest_version(), 1);
     assert_eq!(store.key_floor(&site.keys[0].1.verifying_key()).unwrap(), 1);
     // A list from the new key is accepted...
     let v2 = crate::common::sign_with(&site.payload(2, entries(&site, 3, 2)), &site.keys[1..2]);
