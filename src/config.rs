@@ -1087,9 +1087,11 @@ impl Config {
             .command_keys
             .as_ref()
             .map_or(raw.trust.keys.len(), Vec::len);
-        if command_threshold == 0 {
+        // Defaulted from `threshold` (no command keys of their own): checked as `threshold`.
+        let own = raw.trust.command_threshold.is_some() || raw.trust.command_keys.is_some();
+        if own && command_threshold == 0 {
             err("trust.command_threshold", "must be at least 1".into());
-        } else if command_threshold > command_key_count && command_key_count > 0 {
+        } else if own && command_threshold > command_key_count && command_key_count > 0 {
             err(
                 "trust.command_threshold",
                 format!(
