@@ -587,7 +587,9 @@ impl DaemonHandle {
     ) -> Result<Result<ListMeta, Rejection>, StoreError> {
         let started = Instant::now();
         let now = self.clock.now();
-        let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, now) {
+        // Expiry on the trusted time: a clock set back does not let an expired list in.
+        let trusted = self.trusted_now();
+        let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, trusted) {
             Ok(result) => result,
             // Disk full or an I/O error on the list file: nothing changed; the door keeps its
             // list and says why.

@@ -860,7 +860,8 @@ fn door_command(
 /// a day past the *newest* command's expiry) and the window was checked on the raw wall clock: the
 /// replay opened the door. Now windows are checked on the trusted time (never below the floor)
 /// and ids are kept until their window is below the floor: refused, the lock untouched.
-/// `unlock_once` for `"*"` or for longer than 10 minutes is refused too.
+/// `unlock_once` for `"*"` or for longer than 10 minutes is refused too, and a list that has
+/// expired on the trusted time is refused while the clock is set back.
 #[test]
 fn a_captured_unlock_once_cannot_be_replayed_after_the_clock_is_set_back() {
     use pintu::core::command::Action;
@@ -944,6 +945,13 @@ fn a_captured_unlock_once_cannot_be_replayed_after_the_clock_is_set_back() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(released(&door), 1, "the replay did not open the door");
     assert_eq!(events_of(&door, EventKind::CommandAccepted, None).len(), 2);
+    // Lists too: one that expires tomorrow (real time) has expired on the trusted time.
+    let mut stale = site.payload(2, vec![staff(&site, ALICE, "alice")]);
+    stale.expires_at = Timestamp::now() + SignedDuration::from_secs(24 * HOUR);
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    std::fs::write(site.inbox().join("stale.signed"), site.sign(&stale)).expect("drop");
+    let r = wait_events(&door, EventKind::ListRejected, None, 1);
+    assert_eq!(r[0].reason.as_deref(), Some("expired"), "{:?}", r[0]);
     eprintln!("faults: clock/commands: a captured unlock_once replayed after a newer command and a clock set back two days: refused ({reason:?})");
 }
 
