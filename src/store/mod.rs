@@ -51,8 +51,9 @@ const META_ACTIVE_DIGEST: &[u8] = b"active_digest";
 const META_ACTIVE_COUNT: &[u8] = b"active_count";
 /// The active list's metadata (JSON [`StoredMeta`]), so a restart need not parse the payload.
 const META_ACTIVE_META: &[u8] = b"active_meta";
-/// The rollback floor when the active list was committed (before per-key floors, the only
-/// floor; still written, so an older pintud started on this store keeps a safe floor).
+/// The door's overall rollback floor: the highest version it accepted, raised at each commit and
+/// lowered only by a signed `reset_list_floor` ([`Store::reset_list_floor`]). Removing a key
+/// from the config does not lower it.
 const META_HIGHEST_VERSION: &[u8] = b"highest_version";
 /// Per-key rollback floors: this prefix, then the key's 32 public key bytes; the value is the
 /// highest list version that key signed and this door accepted (u64, big-endian).
@@ -1055,11 +1056,6 @@ impl Store {
             self.db.flush()?;
         }
         Ok(fresh)
-    }
-
-    /// How many command ids are remembered (tests, status).
-    pub fn commands_remembered(&self) -> usize {
-        self.commands_seen.len()
     }
 
     /// A signed `reset_list_floor`: the rollback floor becomes `version` (down or up), and no
