@@ -1381,6 +1381,41 @@ mod tests {
         );
     }
 
+    /// Issue 15 item 4: a tick on a wall clock ten years ahead raises the floor at most
+    /// `clock_max_ahead` past the list's `issued_at`; the clock back at T0 is trusted again
+    /// within that bound, and staff are decided (not `list_expired`) meanwhile. A signed reset
+    /// brings the floor back at once.
+    #[test]
+    fn a_reading_years_ahead_raises_the_floor_only_to_the_signed_bound() {
+        let mut d = Door::default();
+        let mut meta = d.meta.clone();
+        meta.issued_at = ts("2026-05-04T02:50:00Z");
+        d.p.on_list_applied(&meta, d.m0);
+        d.p.on_tick(ts(T0), d.m0);
+        d.p.on_tick(ts("2036-05-04T03:00:00Z"), d.m0 + ms(1_000));
+        let floor = d.p.snapshot(d.m0 + ms(1_000)).floor.expect("floor");
+        assert_eq!(floor, ts("2026-05-04T03:50:00Z"), "issued_at + 1 h");
+        // The clock is right again: untrusted until real time reaches the bound, staff granted.
+        let events = d.p.on_tick(ts("2026-05-04T03:00:02Z"), d.m0 + ms(2_000));
+        assert_eq!(kinds(&events), vec![EventKind::ClockUntrusted]);
+        assert_eq!(d.tap(STAFF, In, ms(2_000)).action, Action::Grant);
+        // Never past the list's expiry, whatever max_ahead says.
+        let mut s = ProcedureSettings::new("server-room");
+        s.clock_max_ahead = Duration::from_secs(400 * 86_400);
+        let mut d2 = Door::new(s);
+        let mut meta = d2.meta.clone();
+        meta.issued_at = ts("2026-05-04T02:50:00Z");
+        meta.expires_at = ts("2026-05-05T00:00:00Z");
+        d2.p.on_list_applied(&meta, d2.m0);
+        d2.p.on_tick(ts("2036-05-04T03:00:00Z"), d2.m0);
+        assert_eq!(d2.p.snapshot(d2.m0).floor, Some(ts("2026-05-05T00:00:00Z")));
+        // The reset: the floor is the command's issued_at again.
+        d.p.reset_time_floor(ts(T0), d.m0 + ms(2_000));
+        assert!(d.p.take_dirty());
+        let events = d.p.on_tick(ts("2026-05-04T03:00:01Z"), d.m0 + ms(3_000));
+        assert_eq!(kinds(&events), vec![EventKind::ClockUntrustedCleared]);
+    }
+
     #[test]
     fn restart_with_visitors_inside_keeps_presence_and_overstay_still_fires() {
         let mut d = Door::default();
