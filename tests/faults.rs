@@ -18,6 +18,14 @@
 //!   duration is the real (monotonic) time inside, not the jump.
 //! - **Wall-clock jumps during an unlock pulse**: the relay pulse is timed on the monotonic clock,
 //!   so a step forward does not cut it short and a step back does not hold the door open.
+//! - **A wall clock ten years ahead for a second, then back** (issue 15 item 4): the trusted-time
+//!   floor rises at most `[clock] max_ahead_of_signed` past the signed list's `issued_at`, so the
+//!   door is trusted again at once and grants, across a restart too, with its store; a floor a
+//!   signed time pushed ahead is brought back by a signed `reset_time_floor` over MQTT, once.
+//! - **A captured `unlock_once` replayed after a newer command and the clock set back two days**
+//!   (issue 15 item 5): refused (windows are checked on the trusted time, ids kept until below
+//!   the floor); so is an `unlock_once` for `"*"` or for over 10 minutes, and a list that expired
+//!   on the trusted time.
 //! - **Unknown-card flood** (hundreds of unknown cards on one serial reader, in bursts): the reader
 //!   is locked out per `[flood]` and the door says so (`reader.locked_out`, then
 //!   `reader.lockout.cleared`); during the lockout every unknown tap is denied `reader_locked_out`
