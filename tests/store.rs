@@ -932,3 +932,50 @@ fn a_copy_that_cannot_be_written_is_reported_and_the_apply_completes() {
     assert_serves_v2(&store, &site);
     assert_eq!(std::fs::read(copy_file(&site)).unwrap(), v2);
 }
+
+/// Issue 15 item 5: a command id is kept until its window is below the trusted-time floor, not
+/// until a newer command arrives (the old rule forgot ids a day before the newest command's
+/// expiry, so a newer command plus a clock set back let an old one fire again); the floor
+/// resets' ids are kept for good; the memory survives a restart.
+#[test]
+fn command_ids_are_kept_until_below_the_floor_not_until_a_newer_command() {
+    let site = Site::new();
+    let policy = site.policy();
+    let (store, _) = open(&site, &policy);
+    let t0: Timestamp = "2026-12-01T10:00:00Z".parse().expect("ts");
+    let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+    let old = uuid::Uuid::from_u128(1);
+    let reset = uuid::Uuid::from_u128(2);
+    assert!(store
+        .remember_command(old, at(300), Some(t0), false)
+        .unwrap());
+    assert!(store
+        .remember_command(reset, at(300), Some(t0), true)
+        .unwrap());
+    // A command two days later, the floor not yet past the old one's window.
+    let newer = uuid::Uuid::from_u128(3);
+    assert!(store
+        .remember_command(newer, at(2 * 86_400 + 300), Some(at(200)), false)
+        .unwrap());
+    assert!(
+        !store
+            .remember_command(old, at(300), Some(at(200)), false)
+            .unwrap(),
+        "the old id is still known"
+    );
+    drop(store);
+    let (store, _) = open(&site, &policy);
+    assert!(!store.remember_command(old, at(300), None, false).unwrap());
+    // Once the floor is past its window the old id may go (it is refused as expired anyway);
+    // the reset's id stays.
+    let later = uuid::Uuid::from_u128(4);
+    assert!(store
+        .remember_command(later, at(2 * 86_400 + 600), Some(at(86_400)), false)
+        .unwrap());
+    assert!(store
+        .remember_command(old, at(300), Some(at(86_400)), false)
+        .unwrap());
+    assert!(!store
+        .remember_command(reset, at(300), Some(at(86_400)), true)
+        .unwrap());
+}
