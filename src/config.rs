@@ -242,6 +242,9 @@ pub struct RawClock {
     /// Let visitor badges open while the clock is untrusted.
     #[serde(default)]
     pub visitors_when_untrusted: bool,
+    /// How far past the newest signed time a wall-clock reading may raise the trusted floor.
+    #[serde(default = "default_max_ahead_of_signed")]
+    pub max_ahead_of_signed: HumanDuration,
 }
 
 impl Default for RawClock {
@@ -249,8 +252,13 @@ impl Default for RawClock {
         RawClock {
             tolerance: default_tolerance(),
             visitors_when_untrusted: false,
+            max_ahead_of_signed: default_max_ahead_of_signed(),
         }
     }
+}
+
+fn default_max_ahead_of_signed() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
 }
 
 fn default_tolerance() -> HumanDuration {
@@ -401,6 +409,14 @@ pub struct RawTrust {
     /// Trusted public keys.
     #[serde(default)]
     pub keys: Vec<RawKey>,
+    /// Keys that sign commands (`[[trust.command_keys]]`), so the list keys can stay offline;
+    /// absent: the list keys sign commands. The floor resets always need the list keys.
+    #[serde(default)]
+    pub command_keys: Option<Vec<RawKey>>,
+    /// Signatures needed from distinct command keys; default: `threshold` when the list keys
+    /// sign commands, else 1.
+    #[serde(default)]
+    pub command_threshold: Option<usize>,
 }
 
 fn one() -> usize {
@@ -913,6 +929,8 @@ pub struct Config {
     pub trust: TrustPolicy,
     /// The site's card key.
     pub card_key: CardKey,
+    /// Command trust rules (`[trust] command_keys`/`command_threshold`; by default the list's).
+    pub command_trust: TrustPolicy,
     /// List inbox directory.
     pub inbox: PathBuf,
     /// List offered at start.
@@ -1050,6 +1068,74 @@ impl Config {
                     "{} signatures required but only {} keys are trusted",
                     raw.trust.threshold,
                     raw.trust.keys.len()
+                ),
+            );
+        }
+        // Command-signing keys: their own block, or the list keys. An id may not name two
+        // different keys across the two lists (a signature names its key by id).
+        let mut command_keys: Vec<TrustedKey> = Vec::new();
+        if let Some(raw_keys) = &raw.trust.command_keys {
+            if raw_keys.is_empty() {
+                err(
+                    "trust.command_keys",
+                    "is empty: remove it to let the list keys sign commands, or add keys".into(),
+                );
+            }
+            for (i, k) in raw_keys.iter().enumerate() {
+                let at = format!("trust.command_keys[{i}]");
+                if command_keys.iter().any(|other| other.id == k.id) {
+                    err(
+                        &format!("{at}.id"),
+                        format!("key id {:?} is listed twice", k.id),
+                    );
+                    continue;
+                }
+                match decode_public_key(&k.public_key) {
+                    Ok(key) if command_keys.iter().any(|other| other.key == key) => err(
+                        &format!("{at}.public_key"),
+                        "this public key is already listed under another id".into(),
+                    ),
+                    Ok(key)
+                        if keys.iter().any(|l| (l.id == k.id) != (l.key == key)) =>
+                    {
+                        err(
+                            &format!("{at}.public_key"),
+                            format!(
+                                "id {:?} or its key is in [[trust.keys]] with a different key or id: use one id per key",
+                                k.id
+                            ),
+                        )
+                    }
+                    Ok(key) => command_keys.push(TrustedKey {
+                        id: k.id.clone(),
+                        key,
+                    }),
+                    Err(m) => err(&format!("{at}.public_key"), m),
+                }
+            }
+        }
+        let command_threshold =
+            raw.trust
+                .command_threshold
+                .unwrap_or(if raw.trust.command_keys.is_some() {
+                    1
+                } else {
+                    raw.trust.threshold
+                });
+        let command_key_count = raw
+            .trust
+            .command_keys
+            .as_ref()
+            .map_or(raw.trust.keys.len(), Vec::len);
+        // Defaulted from `threshold` (no command keys of their own): checked as `threshold`.
+        let own = raw.trust.command_threshold.is_some() || raw.trust.command_keys.is_some();
+        if own && command_threshold == 0 {
+            err("trust.command_threshold", "must be at least 1".into());
+        } else if own && command_threshold > command_key_count && command_key_count > 0 {
+            err(
+                "trust.command_threshold",
+                format!(
+                    "{command_threshold} signatures required but only {command_key_count} command keys are trusted"
                 ),
             );
         }
@@ -1228,8 +1314,19 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             trust: TrustPolicy {
-                keys,
+                keys: keys.clone(),
                 threshold: raw.trust.threshold,
+                site: Some(raw.site.clone()),
+                door: Some(raw.door.id.clone()),
+                max_bytes: usize::try_from(raw.list.max_size.0).unwrap_or(usize::MAX),
+            },
+            command_trust: TrustPolicy {
+                keys: if raw.trust.command_keys.is_some() {
+                    command_keys
+                } else {
+                    keys
+                },
+                threshold: command_threshold,
                 site: Some(raw.site.clone()),
                 door: Some(raw.door.id.clone()),
                 max_bytes: usize::try_from(raw.list.max_size.0).unwrap_or(usize::MAX),
@@ -1366,6 +1463,16 @@ fn validate_procedure(raw: &RawConfig, err: &mut dyn FnMut(&str, String)) -> Pro
     if raw.clock.tolerance.0 > Duration::from_secs(3600) {
         err("clock.tolerance", "must be at most 1h".into());
     }
+    if !within(
+        raw.clock.max_ahead_of_signed.0,
+        Duration::from_secs(60),
+        Duration::from_secs(400 * 86_400),
+    ) {
+        err(
+            "clock.max_ahead_of_signed",
+            "must be between 1m and 400days".into(),
+        );
+    }
     let mut settings = ProcedureSettings::new(raw.door.id.clone());
     settings.escort = EscortSettings {
         window: v.escort_window.0,
@@ -1382,6 +1489,7 @@ fn validate_procedure(raw: &RawConfig, err: &mut dyn FnMut(&str, String)) -> Pro
     };
     settings.clock_tolerance = raw.clock.tolerance.0;
     settings.visitors_when_clock_untrusted = raw.clock.visitors_when_untrusted;
+    settings.clock_max_ahead = raw.clock.max_ahead_of_signed.0;
     settings
 }
 

@@ -80,6 +80,14 @@ enum DoorMsg {
     },
     /// A signed `unlock_once` command: release as for a grant (its event is already recorded).
     RemoteUnlock { reply: oneshot::Sender<()> },
+    /// A verified command's `issued_at` (the office's clock): a basis for how far clock readings
+    /// may raise the trusted-time floor.
+    CommandTime { issued_at: Timestamp },
+    /// A signed `reset_time_floor`: the floor becomes `to`; replies with the floor before.
+    ResetTimeFloor {
+        to: Timestamp,
+        reply: oneshot::Sender<Option<Timestamp>>,
+    },
     /// Enrollment: the next tap (on `reader`, or any) before `deadline` is captured, not decided.
     Capture {
         reader: Option<String>,
@@ -135,6 +143,21 @@ impl DaemonHandle {
         self.clock.now()
     }
 
+    /// The time commands are checked against: the wall clock, or the trusted time the door
+    /// task last saw (at most a second old) if that is later (the clock is behind the floor).
+    pub fn trusted_now(&self) -> Timestamp {
+        let wall = self.clock.now();
+        self.presence_view()
+            .clock
+            .map_or(wall, |c| c.effective.max(wall))
+    }
+
+    /// The trusted-time floor as the door task last saw it (command ids are kept until their
+    /// window is below it).
+    pub fn time_floor(&self) -> Option<Timestamp> {
+        self.presence_view().clock.and_then(|c| c.floor)
+    }
+
     /// Appends an event to the outbox (durable with the next flush); its seq, if it was stored.
     pub fn record(&self, draft: EventDraft) -> Option<u64> {
         append_or_fail(&self.store, &*self.clock, &self.store_failed, draft)
@@ -165,7 +188,14 @@ impl DaemonHandle {
                     cmd.signed_by.join(", ")
                 ))
         };
-        tracing::info!(command = what, id = %p.id, operator = %p.operator, "signed command accepted");
+        tracing::info!(command = what, id = %p.id, operator = %bounded(&p.operator, TEXT_MAX), "signed command accepted");
+        // Signed by the office: its time bounds how far clock readings may raise the floor.
+        let _ = self
+            .door_tx
+            .send(DoorMsg::CommandTime {
+                issued_at: p.issued_at,
+            })
+            .await;
         match &p.command {
             Action::UnlockOnce { reason } => {
                 self.record(accepted(format!("unlock once: {reason}")));
@@ -228,6 +258,48 @@ impl DaemonHandle {
                         Err(e) => tracing::warn!("capture ordered over MQTT: {e}"),
                     }
                 });
+            }
+            Action::ResetTimeFloor {} => {
+                let (reply, done) = oneshot::channel();
+                let sent = self
+                    .door_tx
+                    .send(DoorMsg::ResetTimeFloor {
+                        to: p.issued_at,
+                        reply,
+                    })
+                    .await;
+                match (sent, done.await) {
+                    (Ok(()), Ok(before)) => {
+                        let before = before.map_or("none".to_string(), |t| t.to_string());
+                        tracing::warn!(%before, to = %p.issued_at, "trusted-time floor reset by a signed command");
+                        self.record(accepted(format!(
+                            "trusted-time floor reset from {before} to {}",
+                            p.issued_at
+                        )));
+                    }
+                    _ => tracing::error!("the door task has stopped; time floor not reset"),
+                }
+            }
+            Action::ResetListFloor { version } => {
+                let store = self.store.clone();
+                let version = *version;
+                match tokio::task::spawn_blocking(move || store.reset_list_floor(version)).await {
+                    Ok(Ok(before)) => {
+                        tracing::warn!(
+                            before,
+                            version,
+                            "list rollback floor reset by a signed command"
+                        );
+                        self.record(accepted(format!(
+                            "list rollback floor reset from {before} to {version}: the next list must be above {version}"
+                        )));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!("cannot reset the list rollback floor: {e}");
+                        self.store_failed.cancel();
+                    }
+                    Err(e) => tracing::error!("list floor reset task failed: {e}"),
+                }
             }
         }
         if let Err(e) = self.flush().await {
@@ -611,7 +683,9 @@ impl DaemonHandle {
         // A file name from the inbox or a topic: outside text, bounded before any log or event.
         let source = &bounded(source, TEXT_MAX);
         let now = self.clock.now();
-        let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, now) {
+        // Expiry on the trusted time: a clock set back does not let an expired list in.
+        let trusted = self.trusted_now();
+        let result = match self.store.verify_and_apply(bytes, &self.cfg.trust, trusted) {
             Ok(result) => result,
             // Disk full or an I/O error on the list file: nothing changed; the door keeps its
             // list and says why.
@@ -1253,6 +1327,15 @@ impl DoorTask {
                     }
                     Some(DoorMsg::Ping { reply }) => {
                         let _ = reply.send(());
+                    }
+                    Some(DoorMsg::CommandTime { issued_at }) => {
+                        self.procedure.observe_command_time(issued_at);
+                    }
+                    Some(DoorMsg::ResetTimeFloor { to, reply }) => {
+                        let before = self.procedure.clock_status(self.clock.now(), now_mono(), ntp_state()).floor;
+                        self.procedure.reset_time_floor(to, now_mono());
+                        self.persist_procedure();
+                        let _ = reply.send(before);
                     }
                     Some(DoorMsg::RemoteUnlock { reply }) => {
                         let outputs = self.door.release(now_mono());

@@ -458,8 +458,9 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         suspect: None,
     };
     link.policy = Some(CommandPolicy {
-        trust: link.handle.config().trust.clone(),
+        trust: link.handle.config().command_trust.clone(),
         max_lifetime: cfg.command_max_lifetime,
+        list_trust: Some(link.handle.config().trust.clone()),
     });
     link.run(rx, &stop).await;
     conn_stop.cancel();
@@ -1146,8 +1147,12 @@ impl Link {
 
     async fn on_command(&mut self, bytes: &[u8]) {
         let Some(policy) = &self.policy else { return };
-        let now = self.handle.now();
-        let verified = match command::verify(bytes, policy, now) {
+        // Windows are checked on the trusted time: a clock set back does not reopen them.
+        let clocks = command::CommandClocks {
+            trusted: self.handle.trusted_now(),
+            wall: self.handle.now(),
+        };
+        let verified = match command::verify_at(bytes, policy, clocks) {
             Ok(v) => v,
             Err(why) => {
                 tracing::warn!(reason = why.code(), "command rejected: {why}");
@@ -1161,8 +1166,14 @@ impl Link {
         };
         let store = self.handle.store().clone();
         let (id, expires_at) = (verified.payload.id, verified.payload.expires_at);
-        let fresh =
-            tokio::task::spawn_blocking(move || store.remember_command(id, expires_at)).await;
+        // Ids are kept until their window is below the trusted-time floor; a reset's for good
+        // (its window is checked on the wall clock).
+        let floor = self.handle.time_floor();
+        let forever = verified.payload.command.is_reset();
+        let fresh = tokio::task::spawn_blocking(move || {
+            store.remember_command(id, expires_at, floor, forever)
+        })
+        .await;
         match fresh {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {

@@ -12,8 +12,8 @@
 //!
 //! Besides the catalogue: the freeze attack's alarm (`list.expiring`, `list.expired`), endless
 //! data (an inbox file refused on its size before it is read), a weak key in the door's config,
-//! and fast-forward: a stolen key signs an absurd version, and the documented recovery by key
-//! rotation.
+//! and fast-forward: a stolen key signs an absurd version, and the documented recovery (the key
+//! removed, then a signed `reset_list_floor`).
 //!
 //! Run: `cargo test --test main attacks:: -- --nocapture` (the catalogue prints one line per
 //! attack).
@@ -612,20 +612,49 @@ fn freeze_the_door_raises_an_alarm_when_its_list_expires() {
     assert_eq!(decision(&door, ALICE), grant());
 }
 
-// --- fast-forward, and the recovery by key rotation ----------------------------------------------
+// --- fast-forward, and the recovery by a signed floor reset --------------------------------------
+
+/// A signed command for this door, published on its commands topic.
+fn command(
+    action: pintu::core::command::Action,
+    doors: &[&str],
+    keys: &[(String, SigningKey)],
+) -> Vec<u8> {
+    use pintu::core::command::{self, CommandPayload};
+    let now = Timestamp::now();
+    let payload = CommandPayload {
+        format: command::COMMAND_PAYLOAD_FORMAT,
+        site: SITE.into(),
+        doors: doors.iter().map(|d| d.to_string()).collect(),
+        id: uuid::Uuid::new_v4(),
+        issued_at: now,
+        expires_at: now + SignedDuration::from_secs(120),
+        operator: "kabid".into(),
+        command: action,
+    };
+    command::sign(&payload, keys)
+}
 
 /// A stolen trusted key signs list version u64::MAX - 1: the door accepts it (it is trusted) and
-/// every legitimate list after it is a rollback. The documented recovery: remove the stolen key
-/// from the config and restart. The door then starts without a list (its stored list no longer
-/// verifies, reported), its rollback floor is what the remaining keys vouched for, the next
-/// legitimate list is accepted, an older one is still a rollback, and the attacker's list is
-/// refused as signed by an unknown key.
+/// every legitimate list after it is a rollback. Removing the stolen key from the config and
+/// restarting does **not** lower the floor (issue 15 item 6: on the old code it dropped back to
+/// what the remaining keys vouched for, so anyone who could edit a config could reopen old
+/// lists). The documented recovery: remove the key, then a `reset_list_floor` signed by the keys
+/// still trusted (k of n; the stolen key's signature does not count, and `"*"` is refused) sets
+/// the floor to the last legitimate version. The next legitimate list is accepted, an older one
+/// is still a rollback, the attacker's list is refused as signed by an unknown key, and the
+/// store (with its events) is kept throughout.
 #[test]
-fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
+fn fast_forward_by_a_stolen_key_is_recovered_by_a_signed_floor_reset() {
+    use pintu::core::command::Action;
+    let broker = Broker::start(BrokerOptions::default());
+    let office_link = Client::connect(&broker, &ClientOptions::new());
+    let status_topic = format!("pintu/{SITE}/{DOOR}/status");
+    let commands_topic = format!("pintu/{SITE}/{DOOR}/commands");
     let site = Site::new();
     let office = site.keys[0].clone(); // k1
     let stolen = site.keys[1].clone(); // k2
-    let rotated = site.config_text("");
+    let rotated = site.config_text(&mqtt_section(&broker, ""));
     let before_rotation = with_trusted_key(&rotated, "k2", &stolen.1);
     let config = write(&site, &before_rotation);
     let door = Pintud::start(&config, &site.socket(), &[]);
@@ -653,17 +682,25 @@ fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
     let blocked = next_of(&door, after, EventKind::ListRejected);
     assert_eq!(blocked.reason.as_deref(), Some("rollback"));
     assert_eq!(door.status().list.map(|l| l.version), Some(absurd));
+    let events_before = door.events().len();
     assert_eq!(door.stop(), Some(0));
 
-    // Recovery: the stolen key leaves the config; restart.
+    // Step 1: the stolen key leaves the config; restart. Its list no longer verifies, but the
+    // floor stays: removing a key lowers nothing.
     write(&site, &rotated);
+    let status_sub = Client::connect(&broker, &ClientOptions::new());
+    status_sub.subscribe(&status_topic);
     let door = Pintud::start(&config, &site.socket(), &[]);
+    status_sub.collect_until(|m| m.json()["state"] == "online", WAIT);
     let status = door.status();
     assert!(
         status.list.is_none(),
         "the stolen key's list no longer verifies"
     );
-    assert_eq!(status.highest_list_version, 3, "k1's floor, not k2's");
+    assert_eq!(
+        status.highest_list_version, absurd,
+        "removing a key does not lower the floor"
+    );
     let refused = door
         .events()
         .into_iter()
@@ -674,14 +711,46 @@ fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
         Some("unknown_key"),
         "{refused:?}"
     );
-    assert!(refused
-        .detail
-        .as_deref()
-        .is_some_and(|d| d.contains("no longer verifies")));
     assert_eq!(decision(&door, ALICE), deny("no_list"));
     assert_eq!(decision(&door, MALLORY), deny("no_list"));
+    let after = last_seq(&door);
+    drop_into_inbox(&site, "v4-still-blocked.signed", &v4);
+    let blocked = next_of(&door, after, EventKind::ListRejected);
+    assert_eq!(blocked.reason.as_deref(), Some("rollback"));
 
-    // The next legitimate list is accepted.
+    // Resets that must not work: by the stolen (now unknown) key, for every door.
+    let reset = Action::ResetListFloor { version: 3 };
+    for (what, bytes, reason) in [
+        (
+            "signed by the stolen key",
+            command(reset.clone(), &[DOOR], std::slice::from_ref(&stolen)),
+            "unknown_key",
+        ),
+        (
+            "for every door",
+            command(reset.clone(), &["*"], std::slice::from_ref(&office)),
+            "door_not_named",
+        ),
+    ] {
+        let after = last_seq(&door);
+        office_link.publish(&commands_topic, bytes, false);
+        let rejected = next_of(&door, after, EventKind::CommandRejected);
+        assert_eq!(rejected.reason.as_deref(), Some(reason), "{what}");
+        assert_eq!(door.status().highest_list_version, absurd, "{what}");
+    }
+
+    // Step 2: the office signs the reset with the keys still trusted.
+    let after = last_seq(&door);
+    office_link.publish(
+        &commands_topic,
+        command(reset, &[DOOR], std::slice::from_ref(&office)),
+        false,
+    );
+    let accepted = next_of(&door, after, EventKind::CommandAccepted);
+    assert_eq!(accepted.reason.as_deref(), Some("reset_list_floor"));
+    assert_eq!(door.status().highest_list_version, 3);
+
+    // Step 3: the next legitimate list is accepted.
     let after = last_seq(&door);
     drop_into_inbox(&site, "v4.signed", &v4);
     let applied = next_of(&door, after, EventKind::ListApplied);
@@ -689,6 +758,8 @@ fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
     assert_eq!(door.status().highest_list_version, 4);
     assert_eq!(decision(&door, ALICE), grant());
     assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
+    // The store was kept: the events from before the recovery are still there.
+    assert!(door.events().len() > events_before);
 
     // An older legitimate list is still a rollback; the attacker's list is now unknown.
     for (name, bytes, reason) in [
@@ -709,6 +780,10 @@ fn fast_forward_by_a_stolen_key_is_recovered_by_removing_the_key() {
         assert_eq!(held(&door, &site), before, "{name}");
         assert_eq!(decision(&door, MALLORY), deny("unknown_card"));
     }
+    // The floor survives a restart at its new value.
+    assert_eq!(door.stop(), Some(0));
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    assert_eq!(door.status().highest_list_version, 4);
 }
 
 /// Issue 15 item 1: a list whose signature carries a 2 MB `key_id` (inbox), and one whose

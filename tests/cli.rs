@@ -448,3 +448,78 @@ fn pintud_with_a_missing_list_file_exits_2() {
         "no control socket: nothing started"
     );
 }
+/// Issue 15 items 4-6: `pintuctl command` makes the floor resets, and refuses what doors refuse
+/// (`"*"`, a window over 10 minutes) for them and for `unlock-once`.
+#[test]
+fn command_makes_the_floor_resets_and_refuses_what_doors_refuse() {
+    use base64::Engine as _;
+    use pintu::core::command::{Action, COMMAND_ENVELOPE_FORMAT};
+    let (_dir, d) = office();
+    let key = format!("{d}/office.key");
+    let base = |action: &[&str], door: &str, valid: &str, out: &str| {
+        let mut args: Vec<String> = vec!["command".into()];
+        args.extend(action.iter().map(|a| a.to_string()));
+        for a in [
+            "--site",
+            "site-a",
+            "--door",
+            door,
+            "--operator",
+            "kabid",
+            "--key",
+            &key,
+            "--valid",
+            valid,
+            "--out",
+            &format!("{d}/{out}.json"),
+        ] {
+            args.push(a.into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pintuctl(&args)
+    };
+    for (action, want) in [
+        (&["reset-time-floor"][..], Action::ResetTimeFloor {}),
+        (
+            &["reset-list-floor", "--version", "41"][..],
+            Action::ResetListFloor { version: 41 },
+        ),
+    ] {
+        ok_out(base(action, "door-1", "5m", "reset"));
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{d}/reset.json")).expect("written"))
+                .expect("json");
+        assert_eq!(envelope["format"], COMMAND_ENVELOPE_FORMAT);
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().expect("payload"))
+            .expect("base64");
+        let payload: pintu::core::command::CommandPayload =
+            serde_json::from_slice(&payload).expect("payload");
+        assert_eq!(payload.command, want);
+        assert_eq!(payload.doors, ["door-1"]);
+    }
+    for (action, door, valid, fragment) in [
+        (&["reset-time-floor"][..], "*", "5m", "must name each door"),
+        (
+            &["reset-list-floor", "--version", "1"][..],
+            "door-1",
+            "11m",
+            "at most 10m",
+        ),
+        (
+            &["unlock-once", "--reason", "vendor"][..],
+            "*",
+            "5m",
+            "must name each door",
+        ),
+    ] {
+        let out = base(action, door, valid, "refused");
+        assert!(!out.status.success(), "{action:?} {door} {valid}");
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!std::path::Path::new(&format!("{d}/refused.json")).exists());
+    }
+}

@@ -1009,3 +1009,101 @@ fn visits_flood_and_clock_sections() {
         "unknown variant",
     );
 }
+
+// --- [trust] command_keys, [clock] max_ahead_of_signed (issue 15 items 4 and 5) -----------------
+
+/// A `[[trust.command_keys]]` block for the site's key `key_index` under `id`.
+fn command_key(site: &Site, id: &str, key_index: usize) -> String {
+    format!(
+        "\n[[trust.command_keys]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+        B64.encode(site.keys[key_index].1.verifying_key().to_bytes())
+    )
+}
+
+#[test]
+fn command_keys_default_to_the_list_keys_and_can_be_their_own() {
+    let site = Site::new();
+    let (_, cfg) = load(&site, &site.config_text(""));
+    let cfg = cfg.expect("valid");
+    assert_eq!(cfg.command_trust.keys.len(), 1);
+    assert_eq!(cfg.command_trust.keys[0].id, "k1");
+    assert_eq!(cfg.command_trust.threshold, cfg.trust.threshold);
+    assert_eq!(
+        cfg.procedure.clock_max_ahead,
+        std::time::Duration::from_secs(3600)
+    );
+
+    let text = edit(
+        &site.config_text(""),
+        "\n[list]\n",
+        &format!("{}\n[list]\n", command_key(&site, "ops", 1)),
+    );
+    let (_, cfg) = load(&site, &text);
+    let cfg = cfg.expect("valid");
+    assert_eq!(cfg.command_trust.keys.len(), 1);
+    assert_eq!(cfg.command_trust.keys[0].id, "ops");
+    assert_eq!(cfg.command_trust.threshold, 1);
+    assert_eq!(cfg.trust.keys[0].id, "k1", "the list keys are unchanged");
+}
+
+#[test]
+fn a_command_key_id_naming_another_list_key_is_refused() {
+    let site = Site::new();
+    // "k1" is the list key k1; here it would name the site's second key.
+    let text = edit(
+        &site.config_text(""),
+        "\n[list]\n",
+        &format!(
+            "{}\n[list]\n",
+            command_key(&site, "k1", 1).replace("public_key", "public_key  ")
+        ),
+    );
+    assert_error_contains(
+        &site,
+        &text,
+        "public_key  ",
+        "trust.command_keys[0].public_key",
+        "use one id per key",
+    );
+}
+
+#[test]
+fn command_threshold_above_the_command_keys_is_refused() {
+    let site = Site::new();
+    let text = edit(
+        &site.config_text(""),
+        "\n[list]\n",
+        &format!(
+            "{}command_threshold = 2\n[list]\n",
+            command_key(&site, "ops", 1)
+        ),
+    );
+    // `command_threshold` follows the array of tables, so TOML puts it in the last
+    // command key's table: write it in [trust] instead.
+    let text = text.replace("command_threshold = 2\n", "");
+    let text = edit(
+        &text,
+        "card_key_file = \"card.key\"\n",
+        "card_key_file = \"card.key\"\ncommand_threshold = 2\n",
+    );
+    assert_error(
+        &site,
+        &text,
+        "command_threshold = 2",
+        "trust.command_threshold",
+        "2 signatures required but only 1 command keys are trusted",
+    );
+}
+
+#[test]
+fn max_ahead_of_signed_out_of_range_is_refused() {
+    let site = Site::new();
+    let text = site.config_text("\n[clock]\nmax_ahead_of_signed = \"10s\"\n");
+    assert_error(
+        &site,
+        &text,
+        "max_ahead_of_signed",
+        "clock.max_ahead_of_signed",
+        "must be between 1m and 400days",
+    );
+}

@@ -18,6 +18,14 @@
 //!   duration is the real (monotonic) time inside, not the jump.
 //! - **Wall-clock jumps during an unlock pulse**: the relay pulse is timed on the monotonic clock,
 //!   so a step forward does not cut it short and a step back does not hold the door open.
+//! - **A wall clock ten years ahead for a second, then back** (issue 15 item 4): the trusted-time
+//!   floor rises at most `[clock] max_ahead_of_signed` past the signed list's `issued_at`, so the
+//!   door is trusted again at once and grants, across a restart too, with its store; a floor a
+//!   signed time pushed ahead is brought back by a signed `reset_time_floor` over MQTT, once.
+//! - **A captured `unlock_once` replayed after a newer command and the clock set back two days**
+//!   (issue 15 item 5): refused (windows are checked on the trusted time, ids kept until below
+//!   the floor); so is an `unlock_once` for `"*"` or for over 10 minutes, and a list that expired
+//!   on the trusted time.
 //! - **Unknown-card flood** (hundreds of unknown cards on one serial reader, in bursts): the reader
 //!   is locked out per `[flood]` and the door says so (`reader.locked_out`, then
 //!   `reader.lockout.cleared`); during the lockout every unknown tap is denied `reader_locked_out`
@@ -644,8 +652,11 @@ fn wall_clock_jumps_during_a_visit() {
     let real0 = Timestamp::now();
     let list = site.path("visits.signed");
     std::fs::write(&list, visits_list(&site, real0, k)).expect("write the list");
+    // The steps forward (10 h per cycle) must raise the trusted-time floor for the steps back to
+    // fall below it: since issue 15 item 4 a reading raises it at most `max_ahead_of_signed`
+    // past the list's signed `issued_at` (default 1 h), so this door allows the whole run.
     let config = site.write_config(&format!(
-        "\n[[reader]]\nname = \"back\"\nrole = \"exit\"\nbackend = \"sim\"\n{NO_FLOOD}"
+        "\n[[reader]]\nname = \"back\"\nrole = \"exit\"\nbackend = \"sim\"\n{NO_FLOOD}\n[clock]\nmax_ahead_of_signed = \"400days\"\n"
     ));
     let door = wall.start(
         &config,
@@ -823,6 +834,238 @@ fn wall_clock_jumps_during_an_unlock_pulse() {
     eprintln!(
         "faults: clock/pulse: {conclusive} wall steps ({:?} s) seen during a {pulse:?} pulse, none cut it short or held it ({attempts} pulses) [{:.1?}]",
         (0..attempts).map(step).collect::<Vec<_>>(),
+        started.elapsed()
+    );
+}
+
+/// A signed command for this door, made now by `keys`, valid for `valid_s` from `issued_at`.
+fn door_command(
+    site: &Site,
+    action: pintu::core::command::Action,
+    doors: &[&str],
+    issued_at: Timestamp,
+    valid_s: i64,
+) -> Vec<u8> {
+    use pintu::core::command::{self, CommandPayload};
+    command::sign(
+        &CommandPayload {
+            format: command::COMMAND_PAYLOAD_FORMAT,
+            site: crate::common::SITE.into(),
+            doors: doors.iter().map(|d| d.to_string()).collect(),
+            id: uuid::Uuid::new_v4(),
+            issued_at,
+            expires_at: issued_at + SignedDuration::from_secs(valid_s),
+            operator: "ani".into(),
+            command: action,
+        },
+        &site.keys[..1],
+    )
+}
+
+/// Issue 15 item 5: an `unlock_once` is captured; a newer command arrives two days later (on the
+/// door's clock); the door's clock is then set back into the captured command's window and it is
+/// replayed. On the old code the newer command made the door forget the old id (ids were kept for
+/// a day past the *newest* command's expiry) and the window was checked on the raw wall clock: the
+/// replay opened the door. Now windows are checked on the trusted time (never below the floor)
+/// and ids are kept until their window is below the floor: refused, the lock untouched.
+/// `unlock_once` for `"*"` or for longer than 10 minutes is refused too, and a list that has
+/// expired on the trusted time is refused while the clock is set back.
+#[test]
+fn a_captured_unlock_once_cannot_be_replayed_after_the_clock_is_set_back() {
+    use pintu::core::command::Action;
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let status_sub = Client::connect(&broker, &ClientOptions::new());
+    status_sub.subscribe(&topic("status"));
+    let site = Site::new();
+    let mut wall = WallClock::new(site.dir.path());
+    let config = site.write_config(&format!("{NO_FLOOD}{}", mqtt_section(&broker, "")));
+    let list = site.path("list.signed");
+    std::fs::write(
+        &list,
+        site.sign(&site.payload(1, vec![staff(&site, ALICE, "alice")])),
+    )
+    .expect("list");
+    let door = wall.start(
+        &config,
+        &site.socket(),
+        &["--list", list.to_str().expect("utf-8 path")],
+    );
+    wall.wait(&door, true);
+    status_sub.collect_until(|m| m.json()["state"] == "online", WAIT);
+    let released = |door: &Pintud| events_of(door, EventKind::LockReleased, None).len();
+
+    // Too broad or too long: refused with their own reasons.
+    let now = Timestamp::now();
+    let unlock = || Action::UnlockOnce {
+        reason: "vendor".into(),
+    };
+    for (bytes, reason, n) in [
+        (
+            door_command(&site, unlock(), &["*"], now, 120),
+            "door_not_named",
+            1,
+        ),
+        (
+            door_command(&site, unlock(), &[crate::common::DOOR], now, 3600),
+            "lifetime_too_long",
+            2,
+        ),
+    ] {
+        office.publish(&topic("commands"), bytes, false);
+        let r = wait_events(&door, EventKind::CommandRejected, None, n);
+        assert_eq!(r[n - 1].reason.as_deref(), Some(reason));
+    }
+    assert_eq!(released(&door), 0);
+
+    // The captured command: carried out once.
+    let captured = door_command(&site, unlock(), &[crate::common::DOOR], now, 300);
+    office.publish(&topic("commands"), captured.clone(), false);
+    wait_events(&door, EventKind::CommandAccepted, None, 1);
+    door.wait_for("the lock released", |_| released(&door) == 1);
+
+    // Two days later (the door's clock), a newer command.
+    const DAYS_2: i64 = 48 * HOUR;
+    wall.set(DAYS_2);
+    wall.wait(&door, true);
+    let newer = door_command(
+        &site,
+        Action::ReleaseLockdown {},
+        &[crate::common::DOOR],
+        Timestamp::now() + SignedDuration::from_secs(DAYS_2),
+        120,
+    );
+    office.publish(&topic("commands"), newer, false);
+    wait_events(&door, EventKind::CommandAccepted, None, 2);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The clock set back into the captured command's window; the replay.
+    wall.set(0);
+    wall.wait(&door, false);
+    office.publish(&topic("commands"), captured, false);
+    let r = wait_events(&door, EventKind::CommandRejected, None, 3);
+    let reason = r[2].reason.as_deref();
+    assert!(
+        matches!(reason, Some("expired" | "replayed")),
+        "the replay is refused: {:?}",
+        r[2]
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(released(&door), 1, "the replay did not open the door");
+    assert_eq!(events_of(&door, EventKind::CommandAccepted, None).len(), 2);
+    // Lists too: one that expires tomorrow (real time) has expired on the trusted time.
+    let mut stale = site.payload(2, vec![staff(&site, ALICE, "alice")]);
+    stale.expires_at = Timestamp::now() + SignedDuration::from_secs(24 * HOUR);
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    std::fs::write(site.inbox().join("stale.signed"), site.sign(&stale)).expect("drop");
+    let r = wait_events(&door, EventKind::ListRejected, None, 1);
+    assert_eq!(r[0].reason.as_deref(), Some("expired"), "{:?}", r[0]);
+    eprintln!("faults: clock/commands: a captured unlock_once replayed after a newer command and a clock set back two days: refused ({reason:?})");
+}
+
+/// Issue 15 item 4: one spoofed clock reading ten years ahead, for about a second, then the
+/// clock is right again. On the old code the reading raised the trusted-time floor ten years
+/// and persisted it: afterwards the clock stayed untrusted, every tap was denied `list_expired`
+/// (the list expired on the floor) and the documented recovery deleted the store. Now a reading
+/// raises the floor at most `[clock] max_ahead_of_signed` past the newest signed time (the
+/// list's `issued_at`, an hour ago here): the door is trusted again and grants at once, across a
+/// restart too, with its store. A floor a signed time did push ahead (a list signed with a
+/// future `issued_at`) is brought back by a signed `reset_time_floor` over MQTT, once.
+#[test]
+fn a_clock_ten_years_ahead_for_a_second_does_not_lock_the_door_out() {
+    use pintu::core::command::{self, Action, CommandPayload};
+    let started = Instant::now();
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let status_sub = Client::connect(&broker, &ClientOptions::new());
+    status_sub.subscribe(&topic("status"));
+    let site = Site::new();
+    let mut wall = WallClock::new(site.dir.path());
+    let config = site.write_config(&format!("{NO_FLOOD}{}", mqtt_section(&broker, "")));
+    let list = site.path("list.signed");
+    std::fs::write(
+        &list,
+        site.sign(&site.payload(1, vec![staff(&site, ALICE, "alice")])),
+    )
+    .expect("list");
+    let args = ["--list", list.to_str().expect("utf-8 path")];
+    let door = wall.start(&config, &site.socket(), &args);
+    wall.wait(&door, true);
+    assert_eq!(decision(&door.tap(ALICE)), ("grant", None));
+
+    // Ten years ahead for a second or two (the door task reads the clock every second).
+    const YEARS_10: i64 = 10 * 365 * 24 * HOUR;
+    wall.set(YEARS_10);
+    wall.wait(&door, true);
+    std::thread::sleep(Duration::from_millis(1500));
+    wall.set(0);
+
+    // Back: trusted at once, staff granted, the floor not in the future, the list not expired
+    // (status's effective time is the door task's last tick: up to a second old).
+    wall.wait(&door, true);
+    let s = wait_until(&door, "the list not expired", WAIT, || {
+        let s = door.status();
+        s.list.as_ref().is_some_and(|l| !l.expired).then_some(s)
+    });
+    let floor = s.clock.as_ref().and_then(|c| c.floor).expect("a floor");
+    assert!(
+        floor <= Timestamp::now() + SignedDuration::from_secs(60),
+        "the floor is {floor}, in the future"
+    );
+    assert!(s.clock.as_ref().is_some_and(|c| c.trusted), "{s:?}");
+    assert_eq!(decision(&door.tap(ALICE)), ("grant", None));
+    let events_before = door.events().len();
+    assert_eq!(door.stop(), Some(0));
+
+    // The persisted floor is sane too: a restart on the same store is trusted and grants.
+    let door = wall.start(&config, &site.socket(), &args);
+    wall.wait(&door, true);
+    assert_eq!(decision(&door.tap(ALICE)), ("grant", None));
+    assert!(
+        door.events().len() > events_before,
+        "the store and its events were kept"
+    );
+    status_sub.collect_until(|m| m.json()["state"] == "online", WAIT);
+
+    // A signed time can push the floor ahead: a list signed with issued_at 30 min from now.
+    let mut ahead = site.payload(2, vec![staff(&site, ALICE, "alice")]);
+    ahead.issued_at = Timestamp::now() + SignedDuration::from_secs(30 * 60);
+    std::fs::create_dir_all(site.inbox()).expect("inbox");
+    std::fs::write(site.inbox().join("ahead.signed"), site.sign(&ahead)).expect("drop");
+    door.wait_for("list v2", |s| {
+        s.list.as_ref().is_some_and(|l| l.version == 2)
+    });
+    wall.wait(&door, false);
+    // Staff are decided on the floor meanwhile.
+    assert_eq!(decision(&door.tap(ALICE)), ("grant", None));
+
+    // The office resets it with a signed command (list keys; this door by name).
+    let now = Timestamp::now();
+    let reset = command::sign(
+        &CommandPayload {
+            format: command::COMMAND_PAYLOAD_FORMAT,
+            site: crate::common::SITE.into(),
+            doors: vec![crate::common::DOOR.into()],
+            id: uuid::Uuid::new_v4(),
+            issued_at: now,
+            expires_at: now + SignedDuration::from_secs(300),
+            operator: "kabid".into(),
+            command: Action::ResetTimeFloor {},
+        },
+        &site.keys[..1],
+    );
+    office.publish(&topic("commands"), reset.clone(), false);
+    let s = wall.wait(&door, true);
+    let floor = s.clock.as_ref().and_then(|c| c.floor).expect("a floor");
+    assert!(floor < ahead.issued_at, "the floor is back: {floor}");
+    let accepted = wait_events(&door, EventKind::CommandAccepted, None, 1);
+    assert_eq!(accepted[0].reason.as_deref(), Some("reset_time_floor"));
+    // Once only.
+    office.publish(&topic("commands"), reset, false);
+    let rejected = wait_events(&door, EventKind::CommandRejected, None, 1);
+    assert_eq!(rejected[0].reason.as_deref(), Some("replayed"));
+    eprintln!(
+        "faults: clock/floor: +10 years for ~1.5 s and back: trusted at once, staff granted, store kept; a signed reset_time_floor undoes a signed floor ahead [{:.1?}]",
         started.elapsed()
     );
 }

@@ -714,7 +714,7 @@ fn highest_accepted_version_survives_restart() {
     assert_eq!(door.lookup(ALICE).as_deref(), Some("alice-v6"));
 }
 
-// --- fast-forward: per-key rollback floors and recovery by key rotation ----------------------------
+// --- fast-forward: the overall rollback floor and recovery by a signed floor reset -----------------
 
 /// A key the site never had: what the office rotates to.
 fn new_key(seed: u8, id: &str) -> (String, SigningKey) {
@@ -750,8 +750,11 @@ impl Door {
     }
 }
 
+/// Issue 15 item 6: removing the stolen key lowers nothing (on the old code the floor fell to
+/// what the remaining keys vouched for); a signed floor reset (`Store::reset_list_floor`, what a
+/// verified `reset_list_floor` command runs) does.
 #[test]
-fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
+fn fast_forward_with_a_stolen_key_is_undone_by_a_floor_reset_not_by_removing_the_key() {
     // Trusts k1 (the office) and k2 (about to be stolen), threshold 1; the office signs with k1.
     let door = Door::with_policy(
         |site| policy_of(site, &[&site.keys[0], &site.keys[1]], 1),
@@ -774,7 +777,7 @@ fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
         }
     );
 
-    // Recovery: k2 leaves the config.
+    // k2 leaves the config: its list no longer verifies, but the floor stays.
     let (door, report) = door.restart_with(|site| policy_of(site, &[&site.keys[0]], 1));
     assert_eq!(
         reasons(&report),
@@ -782,7 +785,22 @@ fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
         "the stored list is refused"
     );
     assert!(door.store.active().is_none());
-    assert_eq!(door.store.highest_version(), HELD, "k1's floor alone");
+    assert_eq!(
+        door.store.highest_version(),
+        absurd,
+        "no key removal lowers it"
+    );
+    assert!(matches!(
+        door.reject(&door.list(6)),
+        Rejection::Rollback { .. }
+    ));
+
+    // The signed reset: the floor becomes the last legitimate version, durably.
+    assert_eq!(door.store.reset_list_floor(HELD).expect("reset"), absurd);
+    assert_eq!(door.store.highest_version(), HELD);
+    assert_eq!(door.floor_of(&k2.1), HELD, "no key's floor stays above it");
+    let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[0]], 1));
+    assert_eq!(door.store.highest_version(), HELD, "survives a restart");
     // The held list again is not above the floor; the next one is.
     assert!(matches!(
         door.reject(&door.list(HELD)),
@@ -790,7 +808,7 @@ fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
     ));
     assert_eq!(
         door.offer(&door.list(6))
-            .expect("v6 after the rotation")
+            .expect("v6 after the reset")
             .version,
         6
     );
@@ -803,10 +821,10 @@ fn fast_forward_with_a_stolen_key_is_undone_by_removing_that_key() {
         }
     );
     assert_eq!(door.reject(&attack), Rejection::UnknownKey("k2".into()));
-    // The stolen key's floor is kept: were it trusted again, so would be its absurd version.
-    assert_eq!(door.floor_of(&k2.1), absurd);
+    // Were k2 trusted again, its absurd list would still be refused... as a list the door
+    // already passed: the reset lowered k2's floor too, and the overall floor is 6.
     let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[0], &site.keys[1]], 1));
-    assert_eq!(door.store.highest_version(), absurd);
+    assert_eq!(door.store.highest_version(), 6);
 }
 
 #[test]
@@ -838,7 +856,7 @@ fn a_key_keeps_its_floor_under_a_new_id() {
 }
 
 #[test]
-fn with_threshold_two_every_signer_vouches_for_the_version() {
+fn with_threshold_two_a_rotation_keeps_the_floor_until_a_reset() {
     let door = Door::with_policy(two_of_two, |site| site.keys.clone()).holding_v5();
     let (k1, k2) = (door.site.keys[0].clone(), door.site.keys[1].clone());
     let (k3, k4) = (new_key(33, "k3"), new_key(44, "k4"));
@@ -853,21 +871,16 @@ fn with_threshold_two_every_signer_vouches_for_the_version() {
         (absurd, absurd)
     );
 
-    // Rotating only k1 out is not enough: k2 vouched for the absurd version too.
-    let (door, _) = door.restart_with(|site| policy_of(site, &[&site.keys[1], &k3], 2));
-    assert_eq!(door.store.highest_version(), absurd);
-    let k2_k3 = [k2.clone(), k3.clone()];
-    assert!(matches!(
-        door.reject(&door.signed_by(&door.payload(6), &k2_k3)),
-        Rejection::Rollback { .. }
-    ));
-
-    // Rotating both out recovers; the new keys start from nothing they have not signed.
+    // Rotating both out lowers nothing: the new keys inherit the door's floor.
     let k3_k4 = [k3.clone(), k4.clone()];
     let (door, report) = door.restart_with(|site| policy_of(site, &[&k3, &k4], 2));
     assert_eq!(reasons(&report), ["unknown_key"]);
-    assert_eq!(door.store.highest_version(), 0);
+    assert_eq!(door.store.highest_version(), absurd);
     let v6 = door.signed_by(&door.payload(6), &k3_k4);
+    assert!(matches!(door.reject(&v6), Rejection::Rollback { .. }));
+
+    // The reset (k3 + k4 sign it) recovers; the new keys vouch from then on.
+    door.store.reset_list_floor(HELD).expect("reset");
     assert_eq!(door.offer(&v6).expect("k3 + k4").version, 6);
     assert_eq!((door.floor_of(&k3.1), door.floor_of(&k4.1)), (6, 6));
     assert_eq!(door.reject(&attack), Rejection::UnknownKey("k1".into()));
@@ -875,6 +888,7 @@ fn with_threshold_two_every_signer_vouches_for_the_version() {
         door.reject(&door.signed_by(&door.payload(5), &k3_k4)),
         Rejection::Rollback { .. }
     ));
+    let _ = k2;
 }
 
 #[test]
@@ -938,10 +952,11 @@ fn a_store_with_one_floor_gives_it_to_every_trusted_key_on_upgrade() {
         door.reject(&door.signed_by(&door.payload(4), std::slice::from_ref(&k2))),
         Rejection::Rollback { .. }
     ));
-    // ...and a key that never signed here starts at 0.
+    // ...and a key that never signed here does not lower it either (issue 15 item 6: the
+    // old code started such a door at 0).
     let k3 = new_key(33, "k3");
     let (door, _) = door.restart_with(|site| policy_of(site, &[&k3], 1));
-    assert_eq!(door.store.highest_version(), 0);
+    assert_eq!(door.store.highest_version(), HELD);
 }
 
 /// Reasons of the `list.rejected` events a start reported.

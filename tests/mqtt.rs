@@ -735,3 +735,68 @@ fn a_full_disk_stops_the_door_safely_and_loses_no_stored_event() {
     let after = door.tap(UNKNOWN).seq.expect("stored again");
     assert!(after > stored);
 }
+
+/// Issue 15 item 5: commands may have their own keys (`[[trust.command_keys]]`), so the list keys
+/// stay offline. With them set, a list key alone no longer signs an `unlock_once`, a command key
+/// does, and a command key alone cannot sign a floor reset (`reset_threshold_not_met`): that
+/// needs the list keys.
+#[test]
+fn command_keys_sign_commands_and_list_keys_sign_resets() {
+    use base64::Engine as _;
+    let broker = Broker::start(BrokerOptions::default());
+    let office = Client::connect(&broker, &ClientOptions::new());
+    let events = subscriber(&broker, &topic("events"));
+    let status = subscriber(&broker, &topic("status"));
+    let site = Site::new();
+    let ops = format!(
+        "\n[[trust.command_keys]]\nid = \"ops\"\npublic_key = \"{}\"\n",
+        base64::engine::general_purpose::STANDARD.encode(site.keys[1].1.verifying_key().to_bytes())
+    );
+    let text = site.config_text(&mqtt_section(&broker, "")).replacen(
+        "\n[list]\n",
+        &format!("{ops}\n[list]\n"),
+        1,
+    );
+    let config = site.path("pintu.toml");
+    std::fs::write(&config, text).expect("config");
+    let _door = Pintud::start(&config, &site.socket(), &[]);
+    status.collect_until(|m| m.json()["state"] == "online", WAIT);
+    let kind_is = |k: &'static str| move |m: &Message| m.json()["kind"] == k;
+    let ops_key = [("ops".to_string(), site.keys[1].1.clone())];
+    let unlock = command_payload(Action::UnlockOnce {
+        reason: "vendor".into(),
+    });
+
+    // The list key k1 alone: not a command key.
+    office.publish(
+        &topic("commands"),
+        command::sign(&unlock, &site.keys[..1]),
+        false,
+    );
+    let got = events.collect_until(kind_is("command.rejected"), WAIT);
+    assert_eq!(
+        got.last().expect("rejection").json()["reason"],
+        "threshold_not_met"
+    );
+    // The command key: carried out.
+    office.publish(&topic("commands"), command::sign(&unlock, &ops_key), false);
+    events.collect_until(kind_is("lock.released"), WAIT);
+    // A reset by the command key alone: refused; by the list key: accepted.
+    let reset = command_payload(Action::ResetListFloor { version: 0 });
+    office.publish(&topic("commands"), command::sign(&reset, &ops_key), false);
+    let got = events.collect_until(kind_is("command.rejected"), WAIT);
+    assert_eq!(
+        got.last().expect("rejection").json()["reason"],
+        "reset_threshold_not_met"
+    );
+    office.publish(
+        &topic("commands"),
+        command::sign(&reset, &site.keys[..1]),
+        false,
+    );
+    let got = events.collect_until(kind_is("command.accepted"), WAIT);
+    assert_eq!(
+        got.last().expect("accepted").json()["reason"],
+        "reset_list_floor"
+    );
+}

@@ -441,11 +441,10 @@ fn list_file_signed_by_a_key_no_longer_trusted_is_not_used_at_start() {
         "{:?}",
         report.events
     );
-    // The file is kept (for inspection). The rollback floor is per key and counts only the keys
-    // trusted now (TUF: a rotation resets it): k2 has signed nothing here, so it is 0, and k1's
-    // floor is kept for the day k1 would be trusted again (lists.rs: fast-forward recovery).
+    // The file is kept (for inspection). Removing a key does not lower the door's rollback floor
+    // (issue 15 item 6; only a signed reset does: lists.rs), and k1's own floor is kept.
     assert_eq!(std::fs::read(site.state_dir().join(LIST_FILE)).unwrap(), v1);
-    assert_eq!(store.highest_version(), 0);
+    assert_eq!(store.highest_version(), 1);
     assert_eq!(store.key_floor(&site.keys[0].1.verifying_key()).unwrap(), 1);
     // A list from the new key is accepted...
     let v2 = crate::common::sign_with(&site.payload(2, entries(&site, 3, 2)), &site.keys[1..2]);
@@ -965,4 +964,51 @@ fn set_aside_events_leave_the_outbox_and_stay_in_the_store() {
         .append(EventDraft::new(EventKind::DoorClosed), Timestamp::now())
         .expect("append");
     assert!(c.seq > b.seq);
+}
+
+/// Issue 15 item 5: a command id is kept until its window is below the trusted-time floor, not
+/// until a newer command arrives (the old rule forgot ids a day before the newest command's
+/// expiry, so a newer command plus a clock set back let an old one fire again); the floor
+/// resets' ids are kept for good; the memory survives a restart.
+#[test]
+fn command_ids_are_kept_until_below_the_floor_not_until_a_newer_command() {
+    let site = Site::new();
+    let policy = site.policy();
+    let (store, _) = open(&site, &policy);
+    let t0: Timestamp = "2026-12-01T10:00:00Z".parse().expect("ts");
+    let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+    let old = uuid::Uuid::from_u128(1);
+    let reset = uuid::Uuid::from_u128(2);
+    assert!(store
+        .remember_command(old, at(300), Some(t0), false)
+        .unwrap());
+    assert!(store
+        .remember_command(reset, at(300), Some(t0), true)
+        .unwrap());
+    // A command two days later, the floor not yet past the old one's window.
+    let newer = uuid::Uuid::from_u128(3);
+    assert!(store
+        .remember_command(newer, at(2 * 86_400 + 300), Some(at(200)), false)
+        .unwrap());
+    assert!(
+        !store
+            .remember_command(old, at(300), Some(at(200)), false)
+            .unwrap(),
+        "the old id is still known"
+    );
+    drop(store);
+    let (store, _) = open(&site, &policy);
+    assert!(!store.remember_command(old, at(300), None, false).unwrap());
+    // Once the floor is past its window the old id may go (it is refused as expired anyway);
+    // the reset's id stays.
+    let later = uuid::Uuid::from_u128(4);
+    assert!(store
+        .remember_command(later, at(2 * 86_400 + 600), Some(at(86_400)), false)
+        .unwrap());
+    assert!(store
+        .remember_command(old, at(300), Some(at(86_400)), false)
+        .unwrap());
+    assert!(!store
+        .remember_command(reset, at(300), Some(at(86_400)), true)
+        .unwrap());
 }

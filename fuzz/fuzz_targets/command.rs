@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
             max_bytes: 1 << 20,
         },
         max_lifetime: Duration::from_secs(400 * 86_400),
+        list_trust: None,
     };
     let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().expect("timestamp");
     let Ok(cmd) = verify(data, &policy, now) else {

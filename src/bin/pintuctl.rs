@@ -88,6 +88,18 @@ enum CommandAction {
         #[arg(long)]
         reader: Option<String>,
     },
+    /// Set the door's trusted-time floor to now (the signing time), down as well as up: the
+    /// recovery when a wrong clock or list pushed it into the future. Sign with the list keys
+    /// (k of [trust] threshold); name the door, not "*".
+    ResetTimeFloor,
+    /// Set the door's list rollback floor to VERSION (the next list must be above it): the
+    /// recovery from a list signed with a stolen key at an absurd version. Sign with the list
+    /// keys still trusted (k of [trust] threshold); name the door, not "*".
+    ResetListFloor {
+        /// The new floor: the version the door's next list must be above.
+        #[arg(long)]
+        version: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -905,8 +917,27 @@ fn sign_command(
             CommandAction::Lockdown { allow_role } => Action::Lockdown { allow_role },
             CommandAction::ReleaseLockdown => Action::ReleaseLockdown {},
             CommandAction::Capture { reader } => Action::Capture { reader },
+            CommandAction::ResetTimeFloor => Action::ResetTimeFloor {},
+            CommandAction::ResetListFloor { version } => Action::ResetListFloor { version },
         },
     };
+    // Doors refuse these for "*" and with a window over 10 minutes: say so here, not there.
+    if payload.command.is_narrow() {
+        if payload.doors.iter().any(|d| d == "*") {
+            bail!(
+                "{} must name each door (--door ID); \"*\" is refused by doors",
+                payload.command.name()
+            );
+        }
+        if valid > command::SHORT_COMMAND_MAX_LIFETIME {
+            bail!(
+                "{} may be valid for at most {}; --valid {} is refused by doors",
+                payload.command.name(),
+                humantime::format_duration(command::SHORT_COMMAND_MAX_LIFETIME),
+                humantime::format_duration(valid)
+            );
+        }
+    }
     let signed = command::sign(&payload, &signing_keys);
     match out {
         Some(path) => {

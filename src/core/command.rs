@@ -6,6 +6,13 @@
 //! unique id (the nonce) and a short validity window: the door carries out each id at most once
 //! and refuses one outside its window, so a command retained on the broker, re-delivered after a
 //! reconnect or replayed by an attacker never fires twice. `docs/commands.md` is the reference.
+//!
+//! Windows are checked against the door's **trusted** time (never below the trusted-time floor),
+//! so setting the door's clock back does not reopen an expired command; only a
+//! `reset_time_floor`, whose purpose is to repair a floor in doubt, is checked against the wall
+//! clock (and its id is never forgotten). Commands may be signed by their own keys (`[trust]
+//! command_keys`), so the list keys can stay offline; the two reset commands, which lower what
+//! protects the door from old lists and replays, always need the list keys' threshold.
 
 use std::time::Duration;
 
@@ -29,6 +36,9 @@ pub const COMMAND_MAX_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
 /// Clock skew tolerated on `issued_at` (the office's clock may be slightly ahead of the door's).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// Longest window an `unlock_once` or a reset may have, whatever `command_max_lifetime` says:
+/// a captured one is useless to an attacker soon after.
+pub const SHORT_COMMAND_MAX_LIFETIME: Duration = Duration::from_secs(600);
 
 /// What the door is told to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +62,17 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reader: Option<String>,
     },
+    /// Set the trusted-time floor to this command's `issued_at` (down as well as up): the way
+    /// out of a floor pushed into the future. Needs the list keys' threshold; its window is
+    /// checked against the wall clock; its id is remembered for good.
+    ResetTimeFloor {},
+    /// Set the list rollback floor to `version` (down as well as up): the next list must be
+    /// above it. The way out of a list signed with a stolen key at an absurd version. Needs the
+    /// list keys' threshold (the keys still trusted).
+    ResetListFloor {
+        /// The new floor.
+        version: u64,
+    },
 }
 
 impl Action {
@@ -62,7 +83,23 @@ impl Action {
             Action::Lockdown { .. } => "lockdown",
             Action::ReleaseLockdown {} => "release_lockdown",
             Action::Capture { .. } => "capture",
+            Action::ResetTimeFloor {} => "reset_time_floor",
+            Action::ResetListFloor { .. } => "reset_list_floor",
         }
+    }
+
+    /// Whether this is one of the floor resets (list keys required, never for `"*"`).
+    pub fn is_reset(&self) -> bool {
+        matches!(
+            self,
+            Action::ResetTimeFloor {} | Action::ResetListFloor { .. }
+        )
+    }
+
+    /// Whether it must name this door (no `"*"`) and keep a window of at most
+    /// [`SHORT_COMMAND_MAX_LIFETIME`].
+    pub fn is_narrow(&self) -> bool {
+        self.is_reset() || matches!(self, Action::UnlockOnce { .. })
     }
 }
 
@@ -91,10 +128,24 @@ pub struct CommandPayload {
 /// The door's limits for commands.
 #[derive(Debug, Clone)]
 pub struct CommandPolicy {
-    /// Trusted keys and threshold (the door's `[trust]`); its `site`/`door` are checked.
+    /// Command-signing keys and threshold (`[trust] command_keys`, by default the list keys);
+    /// its `site`/`door` are checked.
     pub trust: TrustPolicy,
     /// Longest accepted validity window.
     pub max_lifetime: Duration,
+    /// The list keys and threshold (`[trust] keys`), which the floor resets need; `None`: the
+    /// same as `trust`.
+    pub list_trust: Option<TrustPolicy>,
+}
+
+/// The two clocks a command is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandClocks {
+    /// The door's trusted time (never below the trusted-time floor): every window but a
+    /// `reset_time_floor`'s.
+    pub trusted: Timestamp,
+    /// The wall clock as read: a `reset_time_floor`'s window (the floor is what is in doubt).
+    pub wall: Timestamp,
 }
 
 /// A command that passed [`verify`].
@@ -187,6 +238,22 @@ pub enum CommandRejection {
     /// This id was already carried out (or refused after verifying).
     #[error("command {0} was already received: replay refused")]
     Replayed(Uuid),
+    /// An `unlock_once` or a reset for `"*"`: it must name the door.
+    #[error("{action} must name this door; \"*\" (every door) is refused")]
+    DoorNotNamed {
+        /// The command type.
+        action: &'static str,
+    },
+    /// A floor reset without the list keys' threshold (command keys alone cannot lower a floor).
+    #[error("{action} has {valid} valid signature(s) from distinct list keys ([trust] keys); {needed} needed")]
+    ResetThresholdNotMet {
+        /// The command type.
+        action: &'static str,
+        /// Distinct valid list keys.
+        valid: usize,
+        /// The list threshold.
+        needed: usize,
+    },
 }
 
 impl CommandRejection {
@@ -206,6 +273,8 @@ impl CommandRejection {
             CommandRejection::Expired { .. } => "expired",
             CommandRejection::LifetimeTooLong { .. } => "lifetime_too_long",
             CommandRejection::Replayed(_) => "replayed",
+            CommandRejection::DoorNotNamed { .. } => "door_not_named",
+            CommandRejection::ResetThresholdNotMet { .. } => "reset_threshold_not_met",
         }
     }
 }
@@ -238,15 +307,35 @@ pub fn sign(payload: &CommandPayload, keys: &[(String, SigningKey)]) -> Vec<u8> 
     )
 }
 
-/// Verifies a signed command against the door's policy and clock. The replay check (has this id
-/// been seen?) needs the door's memory and is the caller's, after this passes.
-///
-/// Checks, in order: size, envelope and signatures (before the payload is parsed), payload,
-/// site, door, validity window.
+/// Verifies a signed command against the door's policy, with one clock for both windows (see
+/// [`verify_at`]).
 pub fn verify(
     bytes: &[u8],
     policy: &CommandPolicy,
     now: Timestamp,
+) -> Result<VerifiedCommand, CommandRejection> {
+    verify_at(
+        bytes,
+        policy,
+        CommandClocks {
+            trusted: now,
+            wall: now,
+        },
+    )
+}
+
+/// Verifies a signed command against the door's policy and clocks. The replay check (has this
+/// id been seen?) needs the door's memory and is the caller's, after this passes.
+///
+/// Checks, in order: size, envelope and signatures by trusted keys (command or list keys, before
+/// the payload is parsed), payload, the threshold of the keys the action needs, site, door
+/// (`unlock_once` and resets must name it), validity window (at most
+/// [`SHORT_COMMAND_MAX_LIFETIME`] for those) against the trusted time (the wall clock for
+/// `reset_time_floor`).
+pub fn verify_at(
+    bytes: &[u8],
+    policy: &CommandPolicy,
+    clocks: CommandClocks,
 ) -> Result<VerifiedCommand, CommandRejection> {
     if bytes.len() > COMMAND_MAX_BYTES {
         return Err(CommandRejection::Oversize {
@@ -254,13 +343,53 @@ pub fn verify(
             max: COMMAND_MAX_BYTES,
         });
     }
+    let list_trust = policy.list_trust.as_ref().unwrap_or(&policy.trust);
+    // Every signature must be by a key trusted for commands or for lists; which of them count
+    // depends on the action, known only once the payload is parsed.
+    let mut any = policy.trust.clone();
+    for k in &list_trust.keys {
+        if !any.keys.iter().any(|c| c.id == k.id && c.key == k.key) {
+            any.keys.push(k.clone());
+        }
+    }
+    any.threshold = policy.trust.threshold.min(list_trust.threshold).max(1);
     let (payload_bytes, signed_by) = list::verify_envelope(
         bytes,
-        &policy.trust,
+        &any,
         COMMAND_ENVELOPE_FORMAT,
         COMMAND_SIGNING_CONTEXT,
     )?;
     let payload = parse_payload(&payload_bytes)?;
+    let action = payload.command.name();
+    let (needed_from, reset) = if payload.command.is_reset() {
+        (list_trust, true)
+    } else {
+        (&policy.trust, false)
+    };
+    let valid = distinct_keys_of(needed_from, &any, &signed_by);
+    if valid < needed_from.threshold {
+        return Err(if reset {
+            CommandRejection::ResetThresholdNotMet {
+                action,
+                valid,
+                needed: needed_from.threshold,
+            }
+        } else {
+            CommandRejection::ThresholdNotMet {
+                valid,
+                needed: needed_from.threshold,
+            }
+        });
+    }
+    let signed_by: Vec<String> = signed_by
+        .into_iter()
+        .filter(|id| {
+            any.keys
+                .iter()
+                .find(|k| &k.id == id)
+                .is_some_and(|k| needed_from.keys.iter().any(|w| w.key == k.key))
+        })
+        .collect();
     if let Some(site) = &policy.trust.site {
         if &payload.site != site {
             return Err(CommandRejection::WrongSite {
@@ -277,13 +406,26 @@ pub fn verify(
             });
         }
     }
+    let narrow = payload.command.is_narrow();
+    if narrow && payload.doors.iter().any(|d| d == ALL_DOORS) {
+        return Err(CommandRejection::DoorNotNamed { action });
+    }
+    let max = if narrow {
+        policy.max_lifetime.min(SHORT_COMMAND_MAX_LIFETIME)
+    } else {
+        policy.max_lifetime
+    };
     let lifetime_s = payload.expires_at.as_second() - payload.issued_at.as_second();
-    if lifetime_s > policy.max_lifetime.as_secs() as i64 {
+    if lifetime_s > max.as_secs() as i64 {
         return Err(CommandRejection::LifetimeTooLong {
             lifetime_s,
-            max_s: policy.max_lifetime.as_secs(),
+            max_s: max.as_secs(),
         });
     }
+    let now = match payload.command {
+        Action::ResetTimeFloor {} => clocks.wall,
+        _ => clocks.trusted,
+    };
     let skew = jiff::SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
     if payload.issued_at > now.saturating_add(skew).unwrap_or(now) {
         return Err(CommandRejection::NotYetValid {
@@ -296,6 +438,21 @@ pub fn verify(
         });
     }
     Ok(VerifiedCommand { payload, signed_by })
+}
+
+/// How many distinct keys of `wanted` signed (`signed_by`: ids that verified under `any`).
+fn distinct_keys_of(wanted: &TrustPolicy, any: &TrustPolicy, signed_by: &[String]) -> usize {
+    let mut seen: Vec<[u8; 32]> = Vec::new();
+    for id in signed_by {
+        let Some(k) = any.keys.iter().find(|k| &k.id == id) else {
+            continue;
+        };
+        let bytes = k.key.to_bytes();
+        if wanted.keys.iter().any(|w| w.key == k.key) && !seen.contains(&bytes) {
+            seen.push(bytes);
+        }
+    }
+    seen.len()
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<CommandPayload, CommandRejection> {
@@ -367,6 +524,7 @@ mod tests {
                 max_bytes: 1 << 20,
             },
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            list_trust: None,
         }
     }
 
@@ -575,5 +733,110 @@ mod tests {
         let err = verify(&sign_value(&value), &policy(), at(NOW)).expect_err("unknown action");
         assert_eq!(err.code(), "malformed");
         assert!(err.to_string().contains("command"), "{err}");
+    }
+
+    /// Command keys k3 (threshold 1), list keys office-1/office-2 (threshold 2).
+    fn split_policy() -> CommandPolicy {
+        let mut list_trust = policy().trust;
+        list_trust.threshold = 2;
+        let mut p = policy();
+        p.trust.keys = vec![TrustedKey {
+            id: "ops".into(),
+            key: key(3).verifying_key(),
+        }];
+        p.list_trust = Some(list_trust);
+        p
+    }
+
+    #[test]
+    fn unlock_once_and_resets_are_narrow() {
+        let pol = policy();
+        let now = at(NOW);
+        for action in [
+            Action::UnlockOnce { reason: "r".into() },
+            Action::ResetTimeFloor {},
+            Action::ResetListFloor { version: 3 },
+        ] {
+            let name = action.name();
+            // "*" is refused, alone or next to this door.
+            for doors in [vec!["*".to_string()], vec!["a".into(), "*".into()]] {
+                let p = CommandPayload {
+                    doors,
+                    ..payload(action.clone())
+                };
+                let err = verify(&signed(&p), &pol, now).expect_err(name);
+                assert_eq!(err.code(), "door_not_named", "{name}: {err}");
+            }
+            // At most 10 minutes, even where the door allows longer windows.
+            let mut long = policy();
+            long.max_lifetime = Duration::from_secs(3600);
+            let p = CommandPayload {
+                expires_at: at("2026-11-23T10:10:01Z"),
+                ..payload(action.clone())
+            };
+            let err = verify(&signed(&p), &long, now).expect_err(name);
+            assert_eq!(err.code(), "lifetime_too_long", "{name}: {err}");
+        }
+        // Other commands keep the door's limit and may name "*".
+        let mut long = policy();
+        long.max_lifetime = Duration::from_secs(3600);
+        let p = CommandPayload {
+            doors: vec!["*".into()],
+            expires_at: at("2026-11-23T10:30:00Z"),
+            ..payload(Action::ReleaseLockdown {})
+        };
+        assert!(verify(&signed(&p), &long, now).is_ok());
+    }
+
+    #[test]
+    fn command_keys_sign_commands_and_only_list_keys_sign_resets() {
+        let pol = split_policy();
+        let now = at(NOW);
+        let ops = [("ops".to_string(), key(3))];
+        let lists = [
+            ("office-1".to_string(), key(1)),
+            ("office-2".to_string(), key(2)),
+        ];
+        // The command key signs an unlock.
+        let v = verify(&sign(&unlock(), &ops), &pol, now).expect("ops signs commands");
+        assert_eq!(v.signed_by, ["ops"]);
+        // A reset signed by the command key alone: refused with its own reason.
+        let reset = payload(Action::ResetListFloor { version: 1 });
+        let err = verify(&sign(&reset, &ops), &pol, now).expect_err("ops cannot reset");
+        assert_eq!(err.code(), "reset_threshold_not_met", "{err}");
+        // One list key of two: still refused.
+        let err = verify(&sign(&reset, &lists[..1]), &pol, now).expect_err("1 of 2");
+        assert_eq!(err.code(), "reset_threshold_not_met", "{err}");
+        // Both list keys: accepted; only they are named.
+        let v = verify(&sign(&reset, &lists), &pol, now).expect("2 of 2 list keys");
+        assert_eq!(v.signed_by, ["office-1", "office-2"]);
+        // A list key does not sign ordinary commands when command keys are set.
+        let err = verify(&sign(&unlock(), &lists), &pol, now).expect_err("list key");
+        assert_eq!(err.code(), "threshold_not_met", "{err}");
+        // A key in neither list is unknown.
+        let err =
+            verify(&sign(&unlock(), &[("x".into(), key(9))]), &pol, now).expect_err("unknown");
+        assert_eq!(err.code(), "unknown_key");
+    }
+
+    #[test]
+    fn windows_are_checked_on_the_trusted_time_but_a_time_reset_on_the_wall_clock() {
+        let pol = policy();
+        // The wall clock was set back into the window; the trusted time is past it.
+        let clocks = CommandClocks {
+            trusted: at("2026-11-23T12:00:00Z"),
+            wall: at(NOW),
+        };
+        let err = verify_at(&signed(&unlock()), &pol, clocks).expect_err("expired");
+        assert_eq!(err.code(), "expired");
+        let err = verify_at(
+            &signed(&payload(Action::ResetListFloor { version: 2 })),
+            &pol,
+            clocks,
+        )
+        .expect_err("expired");
+        assert_eq!(err.code(), "expired");
+        // The floor is what is in doubt: a time reset is checked on the wall clock.
+        assert!(verify_at(&signed(&payload(Action::ResetTimeFloor {})), &pol, clocks).is_ok());
     }
 }

@@ -53,6 +53,9 @@ pub struct ProcedureSettings {
     /// that cannot show a window has not ended). Default false: they are denied
     /// `clock_untrusted`.
     pub visitors_when_clock_untrusted: bool,
+    /// How far past the newest signed time (a list's `issued_at`) a wall-clock reading may raise
+    /// the trusted-time floor ([`clock_ceiling`](super::trusted_time::clock_ceiling)). Default 1 h.
+    pub clock_max_ahead: Duration,
 }
 
 impl ProcedureSettings {
@@ -66,6 +69,7 @@ impl ProcedureSettings {
             flood: FloodSettings::default(),
             clock_tolerance: Duration::from_secs(5),
             visitors_when_clock_untrusted: false,
+            clock_max_ahead: Duration::from_secs(3600),
         }
     }
 }
@@ -164,6 +168,8 @@ pub struct Procedure {
     presence: Presence,
     flood: FloodGuard,
     clock_untrusted: bool,
+    /// The active list's `expires_at`: a clock reading never raises the floor past it.
+    list_expires: Option<Timestamp>,
     /// Last effective wall time and monotonic time seen, to turn wall deadlines into instants.
     last: (Timestamp, Instant),
     dirty: bool,
@@ -180,6 +186,7 @@ impl Procedure {
             presence: Presence::new(),
             flood: FloodGuard::new(),
             clock_untrusted: false,
+            list_expires: None,
             last: (wall, mono),
             dirty: false,
         }
@@ -204,6 +211,7 @@ impl Procedure {
             presence,
             flood: FloodGuard::new(),
             clock_untrusted: false,
+            list_expires: None,
             last: (now.at, mono),
             dirty: false,
         })
@@ -239,16 +247,30 @@ impl Procedure {
         self.time.status(wall, mono, ntp)
     }
 
-    /// A list became active: its `issued_at` (signed at the office) raises the floor.
+    /// A list became active: its `issued_at` (signed at the office) raises the floor, and its
+    /// `expires_at` bounds what clock readings may raise it to.
     pub fn on_list_applied(&mut self, meta: &ListMeta, mono: Instant) {
+        self.list_expires = Some(meta.expires_at);
         self.observe_time(meta.issued_at, mono);
     }
 
-    /// A time known to have passed (an event's time) raises the floor.
+    /// A signed time known to have passed raises the floor.
     pub fn observe_time(&mut self, seen: Timestamp, mono: Instant) {
         if self.time.observe(seen, mono) {
             self.dirty = true;
         }
+    }
+
+    /// A verified signed command's `issued_at`: the office's clock, a basis for how far clock
+    /// readings may raise the floor (not the floor itself: it may be ahead by the clock skew).
+    pub fn observe_command_time(&mut self, issued_at: Timestamp) {
+        self.time.observe_signed_basis(issued_at);
+    }
+
+    /// A signed `reset_time_floor`: the floor becomes `to` (the command's `issued_at`).
+    pub fn reset_time_floor(&mut self, to: Timestamp, mono: Instant) {
+        self.time.reset(to, mono);
+        self.dirty = true;
     }
 
     /// The snapshot to persist. `mono`: now, so the floor includes the time elapsed since it was
@@ -301,8 +323,16 @@ impl Procedure {
             });
         }
         if !untrusted {
-            // Time seen on a trusted clock is time that has passed.
-            self.time.observe(now.at, mono);
+            // Time seen on a trusted clock has passed, as far as something signed vouches for
+            // it: the floor never rises past the newest signed time plus `clock_max_ahead`,
+            // nor past the list's expiry, so one spoofed reading cannot push it into the future.
+            // (Saved with the next snapshot, at least once a minute, as before.)
+            self.time.observe_clock(
+                now.at,
+                mono,
+                self.settings.clock_max_ahead,
+                self.list_expires,
+            );
         }
         self.last = (now.at, mono);
         now
@@ -1349,6 +1379,41 @@ mod tests {
             d.p.snapshot(d.m0 + ms(1_000)).floor,
             Some(ts("2026-05-04T05:00:01Z"))
         );
+    }
+
+    /// Issue 15 item 4: a tick on a wall clock ten years ahead raises the floor at most
+    /// `clock_max_ahead` past the list's `issued_at`; the clock back at T0 is trusted again
+    /// within that bound, and staff are decided (not `list_expired`) meanwhile. A signed reset
+    /// brings the floor back at once.
+    #[test]
+    fn a_reading_years_ahead_raises_the_floor_only_to_the_signed_bound() {
+        let mut d = Door::default();
+        let mut meta = d.meta.clone();
+        meta.issued_at = ts("2026-05-04T02:50:00Z");
+        d.p.on_list_applied(&meta, d.m0);
+        d.p.on_tick(ts(T0), d.m0);
+        d.p.on_tick(ts("2036-05-04T03:00:00Z"), d.m0 + ms(1_000));
+        let floor = d.p.snapshot(d.m0 + ms(1_000)).floor.expect("floor");
+        assert_eq!(floor, ts("2026-05-04T03:50:00Z"), "issued_at + 1 h");
+        // The clock is right again: untrusted until real time reaches the bound, staff granted.
+        let events = d.p.on_tick(ts("2026-05-04T03:00:02Z"), d.m0 + ms(2_000));
+        assert_eq!(kinds(&events), vec![EventKind::ClockUntrusted]);
+        assert_eq!(d.tap(STAFF, In, ms(2_000)).action, Action::Grant);
+        // Never past the list's expiry, whatever max_ahead says.
+        let mut s = ProcedureSettings::new("server-room");
+        s.clock_max_ahead = Duration::from_secs(400 * 86_400);
+        let mut d2 = Door::new(s);
+        let mut meta = d2.meta.clone();
+        meta.issued_at = ts("2026-05-04T02:50:00Z");
+        meta.expires_at = ts("2026-05-05T00:00:00Z");
+        d2.p.on_list_applied(&meta, d2.m0);
+        d2.p.on_tick(ts("2036-05-04T03:00:00Z"), d2.m0);
+        assert_eq!(d2.p.snapshot(d2.m0).floor, Some(ts("2026-05-05T00:00:00Z")));
+        // The reset: the floor is the command's issued_at again.
+        d.p.reset_time_floor(ts(T0), d.m0 + ms(2_000));
+        assert!(d.p.take_dirty());
+        let events = d.p.on_tick(ts("2026-05-04T03:00:01Z"), d.m0 + ms(3_000));
+        assert_eq!(kinds(&events), vec![EventKind::ClockUntrustedCleared]);
     }
 
     #[test]

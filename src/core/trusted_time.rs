@@ -3,8 +3,18 @@
 //!
 //! A Raspberry Pi has no battery-backed clock. After a power cut it boots at 1970 (or at the time
 //! `fake-hwclock` saved) until NTP answers, and an attacker on the network can step an unsigned NTP
-//! clock back. The door therefore keeps a **floor**: the newest of the last applied list's
-//! `issued_at` (signed at the office) and the last event time. The daemon persists it.
+//! clock back. The door therefore keeps a **floor**: a time known to have passed. The daemon
+//! persists it.
+//!
+//! What may raise the floor (`docs/visits.md`, "The clock without an RTC"):
+//! - **signed times** ([`TrustedTime::observe`]): an applied list's `issued_at`, signed at the
+//!   office; a signed `reset_time_floor` command sets it ([`TrustedTime::reset`]);
+//! - **the monotonic clock**: time elapsed since the floor was seen has passed;
+//! - **wall-clock readings** ([`TrustedTime::observe_clock`]), but never past the
+//!   [`clock_ceiling`]: the newest signed time plus `max_ahead` (a documented bound), nor the
+//!   active list's `expires_at`. One spoofed reading years ahead therefore cannot push the floor
+//!   (and every later decision) into the future: it moves the floor at most `max_ahead` beyond
+//!   what the office signed.
 //!
 //! Since the floor was seen, at least the monotonic time elapsed since then has passed, so the
 //! lower bound on the real time is `floor + elapsed`. [`TrustedTime::now`] returns the wall clock
@@ -75,10 +85,30 @@ pub fn effective_now(wall: Timestamp, floor: Option<Timestamp>) -> (Timestamp, C
     }
 }
 
+/// The highest a wall-clock reading may raise the floor to: the newest signed time plus
+/// `max_ahead`, and never past the active list's `expires_at`. `None` (no signed time yet): a
+/// reading raises nothing.
+pub fn clock_ceiling(
+    signed: Option<Timestamp>,
+    max_ahead: Duration,
+    expires_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    let signed = signed?;
+    let ahead = SignedDuration::try_from(max_ahead).unwrap_or(SignedDuration::MAX);
+    let by_signed = signed.checked_add(ahead).unwrap_or(Timestamp::MAX);
+    Some(match expires_at {
+        Some(expires) => by_signed.min(expires),
+        None => by_signed,
+    })
+}
+
 /// The floor and where it was seen on the monotonic clock of this boot.
 #[derive(Debug, Clone)]
 pub struct TrustedTime {
     floor: Option<Timestamp>,
+    /// The newest signed time seen in this boot: the basis of the [`clock_ceiling`]. Not
+    /// persisted: after a restart the daemon observes the active list's `issued_at` again.
+    signed: Option<Timestamp>,
     /// When (monotonic) `floor` was set in this boot: the real time is at least
     /// `floor + (now - anchor)`.
     anchor: Option<Instant>,
@@ -92,9 +122,15 @@ impl TrustedTime {
     pub fn new(floor: Option<Timestamp>, at: Instant, tolerance: Duration) -> Self {
         TrustedTime {
             floor,
+            signed: None,
             anchor: floor.map(|_| at),
             tolerance,
         }
+    }
+
+    /// The newest signed time seen in this boot.
+    pub fn signed(&self) -> Option<Timestamp> {
+        self.signed
     }
 
     /// The floor as last raised.
@@ -108,9 +144,48 @@ impl TrustedTime {
         self.lower_bound(at)
     }
 
-    /// A time known to have passed (a list's `issued_at`, an event's time) was seen at monotonic
-    /// `at`. Raises the floor if it is newer; the floor never goes down. Returns whether it rose.
+    /// A signed time (a list's `issued_at`) was seen at monotonic `at`: it becomes the basis of
+    /// the clock ceiling, and raises the floor if it is newer. The floor never goes down here.
+    /// Returns whether the floor rose.
     pub fn observe(&mut self, seen: Timestamp, at: Instant) -> bool {
+        self.signed = Some(self.signed.map_or(seen, |s| s.max(seen)));
+        self.raise(seen, at)
+    }
+
+    /// A signed time that is not itself known to have passed (a command's `issued_at`, which
+    /// may be ahead of the door by the office's clock skew): only the basis of the clock
+    /// ceiling.
+    pub fn observe_signed_basis(&mut self, seen: Timestamp) {
+        self.signed = Some(self.signed.map_or(seen, |s| s.max(seen)));
+    }
+
+    /// A trusted wall-clock reading at monotonic `at`: raises the floor, but never past the
+    /// [`clock_ceiling`] of the newest signed time plus `max_ahead` and the active list's
+    /// `expires_at`. Returns whether the floor rose.
+    pub fn observe_clock(
+        &mut self,
+        reading: Timestamp,
+        at: Instant,
+        max_ahead: Duration,
+        expires_at: Option<Timestamp>,
+    ) -> bool {
+        let Some(ceiling) = clock_ceiling(self.signed, max_ahead, expires_at) else {
+            return false;
+        };
+        self.raise(reading.min(ceiling), at)
+    }
+
+    /// A signed reset (`reset_time_floor`): the floor becomes `to` at monotonic `at`, up or
+    /// down, and so does the basis of the clock ceiling. The way out of a floor pushed into the
+    /// future (by a clock reading under an older pintud, or by a list signed with a wrong
+    /// `issued_at`).
+    pub fn reset(&mut self, to: Timestamp, at: Instant) {
+        self.floor = Some(to);
+        self.anchor = Some(at);
+        self.signed = Some(to);
+    }
+
+    fn raise(&mut self, seen: Timestamp, at: Instant) -> bool {
         if self.lower_bound(at).is_some_and(|bound| seen <= bound) {
             return false;
         }
@@ -292,5 +367,136 @@ mod tests {
         assert_eq!(t.floor(), Some(ts("2026-05-04T08:00:00Z")));
         assert!(t.observe(ts("2026-05-05T00:00:00Z"), t0 + Duration::from_secs(10)));
         assert_eq!(t.floor(), Some(ts("2026-05-05T00:00:00Z")));
+    }
+
+    #[test]
+    fn clock_ceiling_table() {
+        let signed = ts("2026-05-04T08:00:00Z");
+        let hour = Duration::from_secs(3600);
+        let cases = [
+            ("no signed time: no ceiling", None, None, None),
+            (
+                "signed + max_ahead",
+                Some(signed),
+                None,
+                Some("2026-05-04T09:00:00Z"),
+            ),
+            (
+                "the list expires sooner",
+                Some(signed),
+                Some("2026-05-04T08:30:00Z"),
+                Some("2026-05-04T08:30:00Z"),
+            ),
+            (
+                "the list expires later",
+                Some(signed),
+                Some("2026-06-04T08:00:00Z"),
+                Some("2026-05-04T09:00:00Z"),
+            ),
+        ];
+        for (name, signed, expires, want) in cases {
+            assert_eq!(
+                clock_ceiling(signed, hour, expires.map(ts)),
+                want.map(ts),
+                "{name}"
+            );
+        }
+        // Saturates instead of overflowing.
+        assert_eq!(
+            clock_ceiling(Some(Timestamp::MAX), hour, None),
+            Some(Timestamp::MAX)
+        );
+    }
+
+    #[test]
+    fn a_reading_years_ahead_moves_the_floor_at_most_max_ahead() {
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut t = TrustedTime::new(None, t0, Duration::from_secs(5));
+        // Before any signed time a reading raises nothing.
+        assert!(!t.observe_clock(ts("2036-05-04T08:00:00Z"), t0, hour, None));
+        assert_eq!(t.floor(), None);
+        assert!(t.observe(ts("2026-05-04T08:00:00Z"), t0));
+        // Ten years ahead: the floor stops at signed + 1 h.
+        assert!(t.observe_clock(ts("2036-05-04T08:00:00Z"), t0, hour, None));
+        assert_eq!(t.floor(), Some(ts("2026-05-04T09:00:00Z")));
+        // The clock back at the real time: within an hour it is trusted again.
+        let later = t0 + hour;
+        assert_eq!(
+            t.now(ts("2026-05-04T09:00:01Z"), later).trust,
+            ClockTrust::Untrusted
+        );
+        assert_eq!(
+            t.now(ts("2026-05-04T10:00:00Z"), later).trust,
+            ClockTrust::Trusted
+        );
+        // Never past the active list's expiry.
+        let mut t = TrustedTime::new(None, t0, Duration::ZERO);
+        t.observe(ts("2026-05-04T08:00:00Z"), t0);
+        t.observe_clock(
+            ts("2036-05-04T08:00:00Z"),
+            t0,
+            hour,
+            Some(ts("2026-05-04T08:10:00Z")),
+        );
+        assert_eq!(t.floor(), Some(ts("2026-05-04T08:10:00Z")));
+    }
+
+    #[test]
+    fn a_reset_sets_the_floor_down_and_the_ceiling_with_it() {
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut t = TrustedTime::new(Some(ts("2036-05-04T08:00:00Z")), t0, Duration::ZERO);
+        assert_eq!(
+            t.now(ts("2026-05-04T08:00:00Z"), t0).trust,
+            ClockTrust::Untrusted
+        );
+        t.reset(ts("2026-05-04T07:59:00Z"), t0);
+        assert_eq!(t.floor(), Some(ts("2026-05-04T07:59:00Z")));
+        assert_eq!(t.signed(), Some(ts("2026-05-04T07:59:00Z")));
+        assert_eq!(
+            t.now(ts("2026-05-04T08:00:00Z"), t0).trust,
+            ClockTrust::Trusted
+        );
+        // A command's issued_at is a basis for the ceiling, not a floor.
+        t.observe_signed_basis(ts("2026-05-04T10:00:00Z"));
+        assert_eq!(t.floor(), Some(ts("2026-05-04T07:59:00Z")));
+        assert!(t.observe_clock(ts("2026-05-04T10:30:00Z"), t0, hour, None));
+        assert_eq!(t.floor(), Some(ts("2026-05-04T10:30:00Z")));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const BASE: i64 = 1_780_000_000;
+
+        proptest! {
+            /// Whatever clock readings arrive, the floor never exceeds the newest signed time plus
+            /// `max_ahead` (plus the monotonic time elapsed), nor the list's expiry (plus the same).
+            #[test]
+            fn readings_never_raise_the_floor_past_the_ceiling(
+                signed in 0i64..1_000_000,
+                max_ahead in 0u64..100_000,
+                expires in proptest::option::of(0i64..2_000_000),
+                readings in proptest::collection::vec((0i64..400_000_000, 0u64..1_000), 1..20),
+            ) {
+                let t0 = Instant::now();
+                let signed = Timestamp::from_second(BASE + signed).unwrap();
+                let expires = expires.map(|e| Timestamp::from_second(BASE + e).unwrap());
+                let max = Duration::from_secs(max_ahead);
+                let mut t = TrustedTime::new(None, t0, Duration::ZERO);
+                t.observe(signed, t0);
+                let mut elapsed = 0u64;
+                for (reading, step) in readings {
+                    elapsed += step;
+                    let at = t0 + Duration::from_secs(elapsed);
+                    t.observe_clock(Timestamp::from_second(BASE + reading).unwrap(), at, max, expires);
+                    let ceiling = clock_ceiling(Some(signed), max, expires).unwrap().max(signed);
+                    let allowed = ceiling + SignedDuration::from_secs(elapsed as i64);
+                    prop_assert!(t.lower_bound(at).unwrap() <= allowed);
+                }
+            }
+        }
     }
 }

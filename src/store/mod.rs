@@ -51,8 +51,9 @@ const META_ACTIVE_DIGEST: &[u8] = b"active_digest";
 const META_ACTIVE_COUNT: &[u8] = b"active_count";
 /// The active list's metadata (JSON [`StoredMeta`]), so a restart need not parse the payload.
 const META_ACTIVE_META: &[u8] = b"active_meta";
-/// The rollback floor when the active list was committed (before per-key floors, the only
-/// floor; still written, so an older pintud started on this store keeps a safe floor).
+/// The door's overall rollback floor: the highest version it accepted, raised at each commit and
+/// lowered only by a signed `reset_list_floor` ([`Store::reset_list_floor`]). Removing a key
+/// from the config does not lower it.
 const META_HIGHEST_VERSION: &[u8] = b"highest_version";
 /// Per-key rollback floors: this prefix, then the key's 32 public key bytes; the value is the
 /// highest list version that key signed and this door accepted (u64, big-endian).
@@ -703,10 +704,12 @@ impl Store {
         }
     }
 
-    /// The effective rollback floor: a new list must be above it. At start, the highest
-    /// version accepted under any key the config trusts now ([`Store::key_floor`]), or the last
-    /// good list file's version if that is higher and the file verifies; then raised by each
-    /// list applied. Survives restarts; drops only when keys are removed from the config.
+    /// The effective rollback floor: a new list must be above it. The door's overall floor (the
+    /// highest version it accepted), the floor of any key the config trusts now
+    /// ([`Store::key_floor`]), or the last good list file's version if that is higher and the
+    /// file verifies; then raised by each list applied. Survives restarts; removing a key from
+    /// the config does not lower it: only a signed `reset_list_floor` does
+    /// ([`Store::reset_list_floor`]).
     pub fn highest_version(&self) -> u64 {
         self.highest_version.load(Ordering::SeqCst)
     }
@@ -1072,32 +1075,72 @@ impl Store {
 
     /// Records a command id before the command is carried out; `false` if it was seen before.
     /// Durable on return, so a crash right after cannot let the same command fire again.
-    /// Ids whose command expired more than a day ago are forgotten (they are refused as expired).
-    pub fn remember_command(&self, id: Uuid, expires_at: Timestamp) -> Result<bool, StoreError> {
+    ///
+    /// An id is kept while its command's window is not below the trusted-time floor `floor`
+    /// (such a command is refused as expired anyway); `forever` ids (the floor resets, checked
+    /// against the wall clock) are never forgotten. Newer commands do not make older ids go.
+    pub fn remember_command(
+        &self,
+        id: Uuid,
+        expires_at: Timestamp,
+        floor: Option<Timestamp>,
+        forever: bool,
+    ) -> Result<bool, StoreError> {
+        let keep_until = if forever {
+            i64::MAX
+        } else {
+            expires_at.as_second()
+        };
         let fresh = self
             .commands_seen
             .compare_and_swap(
                 id.as_bytes(),
                 None::<&[u8]>,
-                Some(&expires_at.as_second().to_be_bytes()[..]),
+                Some(&keep_until.to_be_bytes()[..]),
             )?
             .is_ok();
         if fresh {
-            let horizon = expires_at.as_second() - 86_400;
-            for item in self.commands_seen.iter() {
-                let (k, v) = item?;
-                let exp = v
-                    .as_ref()
-                    .try_into()
-                    .map(i64::from_be_bytes)
-                    .unwrap_or(i64::MIN);
-                if exp < horizon {
-                    self.commands_seen.remove(k)?;
+            if let Some(floor) = floor {
+                let horizon = floor.as_second();
+                for item in self.commands_seen.iter() {
+                    let (k, v) = item?;
+                    let exp = v
+                        .as_ref()
+                        .try_into()
+                        .map(i64::from_be_bytes)
+                        .unwrap_or(i64::MAX);
+                    if exp < horizon {
+                        self.commands_seen.remove(k)?;
+                    }
                 }
             }
             self.db.flush()?;
         }
         Ok(fresh)
+    }
+
+    /// A signed `reset_list_floor`: the rollback floor becomes `version` (down or up), and no
+    /// key's floor stays above it. Durable on return. Returns the floor before.
+    pub fn reset_list_floor(&self, version: u64) -> Result<u64, StoreError> {
+        let _one_at_a_time = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let before = self.highest_version();
+        let mut batch = sled::Batch::default();
+        batch.insert(META_HIGHEST_VERSION, &version.to_be_bytes()[..]);
+        for item in self.meta.scan_prefix(META_KEY_FLOOR_PREFIX) {
+            let (k, v) = item?;
+            let floor = v
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            if floor > version {
+                batch.insert(k, &version.to_be_bytes()[..]);
+            }
+        }
+        self.meta.apply_batch(batch)?;
+        self.db.flush()?;
+        self.highest_version.store(version, Ordering::SeqCst);
+        Ok(before)
     }
 
     /// The persisted procedure snapshot (who is inside, the time floor), if any.
@@ -1209,13 +1252,13 @@ fn signer_keys(policy: &TrustPolicy, signed_by: &[String]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// The rollback floor the keys trusted now give: the highest version accepted under any of
-/// them (TUF: rotating a role's keys away resets what they vouched for, so a list signed with a
-/// stolen key at an absurd version stops binding the door once that key leaves the config).
+/// The door's rollback floor at start: its overall floor (`highest_version`, the highest version
+/// it accepted, lowered only by a signed `reset_list_floor`) or the highest floor of a key
+/// trusted now, whichever is higher. Removing a key from the config lowers nothing: an attacker
+/// who can edit a config (or a rotation done in a hurry) must not reopen old lists.
 ///
 /// A store written before per-key floors has only `highest_version`. The first start on it
-/// makes that the floor of every key trusted now, durably, once: an upgrade never lowers the
-/// floor, and only a later rotation can.
+/// makes that the floor of every key trusted now, durably, once.
 fn trusted_floor(
     db: &sled::Db,
     meta: &sled::Tree,
@@ -1242,10 +1285,7 @@ fn trusted_floor(
         meta.apply_batch(batch)?;
         db.flush()?;
     }
-    if policy.keys.is_empty() {
-        return Ok(read_u64(meta, META_HIGHEST_VERSION)?.unwrap_or(0));
-    }
-    let mut floor = 0;
+    let mut floor = read_u64(meta, META_HIGHEST_VERSION)?.unwrap_or(0);
     for k in &policy.keys {
         floor = floor.max(read_u64(meta, &key_floor_record(&k.key.to_bytes()))?.unwrap_or(0));
     }
