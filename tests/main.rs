@@ -20,4 +20,5 @@ mod register;
 mod report;
 mod serial;
 mod store;
+mod systemd;
 mod visits;

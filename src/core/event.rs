@@ -140,6 +140,12 @@ pub enum EventKind {
     /// `copy_write_failed`).
     #[serde(rename = "list.file_damaged")]
     ListFileDamaged,
+    // -- systemd gave up (issue 15) --
+    /// Alarm: systemd gave up on pintud (start limit hit, or a failure it does not retry);
+    /// recorded by `pintud --report-failure` from pintud-failed.service. `reason`: systemd's
+    /// service result (`exit-code`, `signal`, `watchdog`, `start-limit-hit`, ...).
+    #[serde(rename = "daemon.failed")]
+    DaemonFailed,
 }
 
 impl EventKind {
@@ -187,6 +193,7 @@ impl EventKind {
             EventKind::ListExpiring => "list.expiring",
             EventKind::ListExpired => "list.expired",
             EventKind::ListFileDamaged => "list.file_damaged",
+            EventKind::DaemonFailed => "daemon.failed",
         }
     }
 }

@@ -1,0 +1,375 @@
+//! The systemd side of a door (issue 15, items 3, 7 and 13): the unit's sandbox score, secrets
+//! passed as credentials (`LoadCredential=` → `$CREDENTIALS_DIRECTORY`), `--safe-state` without
+//! secrets, and `pintud --report-failure` (pintud-failed.service) against a real Mosquitto.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::common::{decision, grant, text, Pintud, Site};
+use crate::mqtt::{mqtt_section, topic};
+
+/// `systemd-analyze security --offline=true systemd/pintud.service` before issue 15.
+const SCORE_BEFORE: f64 = 1.9;
+/// The score now (RELIABILITY.md); the test fails if the unit's exposure ever rises above it.
+const SCORE_MAX: f64 = 1.3;
+
+fn unit_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd")
+        .join(name)
+}
+
+fn systemd_analyze() -> Option<PathBuf> {
+    ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// The overall exposure `systemd-analyze security` prints for a unit file.
+fn exposure(analyze: &Path, unit: &Path) -> f64 {
+    let out = Command::new(analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("run systemd-analyze security");
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))
+        .unwrap_or_else(|| panic!("no overall score: {stdout}{}", text(&out.stderr)));
+    // "→ Overall exposure level for pintud.service: 1.3 OK 🙂"
+    let score = line
+        .rsplit_once(": ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("cannot parse the score in {line:?}"));
+    score
+}
+
+/// Item 13: the shipped unit's sandbox, as systemd scores it, never gets worse than today's.
+#[test]
+fn unit_security_exposure_does_not_rise() {
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("systemd-analyze not installed: skipping the unit's security score");
+        return;
+    };
+    let score = exposure(&analyze, &unit_path("pintud.service"));
+    eprintln!("pintud.service exposure {score} (before issue 15: {SCORE_BEFORE})");
+    assert!(
+        score <= SCORE_MAX,
+        "systemd-analyze security scores pintud.service {score}, above {SCORE_MAX}: a hardening \
+         setting was lost (run `systemd-analyze security --offline=true systemd/pintud.service`)"
+    );
+    let unit = std::fs::read_to_string(unit_path("pintud.service")).expect("unit");
+    for line in [
+        "SystemCallFilter=~@privileged @resources",
+        "IPAddressDeny=any",
+        "SocketBindDeny=any",
+        "RemoveIPC=yes",
+        "PrivateIPC=yes",
+        "MemoryMax=",
+        "TasksMax=",
+        "LoadCredential=card.key:/etc/pintu/card.key",
+        "OnFailure=pintud-failed.service",
+    ] {
+        assert!(
+            unit.lines().any(|l| l.starts_with(line)),
+            "pintud.service lacks {line}"
+        );
+    }
+    let reporter = exposure(&analyze, &unit_path("pintud-failed.service"));
+    assert!(
+        reporter <= SCORE_MAX,
+        "pintud-failed.service scores {reporter}"
+    );
+}
+
+/// Items 7 and 13: both units pass `systemd-analyze verify` together (OnFailure= resolves, every
+/// setting parses on this systemd), with this build's pintud at their ExecStart paths.
+#[test]
+fn units_verify_with_the_failure_reporter() {
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("systemd-analyze not installed: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let mut paths = Vec::new();
+    for name in ["pintud.service", "pintud-failed.service"] {
+        let unit = std::fs::read_to_string(unit_path(name)).expect("unit");
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            unit.replace("/usr/bin/pintud", env!("CARGO_BIN_EXE_pintud")),
+        )
+        .expect("write unit");
+        paths.push(path);
+    }
+    let reporter = std::fs::read_to_string(&paths[1]).expect("unit");
+    assert!(reporter.contains("--report-failure"));
+    let out = Command::new(analyze)
+        .arg("verify")
+        .args(&paths)
+        .output()
+        .expect("run systemd-analyze verify");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && all.trim().is_empty(),
+        "systemd-analyze verify: {all}"
+    );
+}
+
+/// A site whose secrets are not at their configured paths (as for the `pintu` user under the
+/// unit: root-only files) but in a credentials directory, as systemd's LoadCredential= leaves
+/// them. Returns (config, credentials directory).
+fn site_with_credentials(site: &Site, extra: &str) -> (PathBuf, PathBuf) {
+    let creds = site.path("credentials");
+    std::fs::create_dir(&creds).expect("credentials dir");
+    std::fs::rename(site.path("card.key"), creds.join("card.key")).expect("move card key");
+    let text = site.config_text(extra).replace(
+        r#"card_key_file = "card.key""#,
+        r#"card_key_file = "root-only/card.key""#,
+    );
+    let config = site.path("pintu.toml");
+    std::fs::write(&config, text).expect("config");
+    (config, creds)
+}
+
+fn check_config(config: &Path, credentials: Option<&Path>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pintud"));
+    cmd.arg("--check-config").arg(config);
+    cmd.env_remove("CREDENTIALS_DIRECTORY");
+    if let Some(dir) = credentials {
+        cmd.env("CREDENTIALS_DIRECTORY", dir);
+    }
+    cmd.output().expect("run pintud")
+}
+
+/// Item 3: under systemd pintud reads its secrets from `$CREDENTIALS_DIRECTORY` (the files
+/// themselves are root-only); a missing credential is a file:line:key error naming the
+/// LoadCredential= line to add. The old pintud read only the configured path.
+#[test]
+fn secrets_come_from_the_credentials_directory() {
+    let site = Site::new();
+    let (config, creds) = site_with_credentials(&site, "");
+
+    // Outside systemd the configured path is read, and here it is not readable.
+    let out = check_config(&config, None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pintu.toml:") && stderr.contains("trust.card_key_file"),
+        "{stderr}"
+    );
+
+    // Under systemd: the credential named after the file.
+    let out = check_config(&config, Some(&creds));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // The credential really is the key the door hashes with: an enrolled card opens.
+    let list = site.path("v1.signed");
+    let payload = site.payload(
+        1,
+        vec![site.entry(
+            "04A1B2C3D4",
+            "alice",
+            "2020-01-01T00:00:00Z",
+            "2099-01-01T00:00:00Z",
+        )],
+    );
+    std::fs::write(&list, site.sign(&payload)).expect("list");
+    let door = Pintud::start_with_env(
+        &config,
+        &site.socket(),
+        &["--list", list.to_str().expect("path")],
+        &[("CREDENTIALS_DIRECTORY", creds.as_os_str())],
+    );
+    door.wait_for("list v1", |s| s.list.as_ref().map(|l| l.version) == Some(1));
+    assert_eq!(decision(&door, "04A1B2C3D4"), grant());
+    drop(door);
+
+    // A credential the unit does not load: the error names the line to add.
+    let empty = site.path("no-credentials");
+    std::fs::create_dir(&empty).expect("dir");
+    let out = check_config(&config, Some(&empty));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("trust.card_key_file")
+            && stderr.contains("LoadCredential=card.key:")
+            && stderr.contains("root-only/card.key"),
+        "{stderr}"
+    );
+
+    // An empty credential is no secret: the configured path is tried instead.
+    std::fs::write(empty.join("card.key"), "").expect("empty credential");
+    let out = check_config(&config, Some(&empty));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Item 3: the MQTT password comes from a credential too.
+#[test]
+fn mqtt_password_comes_from_a_credential() {
+    let site = Site::new();
+    let (config, creds) = site_with_credentials(
+        &site,
+        "[mqtt]\nhost = \"127.0.0.1\"\nusername = \"door\"\npassword_file = \"/etc/pintu-test-absent/mqtt.password\"\n",
+    );
+    let out = check_config(&config, Some(&creds));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mqtt.password_file") && stderr.contains("LoadCredential=mqtt.password:"),
+        "{stderr}"
+    );
+    std::fs::write(creds.join("mqtt.password"), "s3cret\n").expect("credential");
+    let out = check_config(&config, Some(&creds));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// Item 3 (ExecStopPost): `--safe-state` reads the lock settings only, so a secret it cannot
+/// read (credentials already gone after a stop) does not keep it from driving the relay. The
+/// old pintud loaded the whole configuration and exited 2 without touching the relay.
+#[test]
+fn safe_state_reads_no_secret() {
+    let site = Site::new();
+    let (config, _creds) = site_with_credentials(&site, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_pintud"))
+        .args(["--safe-state", "--config"])
+        .arg(&config)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .expect("run pintud");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("simulated lock"), "{stdout}");
+
+    // Bad lock settings are still refused with file:line:key.
+    let bad = std::fs::read_to_string(&config).expect("config").replace(
+        "[[reader]]",
+        "[lock]\nbackend = \"gpiocdev\"\npin = 99\n\n[[reader]]",
+    );
+    std::fs::write(&config, bad).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_pintud"))
+        .args(["--safe-state", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run pintud");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("lock.pin"), "{stderr}");
+}
+
+fn report_failure(config: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pintud"))
+        .args(["--report-failure", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run pintud --report-failure")
+}
+
+/// Item 7: when systemd gives up, pintud-failed.service's `pintud --report-failure` leaves a
+/// retained `failed` status and delivers `daemon.failed` (with systemd's reason) through a real
+/// Mosquitto, after the events that were still waiting. Before, nothing ran: the office saw only
+/// the broker's `offline` last will, the same as a door that lost its network.
+#[test]
+fn report_failure_publishes_failed_status_and_event() {
+    let broker = Broker::start(BrokerOptions::default());
+    let site = Site::new();
+    let config = site.write_config(&mqtt_section(&broker, ""));
+
+    // A door that ran without reaching its broker: events wait in its outbox.
+    let offline = site.path("offline.toml");
+    std::fs::write(&offline, site.config_text("")).expect("config");
+    let door = Pintud::start(&offline, &site.socket(), &[]);
+    door.tap("04FFFFFFFF");
+    assert!(door.stop().is_some());
+
+    let sub = Client::connect(&broker, &ClientOptions::new());
+    sub.subscribe(&format!("{}/#", topic("").trim_end_matches('/')));
+    let out = report_failure(
+        &config,
+        &[
+            ("MONITOR_SERVICE_RESULT", "start-limit-hit"),
+            ("MONITOR_EXIT_CODE", "exited"),
+            ("MONITOR_EXIT_STATUS", "1"),
+            ("MONITOR_UNIT", "pintud.service"),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("0 left in the outbox"), "{stdout}");
+
+    let got = sub.collect_until(
+        |m| m.topic == topic("events") && m.json()["kind"] == "daemon.failed",
+        Duration::from_secs(20),
+    );
+    let status: Vec<Value> = got
+        .iter()
+        .filter(|m| m.topic == topic("status"))
+        .map(|m| m.json())
+        .collect();
+    assert!(
+        status
+            .iter()
+            .any(|s| s["state"] == "failed" && s["reason"] == "start-limit-hit"),
+        "{status:?}"
+    );
+    let events: Vec<Value> = got
+        .iter()
+        .filter(|m| m.topic == topic("events"))
+        .map(|m| m.json())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let failed = events.last().expect("events");
+    assert_eq!(failed["kind"], "daemon.failed", "{kinds:?}");
+    assert_eq!(failed["reason"], "start-limit-hit");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("systemd gave up on pintud.service")),
+        "{failed}"
+    );
+    assert!(
+        kinds.contains(&"access.denied") && kinds.contains(&"daemon.stopping"),
+        "the waiting events went first, in order: {kinds:?}"
+    );
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // The status stays `failed` for whoever looks later (retained).
+    let later = Client::connect(&broker, &ClientOptions::new());
+    later.subscribe(&topic("status"));
+    let retained = later
+        .recv_timeout(Duration::from_secs(10))
+        .expect("retained status");
+    assert_eq!(retained.json()["state"], "failed");
+}
+
+/// Item 7: with no broker to reach, the report still records `daemon.failed` durably (exit 0);
+/// the next pintud start has it in its events.
+#[test]
+fn report_failure_without_broker_keeps_the_event_for_the_next_start() {
+    let site = Site::new();
+    let config = site.write_config("");
+    let out = report_failure(&config, &[("MONITOR_SERVICE_RESULT", "exit-code")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("daemon.failed recorded"), "{stdout}");
+    let door = Pintud::start(&config, &site.socket(), &[]);
+    let failed = door
+        .events()
+        .into_iter()
+        .find(|e| e.kind == pintu::core::event::EventKind::DaemonFailed)
+        .expect("daemon.failed in the outbox");
+    assert_eq!(failed.reason.as_deref(), Some("exit-code"));
+
+    // A configuration it cannot read: exit 2, nothing recorded.
+    let out = report_failure(&site.path("absent.toml"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
