@@ -373,3 +373,130 @@ fn report_failure_without_broker_keeps_the_event_for_the_next_start() {
     let out = report_failure(&site.path("absent.toml"), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// Item 3 (groups): under the unit pintud may not chown at all (`SystemCallFilter=~@privileged`
+/// denies it with EPERM), so the socket takes the operators' group from the setgid `/run/pintu`.
+/// Here pintud runs under a seccomp filter that denies the chown calls the same way, with its
+/// socket directory setgid to `daemon`: the old pintud always chowned, was refused, and did not
+/// start.
+#[test]
+fn control_socket_takes_its_group_from_a_setgid_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    const DAEMON_GID: u32 = 1;
+    let site = Site::new();
+    let run = site.path("run");
+    std::fs::create_dir(&run).expect("run dir");
+    let text = site.config_text("").replace(
+        "socket = \"control.sock\"\nmode = \"0600\"",
+        "socket = \"run/control.sock\"\nmode = \"0660\"\ngroup = \"daemon\"",
+    );
+    assert!(text.contains("group = \"daemon\""));
+    let config = site.path("pintu.toml");
+    std::fs::write(&config, text).expect("config");
+    std::os::unix::fs::chown(&run, None, Some(DAEMON_GID)).expect("chgrp run");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o2750)).expect("setgid");
+
+    let log = std::fs::File::create(site.path("seccomp.log")).expect("log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pintud"));
+    cmd.arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    let filter = chown_filter();
+    // SAFETY: between fork and exec only prctl calls, on a filter built before the fork (no
+    // allocation in the child).
+    unsafe {
+        cmd.pre_exec(move || install_filter(&filter));
+    }
+    let mut child = cmd.spawn().expect("spawn pintud");
+    let socket = run.join("control.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Err(format!("pintud exited with {status}"));
+        }
+        if pintu::control::request(
+            &socket,
+            &pintu::control::Request::Status,
+            Duration::from_secs(2),
+        )
+        .is_ok()
+        {
+            break Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            break Err("pintud did not become ready".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let meta = std::fs::metadata(&socket);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(site.path("seccomp.log")).unwrap_or_default();
+    ready.unwrap_or_else(|e| panic!("{e}; log:\n{log}"));
+    let meta = meta.expect("socket");
+    assert_eq!(meta.gid(), DAEMON_GID, "the socket's group");
+    assert_eq!(meta.mode() & 0o777, 0o660);
+}
+
+/// A seccomp program that fails every chown system call with EPERM, as the unit's
+/// `SystemCallFilter=~@privileged` with `SystemCallErrorNumber=EPERM` does.
+fn chown_filter() -> Vec<nix::libc::sock_filter> {
+    use nix::libc;
+    #[cfg(target_arch = "x86_64")]
+    const DENIED: [libc::c_long; 4] = [
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_fchown,
+        libc::SYS_fchownat,
+    ];
+    #[cfg(not(target_arch = "x86_64"))]
+    const DENIED: [libc::c_long; 2] = [libc::SYS_fchown, libc::SYS_fchownat];
+    let n = DENIED.len();
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let mut prog = Vec::with_capacity(n + 3);
+    // seccomp_data.nr is at offset 0.
+    prog.push(stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0));
+    for (i, nr) in DENIED.iter().enumerate() {
+        prog.push(libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: (n - i) as u8,
+            jf: 0,
+            k: *nr as u32,
+        });
+    }
+    prog.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
+    prog.push(stmt(
+        libc::BPF_RET | libc::BPF_K,
+        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    ));
+    prog
+}
+
+/// Installs `prog` on the calling process (no new privileges first, as systemd does).
+fn install_filter(prog: &[nix::libc::sock_filter]) -> std::io::Result<()> {
+    use nix::libc;
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: plain prctl calls; `fprog` points at `prog`, alive for the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
