@@ -500,3 +500,140 @@ fn install_filter(prog: &[nix::libc::sock_filter]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The system call names an `strace -f` log holds.
+fn traced_calls(path: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .expect("strace log")
+        .lines()
+        .filter_map(|line| {
+            // "1234  openat(AT_FDCWD, ..." or "1234  <... openat resumed>..."
+            let rest = line.split_once(char::is_whitespace)?.1.trim_start();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && rest[name.len()..].starts_with('(')).then_some(name)
+        })
+        .collect()
+}
+
+/// The system calls in a `systemd-analyze syscall-filter` group, nested groups expanded.
+fn filter_group(analyze: &Path, group: &str, into: &mut std::collections::BTreeSet<String>) {
+    let out = Command::new(analyze)
+        .args(["syscall-filter", "--no-pager", group])
+        .output()
+        .expect("systemd-analyze syscall-filter");
+    for line in text(&out.stdout).lines().skip(1) {
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        if name.starts_with('@') {
+            filter_group(analyze, name, into);
+        } else {
+            into.insert(name.to_string());
+        }
+    }
+}
+
+/// Item 13: the system call filter does not break pintud. Every call a real session makes (start
+/// with MQTT, a tap, the exit button, SIGTERM, `--safe-state`, `--report-failure`) is in the
+/// unit's `@system-service` and outside `~@privileged @resources`, except `clock_adjtime` (the
+/// NTP check in status, read-only, which already gets EPERM under `ProtectClock=` and reports
+/// "unknown"). Catches a dependency that starts calling, say, `setrlimit` or `sched_setaffinity`.
+#[test]
+fn pintud_system_calls_fit_the_unit_filter() {
+    let (Some(analyze), true) = (systemd_analyze(), Path::new("/usr/bin/strace").exists()) else {
+        eprintln!("needs systemd-analyze and strace: skipping");
+        return;
+    };
+    let broker = Broker::start(BrokerOptions::default());
+    let site = Site::new();
+    let config = site.write_config(&mqtt_section(&broker, ""));
+    let strace = |out: &Path, args: &[&str]| {
+        let mut cmd = Command::new("/usr/bin/strace");
+        cmd.args(["-f", "-qq", "-o"])
+            .arg(out)
+            .arg(env!("CARGO_BIN_EXE_pintud"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let traces = [
+        site.path("run.trace"),
+        site.path("safe.trace"),
+        site.path("report.trace"),
+    ];
+    let mut tracer = strace(&traces[0], &[]).spawn().expect("strace pintud");
+    let socket = site.socket();
+    let ask = |req: &pintu::control::Request| {
+        pintu::control::request(&socket, req, Duration::from_secs(2))
+    };
+    // Ready, and the MQTT link has taken the start-up events.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(pintu::control::Reply::Status(s)) = ask(&pintu::control::Request::Status) {
+            if s.outbox_depth == 0 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "traced pintud not ready or not connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ask(&pintu::control::Request::Tap {
+        uid: "04A1B2C3D4".into(),
+        reader: None,
+    })
+    .expect("tap");
+    ask(&pintu::control::Request::Input {
+        input: pintu::hw::DoorInput::ExitButton,
+    })
+    .expect("exit button");
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id()))
+        .expect("strace's children");
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("traced pintud's pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    assert!(tracer.wait().expect("strace").success());
+    for (trace, args) in [
+        (&traces[1], &["--safe-state"][..]),
+        (&traces[2], &["--report-failure"][..]),
+    ] {
+        let status = strace(trace, args).status().expect("strace");
+        assert!(status.success(), "pintud {args:?}");
+    }
+
+    let mut used = std::collections::BTreeSet::new();
+    for trace in &traces {
+        used.extend(traced_calls(trace));
+    }
+    assert!(used.contains("openat") && used.len() > 30, "{used:?}");
+    let mut allowed = std::collections::BTreeSet::new();
+    filter_group(&analyze, "@system-service", &mut allowed);
+    let mut denied = std::collections::BTreeSet::new();
+    filter_group(&analyze, "@privileged", &mut denied);
+    filter_group(&analyze, "@resources", &mut denied);
+    let refused: Vec<&String> = used
+        .iter()
+        .filter(|c| !allowed.contains(*c) || denied.contains(*c))
+        .filter(|c| c.as_str() != "clock_adjtime")
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "pintud calls {refused:?}, which pintud.service's SystemCallFilter= refuses (EPERM)"
+    );
+}
