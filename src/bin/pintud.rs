@@ -118,7 +118,8 @@ fn main() -> ExitCode {
     init_logging(&cfg);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        // Blocking file and store work: well under the unit's TasksMax=64 (tokio's default is 512).
+        // Blocking file and store work; with sled's I/O pool (up to 128) well under the unit's
+        // TasksMax=256 (tokio's default alone is 512).
         .max_blocking_threads(32)
         .enable_all()
         .build()
