@@ -1310,7 +1310,7 @@ pub fn read_secret_in(path: &Path, credentials: Option<&Path>) -> Result<Vec<u8>
     let credential = dir.join(name);
     match std::fs::read(&credential) {
         Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
-        // Empty: the unit's `SetCredential=` default for an optional secret whose file is absent.
+        // An empty credential holds no secret: the path decides (and its error says why).
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
@@ -1324,7 +1324,7 @@ pub fn read_secret_in(path: &Path, credentials: Option<&Path>) -> Result<Vec<u8>
         let name = name.to_string_lossy();
         format!(
             "cannot read {}: {e}; under systemd no credential {name:?} was loaded either \
-             ({} has none): put the file there (root:root 0600) and give the unit \
+             ({} has none): keep the file root:root 0600 and give the unit \
              LoadCredential={name}:{} (docs/install.md, \"Secrets\")",
             path.display(),
             dir.display(),
