@@ -4,7 +4,8 @@
 //!
 //! It records a `daemon.failed` event in the outbox (durable: delivered at the next start if not
 //! now), then, when `[mqtt]` is configured and the broker answers within a bounded time, sets the
-//! door's retained status to `failed` and publishes the outbox in order, the new event last.
+//! door's retained status to `failed` and publishes the outbox in order, the new event last. When
+//! the event cannot be recorded (a full disk), the status still goes out and says so.
 //! docs/install.md ("When systemd gives up") and docs/events.md.
 
 use std::time::Duration;
@@ -115,36 +116,30 @@ pub struct FailedStatus {
 /// What the report did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureReport {
-    /// The `daemon.failed` event's sequence number.
-    pub seq: u64,
+    /// The `daemon.failed` event's sequence number, once it is durable.
+    pub seq: Option<u64>,
+    /// Why it could not be recorded (a store that does not open, a full disk): the status is
+    /// still published, with this in its detail.
+    pub record_error: Option<String>,
     /// Whether the broker acknowledged the `failed` status.
     pub status_published: bool,
     /// Outbox events the broker acknowledged (they left the outbox).
     pub events_published: usize,
-    /// Events still in the outbox.
-    pub outbox_left: u64,
+    /// Events still in the outbox (`None` without a store).
+    pub outbox_left: Option<u64>,
     /// Why MQTT did not complete, if it did not (or `None` without `[mqtt]`).
     pub mqtt_error: Option<String>,
 }
 
-/// Why the failure could not even be recorded.
-#[derive(Debug, thiserror::Error)]
-pub enum FailureError {
-    /// The store could not be opened or written.
-    #[error("cannot record daemon.failed")]
-    Store(#[from] StoreError),
-    /// The blocking store task died.
-    #[error("store task: {0}")]
-    Task(String),
-}
-
-/// Records `daemon.failed` and tells the office (see the module docs).
+/// Records `daemon.failed` and tells the office (see the module docs). Whatever fails on the way
+/// is in the report: a door whose disk is full (the usual reason for systemd to give up) cannot
+/// record anything, and the office must still hear of it.
 pub async fn report(
     cfg: &Config,
     info: &FailureInfo,
     now: Timestamp,
     mqtt_deadline: Duration,
-) -> Result<FailureReport, FailureError> {
+) -> FailureReport {
     let store_opts = StoreOptions {
         state_dir: cfg.state_dir.clone(),
         cache_size: cfg.cache_size,
@@ -153,30 +148,36 @@ pub async fn report(
         door: cfg.door.clone(),
     };
     let policy = cfg.trust.clone();
-    let (store, opened) = tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy))
-        .await
-        .map_err(|e| FailureError::Task(e.to_string()))??;
-    for draft in opened.events {
-        store.append(draft, now)?;
-    }
-    let event = store.append(
-        EventDraft::new(EventKind::DaemonFailed)
-            .reason(info.reason())
-            .detail(info.detail())
-            .list_version(store.active().map(|a| a.meta.version)),
-        now,
-    )?;
-    store.flush_blocking()?;
+    let store = match tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy)).await {
+        Ok(Ok((store, opened))) => Ok((store, opened.events)),
+        Ok(Err(e)) => Err(crate::error_chain(&e)),
+        Err(e) => Err(format!("store task: {e}")),
+    };
+    let (store, recorded) = match store {
+        Ok((store, opened)) => {
+            let recorded = record(&store, opened, info, now).map_err(|e| crate::error_chain(&e));
+            (Some(store), recorded)
+        }
+        Err(e) => (None, Err(e)),
+    };
     let mut report = FailureReport {
-        seq: event.seq,
+        seq: recorded.as_ref().ok().copied(),
+        record_error: recorded.err(),
         status_published: false,
         events_published: 0,
-        outbox_left: store.outbox_depth(),
+        outbox_left: store.as_ref().map(Store::outbox_depth),
         mqtt_error: None,
     };
     let Some(mqtt_cfg) = &cfg.mqtt else {
-        return Ok(report);
+        return report;
     };
+    let mut detail = info.detail();
+    if let Some(e) = &report.record_error {
+        detail.push_str(&format!(
+            "; daemon.failed could not be recorded on the door: {}",
+            bounded(e, 200)
+        ));
+    }
     let status = FailedStatus {
         schema: STATUS_SCHEMA,
         state: "failed",
@@ -184,11 +185,11 @@ pub async fn report(
         door: cfg.door.clone(),
         time: now,
         reason: info.reason(),
-        detail: info.detail(),
+        detail,
     };
     let outcome = tokio::time::timeout(
         mqtt_deadline,
-        publish(cfg, mqtt_cfg, &store, &status, &mut report),
+        publish(cfg, mqtt_cfg, store.as_ref(), &status, &mut report),
     )
     .await;
     report.mqtt_error = match outcome {
@@ -199,9 +200,34 @@ pub async fn report(
             mqtt_deadline.as_secs()
         )),
     };
+    if let Some(store) = &store {
+        if let Err(e) = store.flush_blocking() {
+            tracing::warn!("pintud --report-failure: flushing acknowledgements: {e}");
+        }
+        report.outbox_left = Some(store.outbox_depth());
+    }
+    report
+}
+
+/// Appends what opening the store reported and `daemon.failed`, durably; the event's seq.
+fn record(
+    store: &Store,
+    opened: Vec<EventDraft>,
+    info: &FailureInfo,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    for draft in opened {
+        store.append(draft, now)?;
+    }
+    let event = store.append(
+        EventDraft::new(EventKind::DaemonFailed)
+            .reason(info.reason())
+            .detail(info.detail())
+            .list_version(store.active().map(|a| a.meta.version)),
+        now,
+    )?;
     store.flush_blocking()?;
-    report.outbox_left = store.outbox_depth();
-    Ok(report)
+    Ok(event.seq)
 }
 
 /// Connects (retrying until the caller's deadline), publishes the retained `failed` status, then
@@ -209,7 +235,7 @@ pub async fn report(
 async fn publish(
     cfg: &Config,
     mqtt_cfg: &crate::config::MqttConfig,
-    store: &Store,
+    store: Option<&Store>,
     status: &FailedStatus,
     report: &mut FailureReport,
 ) -> Result<(), String> {
@@ -246,7 +272,7 @@ async fn publish(
         send(topics.status.clone(), true, status_bytes.clone())?;
         wait_puback(&mut eventloop).await?;
         report.status_published = true;
-        while report.events_published < MAX_EVENTS {
+        while let Some(store) = store.filter(|_| report.events_published < MAX_EVENTS) {
             let Some((seq, bytes)) = store
                 .outbox_from(0, 1)
                 .map_err(|e| e.to_string())?

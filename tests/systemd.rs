@@ -637,3 +637,35 @@ fn pintud_system_calls_fit_the_unit_filter() {
         "pintud calls {refused:?}, which pintud.service's SystemCallFilter= refuses (EPERM)"
     );
 }
+
+/// Item 7: a door that cannot record anything (its store does not open: here the state directory
+/// is under a plain file; a full disk is the usual case) still tells the office: the retained
+/// status `failed` says why, and the report exits 1 for the journal.
+#[test]
+fn report_failure_without_a_store_still_publishes_failed() {
+    let broker = Broker::start(BrokerOptions::default());
+    let site = Site::new();
+    let config_text = site
+        .config_text(&mqtt_section(&broker, ""))
+        .replace("state_dir = \"state\"", "state_dir = \"card.key/state\"");
+    let config = site.path("pintu.toml");
+    std::fs::write(&config, config_text).expect("config");
+    let sub = Client::connect(&broker, &ClientOptions::new());
+    sub.subscribe(&topic("status"));
+    let out = report_failure(&config, &[("MONITOR_SERVICE_RESULT", "exit-code")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("NOT recorded") && stderr.contains("status failed published: yes"),
+        "{stderr}"
+    );
+    let got = sub.collect_until(|m| m.json()["state"] == "failed", Duration::from_secs(20));
+    let status = got.last().expect("status").json();
+    assert_eq!(status["reason"], "exit-code");
+    assert!(
+        status["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("could not be recorded on the door")),
+        "{status}"
+    );
+}

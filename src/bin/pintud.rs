@@ -197,7 +197,7 @@ fn safe_state(config: &std::path::Path) -> ExitCode {
 }
 
 /// `--report-failure`: exit 0 once `daemon.failed` is durable (whatever MQTT did), 2 on a bad
-/// configuration, 1 when the store cannot be written.
+/// configuration, 1 when it could not be recorded (the `failed` status is published anyway).
 fn report_failure(config: &std::path::Path) -> ExitCode {
     let cfg = match Config::load(config) {
         Ok(cfg) => cfg,
@@ -220,31 +220,44 @@ fn report_failure(config: &std::path::Path) -> ExitCode {
     };
     let info = pintu::failure::FailureInfo::from_env();
     let now = pintu::clock::Clock::now(&SystemClock);
-    match runtime.block_on(pintu::failure::report(
+    let report = runtime.block_on(pintu::failure::report(
         &cfg,
         &info,
         now,
         pintu::failure::MQTT_DEADLINE,
-    )) {
-        Ok(report) => {
-            println!(
-                "pintud --report-failure: daemon.failed recorded (seq {}, reason {}); status failed published: {}; {} events published, {} left in the outbox{}",
-                report.seq,
-                info.reason(),
-                if report.status_published { "yes" } else { "no" },
-                report.events_published,
-                report.outbox_left,
-                report
-                    .mqtt_error
-                    .map(|e| format!("; MQTT: {e}"))
-                    .unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("pintud --report-failure: {}", pintu::error_chain(&e));
-            ExitCode::from(EXIT_RUNTIME)
-        }
+    ));
+    let recorded = match (report.seq, &report.record_error) {
+        (Some(seq), _) => format!(
+            "daemon.failed recorded (seq {seq}, reason {})",
+            info.reason()
+        ),
+        (None, Some(e)) => format!("daemon.failed NOT recorded: {e}"),
+        (None, None) => "daemon.failed NOT recorded".into(),
+    };
+    let mqtt = if cfg.mqtt.is_none() {
+        "no [mqtt]".to_string()
+    } else {
+        format!(
+            "status failed published: {}; {} events published{}",
+            if report.status_published { "yes" } else { "no" },
+            report.events_published,
+            report
+                .mqtt_error
+                .as_deref()
+                .map(|e| format!("; MQTT: {e}"))
+                .unwrap_or_default()
+        )
+    };
+    let left = report
+        .outbox_left
+        .map(|n| format!("; {n} left in the outbox"))
+        .unwrap_or_default();
+    if report.seq.is_some() {
+        println!("pintud --report-failure: {recorded}; {mqtt}{left}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("pintud --report-failure: {recorded}; {mqtt}{left}");
+        ExitCode::from(EXIT_RUNTIME)
     }
 }
 
