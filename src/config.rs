@@ -1140,8 +1140,8 @@ impl Config {
             );
         }
         let card_key_path = resolve(&raw.trust.card_key_file);
-        let card_key = match std::fs::read_to_string(&card_key_path) {
-            Ok(text) => CardKey::from_hex(&text)
+        let card_key = match read_secret(&card_key_path) {
+            Ok(bytes) => CardKey::from_hex(&String::from_utf8_lossy(&bytes))
                 .map_err(|m| {
                     err(
                         "trust.card_key_file",
@@ -1149,11 +1149,8 @@ impl Config {
                     )
                 })
                 .ok(),
-            Err(e) => {
-                err(
-                    "trust.card_key_file",
-                    format!("cannot read {}: {e}", card_key_path.display()),
-                );
+            Err(m) => {
+                err("trust.card_key_file", m);
                 None
             }
         };
@@ -1406,6 +1403,81 @@ pub fn socket_path_from_file(path: &Path) -> Result<PathBuf, ConfigError> {
         .unwrap_or_else(|| resolve(&raw.state_dir).join("control.sock")))
 }
 
+/// The lock settings a config file names, validated, without reading any secret: for
+/// `pintud --safe-state`, which systemd runs after every stop, when the service's credentials
+/// may be gone (and the relay must be driven whatever else is wrong with the file).
+pub fn lock_from_file(path: &Path) -> Result<(LockHardware, LockType), ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    let raw = parse_raw(path, &text).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut errors = Vec::new();
+    let (lock, _) = validate_gpio(&raw.lock, &raw.inputs, &mut |key: &str, message| {
+        errors.push(ConfigError {
+            file: path.to_path_buf(),
+            line: line_of_key(&text, key),
+            key: key.into(),
+            message,
+        })
+    });
+    if errors.is_empty() {
+        Ok((lock, raw.lock.lock_type))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The environment variable systemd sets to the service's credentials directory
+/// (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Reads a secret file (card key, MQTT password, TLS client key). Under systemd the files are
+/// root-only and the unit passes each as a credential named after the file
+/// (`LoadCredential=card.key:/etc/pintu/card.key`): when `$CREDENTIALS_DIRECTORY` holds a
+/// non-empty credential of the path's file name, that is read instead of the path. Elsewhere
+/// (a by-hand run, `--check-config` as root) the path is read. docs/install.md, "Secrets".
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let dir = std::env::var_os(CREDENTIALS_DIRECTORY).map(PathBuf::from);
+    read_secret_in(path, dir.as_deref())
+}
+
+/// [`read_secret`] with the credentials directory given (`None`: not under systemd).
+pub fn read_secret_in(path: &Path, credentials: Option<&Path>) -> Result<Vec<u8>, String> {
+    let dir = credentials.filter(|d| !d.as_os_str().is_empty());
+    let (Some(dir), Some(name)) = (dir, path.file_name()) else {
+        return std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    };
+    let credential = dir.join(name);
+    match std::fs::read(&credential) {
+        Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+        // An empty credential holds no secret: the path decides (and its error says why).
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot read credential {}: {e}",
+                credential.display()
+            ))
+        }
+    }
+    std::fs::read(path).map_err(|e| {
+        let name = name.to_string_lossy();
+        format!(
+            "cannot read {}: {e}; under systemd no credential {name:?} was loaded either \
+             ({} has none): keep the file root:root 0600 and give the unit \
+             LoadCredential={name}:{} (docs/install.md, \"Secrets\")",
+            path.display(),
+            dir.display(),
+            path.display()
+        )
+    })
+}
+
 /// Checks `[visits]`, `[flood]` and `[clock]` into the procedure's settings.
 fn validate_procedure(raw: &RawConfig, err: &mut dyn FnMut(&str, String)) -> ProcedureSettings {
     let v = &raw.visits;
@@ -1529,10 +1601,13 @@ fn validate_mqtt(
             .map_err(|e| fail(key, format!("cannot read {}: {e}", path.display())))
             .ok()
     };
+    let secret = |key: &str, path: &Path, fail: &mut dyn FnMut(&str, String)| {
+        read_secret(&resolve(path)).map_err(|m| fail(key, m)).ok()
+    };
     let password = m
         .password_file
         .as_deref()
-        .and_then(|p| read("mqtt.password_file", p, &mut fail))
+        .and_then(|p| secret("mqtt.password_file", p, &mut fail))
         .map(|b| {
             String::from_utf8_lossy(&b)
                 .trim_end_matches(['\r', '\n'])
@@ -1545,7 +1620,7 @@ fn validate_mqtt(
             let client = match (&t.client_cert_file, &t.client_key_file) {
                 (Some(c), Some(k)) => Some((
                     read("mqtt.tls.client_cert_file", c, &mut fail).unwrap_or_default(),
-                    read("mqtt.tls.client_key_file", k, &mut fail).unwrap_or_default(),
+                    secret("mqtt.tls.client_key_file", k, &mut fail).unwrap_or_default(),
                 )),
                 (None, None) => None,
                 (Some(_), None) => {

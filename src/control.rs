@@ -378,7 +378,21 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<Unix
     nix::sys::stat::umask(old);
     let listener = bound?;
     if let Some(gid) = gid {
-        std::os::unix::fs::chown(path, None, Some(gid.as_raw()))?;
+        // A setgid socket directory of that group (the unit's /run/pintu) already gave it: no
+        // chown then, which the unit's SystemCallFilter=~@privileged would refuse.
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(path)?.gid() != gid.as_raw() {
+            std::os::unix::fs::chown(path, None, Some(gid.as_raw())).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "control.group: cannot give {} its group: {e} (pintud must be a member, \
+                         or the socket's directory setgid to that group: docs/install.md)",
+                        path.display()
+                    ),
+                )
+            })?;
+        }
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(listener)

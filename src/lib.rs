@@ -9,6 +9,7 @@
 //! - [`hw`]: small traits for the hardware edges (lock, card sources) and simulated backends.
 //! - [`control`]: the local control socket (protocol, server and client).
 //! - [`daemon`]: `pintud`'s runtime: the door task, list intake and the inbox watcher.
+//! - [`failure`]: `pintud --report-failure`, run by systemd when it gives up on pintud.
 //! - [`mqtt`]: the MQTT link: events out of the outbox, status, signed lists and commands in.
 //! - [`keys`], [`register`]: the operator side used by `pintuctl` (signing keys, the register).
 //! - [`office`]: the office side's MQTT (publishing lists, reading door status).
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+pub mod failure;
 pub mod fsutil;
 pub mod hw;
 pub mod keys;

@@ -21,4 +21,5 @@ mod register;
 mod report;
 mod serial;
 mod store;
+mod systemd;
 mod visits;

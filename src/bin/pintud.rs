@@ -39,6 +39,11 @@ struct Args {
     /// ExecStopPost: after any stop, crash or watchdog kill). Fail-secure locks end locked.
     #[arg(long, conflicts_with_all = ["check_config", "list"])]
     safe_state: bool,
+    /// Record that systemd gave up on pintud (a `daemon.failed` event) and, with [mqtt], set the
+    /// door's retained status to `failed` and publish the outbox; then exit
+    /// (pintud-failed.service, started by pintud.service's OnFailure=).
+    #[arg(long, conflicts_with_all = ["check_config", "list", "safe_state"])]
+    report_failure: bool,
 }
 
 const EXIT_CONFIG: u8 = 2;
@@ -79,6 +84,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.safe_state {
         return safe_state(&args.config);
+    }
+    if args.report_failure {
+        return report_failure(&args.config);
     }
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
@@ -123,6 +131,9 @@ fn main() -> ExitCode {
     init_logging(&cfg);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Blocking file and store work; with sled's I/O pool (up to 128) well under the unit's
+        // TasksMax=256 (tokio's default alone is 512).
+        .max_blocking_threads(32)
         .enable_all()
         .build()
     {
@@ -168,9 +179,11 @@ fn main() -> ExitCode {
 
 /// `--safe-state`: open the relay (which starts it de-energised) and release it de-energised.
 fn safe_state(config: &std::path::Path) -> ExitCode {
-    // The whole config is validated; with an invalid one only the wiring holds the relay.
-    let cfg = match Config::load(config) {
-        Ok(cfg) => cfg,
+    // Only the lock settings are read and checked: no secret (under systemd the credentials may
+    // be gone by ExecStopPost), nothing else that could keep the relay from being driven. With
+    // invalid lock settings only the wiring holds the relay.
+    let (lock_hw, lock_type) = match pintu::config::lock_from_file(config) {
+        Ok(lock) => lock,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!(
@@ -179,23 +192,85 @@ fn safe_state(config: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match pintu::hw::gpio::open_lock(&cfg.lock, cfg.lock_type) {
+    match pintu::hw::gpio::open_lock(&lock_hw, lock_type) {
         None => {
             println!("pintud --safe-state: simulated lock, nothing to drive");
             ExitCode::SUCCESS
         }
         Some(Ok(lock)) => {
             drop(lock); // dropping drives the relay de-energised
-            println!(
-                "pintud --safe-state: relay de-energised ({:?} lock)",
-                cfg.lock_type
-            );
+            println!("pintud --safe-state: relay de-energised ({lock_type:?} lock)");
             ExitCode::SUCCESS
         }
         Some(Err(e)) => {
             eprintln!("pintud --safe-state: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// `--report-failure`: exit 0 once `daemon.failed` is durable (whatever MQTT did), 2 on a bad
+/// configuration, 1 when it could not be recorded (the `failed` status is published anyway).
+fn report_failure(config: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("pintud --report-failure: cannot read the configuration; nothing recorded");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&cfg);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pintud --report-failure: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let info = pintu::failure::FailureInfo::from_env();
+    let now = pintu::clock::Clock::now(&SystemClock);
+    let report = runtime.block_on(pintu::failure::report(
+        &cfg,
+        &info,
+        now,
+        pintu::failure::MQTT_DEADLINE,
+    ));
+    let recorded = match (report.seq, &report.record_error) {
+        (Some(seq), _) => format!(
+            "daemon.failed recorded (seq {seq}, reason {})",
+            info.reason()
+        ),
+        (None, Some(e)) => format!("daemon.failed NOT recorded: {e}"),
+        (None, None) => "daemon.failed NOT recorded".into(),
+    };
+    let mqtt = if cfg.mqtt.is_none() {
+        "no [mqtt]".to_string()
+    } else {
+        format!(
+            "status failed published: {}; {} events published{}",
+            if report.status_published { "yes" } else { "no" },
+            report.events_published,
+            report
+                .mqtt_error
+                .as_deref()
+                .map(|e| format!("; MQTT: {e}"))
+                .unwrap_or_default()
+        )
+    };
+    let left = report
+        .outbox_left
+        .map(|n| format!("; {n} left in the outbox"))
+        .unwrap_or_default();
+    if report.seq.is_some() {
+        println!("pintud --report-failure: {recorded}; {mqtt}{left}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("pintud --report-failure: {recorded}; {mqtt}{left}");
+        ExitCode::from(EXIT_RUNTIME)
     }
 }
 

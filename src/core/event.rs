@@ -188,6 +188,12 @@ pub enum EventKind {
     /// Warning at start: the MQTT link uses plain TCP (`[mqtt] insecure = true`, no TLS).
     #[serde(rename = "mqtt.insecure")]
     MqttInsecure,
+    // -- systemd gave up (issue 15) --
+    /// Alarm: systemd gave up on pintud (start limit hit, or a failure it does not retry);
+    /// recorded by `pintud --report-failure` from pintud-failed.service. `reason`: systemd's
+    /// service result (`exit-code`, `signal`, `watchdog`, `start-limit-hit`, ...).
+    #[serde(rename = "daemon.failed")]
+    DaemonFailed,
 }
 
 impl EventKind {
@@ -241,6 +247,7 @@ impl EventKind {
             EventKind::MqttDeliveryRefused => "mqtt.delivery_refused",
             EventKind::MqttDeliveryRefusedCleared => "mqtt.delivery_refused.cleared",
             EventKind::MqttInsecure => "mqtt.insecure",
+            EventKind::DaemonFailed => "daemon.failed",
         }
     }
 }
