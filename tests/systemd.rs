@@ -217,7 +217,7 @@ fn mqtt_password_comes_from_a_credential() {
     let site = Site::new();
     let (config, creds) = site_with_credentials(
         &site,
-        "[mqtt]\nhost = \"127.0.0.1\"\nusername = \"door\"\npassword_file = \"/etc/pintu-test-absent/mqtt.password\"\n",
+        "[mqtt]\nhost = \"127.0.0.1\"\ninsecure = true\nusername = \"door\"\npassword_file = \"/etc/pintu-test-absent/mqtt.password\"\n",
     );
     let out = check_config(&config, Some(&creds));
     let stderr = text(&out.stderr);
