@@ -161,6 +161,9 @@ pub struct OnlineStatus {
     pub readers: Vec<StatusReader>,
     /// Seconds between status messages at most.
     pub heartbeat_s: u64,
+    /// A test bench (`[door] bench = true`): the control socket can open this door's real lock.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bench: bool,
 }
 
 /// The active list in status.
@@ -1110,6 +1113,7 @@ impl Link {
                     })
                     .collect(),
                 heartbeat_s: self.heartbeat.as_secs(),
+                bench: status.bench,
             }),
         }
     }
@@ -1460,7 +1464,10 @@ mod tests {
             }),
         };
         let text = refusal_text(&ack);
-        assert!(text.starts_with("not_authorized ([31mdenied"));
+        assert!(
+            text.starts_with("not_authorized (\\u{1b}[31mdenied"),
+            "{text}"
+        );
         assert!(!text.chars().any(char::is_control));
         assert!(text.chars().count() < BROKER_TEXT_MAX + 40);
     }

@@ -1417,6 +1417,25 @@ pub fn cache_for_list(list_len: u64, floor: u64, ceiling: u64) -> u64 {
 
 /// Opens sled, turning panics on damaged files into errors.
 fn open_sled(dir: &Path, cache_size: u64) -> Result<sled::Db, String> {
+    // sled releases its directory lock only when its background flusher, which holds the last
+    // reference, has stopped: a store dropped a moment ago (a restart in the same process) may
+    // still hold it. Our own `pintud.lock` already excludes a second pintud, so waiting a little
+    // is safe; a lock still held after that is reported as such.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match open_sled_once(dir, cache_size) {
+            Err(why)
+                if why.contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_sled_once(dir: &Path, cache_size: u64) -> Result<sled::Db, String> {
     let config = sled::Config::new()
         .path(dir)
         .cache_capacity(cache_size)
