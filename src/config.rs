@@ -1031,27 +1031,7 @@ impl Config {
             }
         }
 
-        let mut keys: Vec<TrustedKey> = Vec::new();
-        for (i, k) in raw.trust.keys.iter().enumerate() {
-            if keys.iter().any(|other| other.id == k.id) {
-                err(
-                    &format!("trust.keys[{i}].id"),
-                    format!("key id {:?} is listed twice", k.id),
-                );
-                continue;
-            }
-            match decode_public_key(&k.public_key) {
-                Ok(key) if keys.iter().any(|other| other.key == key) => err(
-                    &format!("trust.keys[{i}].public_key"),
-                    "this public key is already listed under another id".into(),
-                ),
-                Ok(key) => keys.push(TrustedKey {
-                    id: k.id.clone(),
-                    key,
-                }),
-                Err(m) => err(&format!("trust.keys[{i}].public_key"), m),
-            }
-        }
+        let keys = trusted_keys(&raw.trust.keys, "trust.keys", &[], &mut err);
         if raw.trust.keys.is_empty() {
             err(
                 "trust.keys",
@@ -1081,38 +1061,7 @@ impl Config {
                     "is empty: remove it to let the list keys sign commands, or add keys".into(),
                 );
             }
-            for (i, k) in raw_keys.iter().enumerate() {
-                let at = format!("trust.command_keys[{i}]");
-                if command_keys.iter().any(|other| other.id == k.id) {
-                    err(
-                        &format!("{at}.id"),
-                        format!("key id {:?} is listed twice", k.id),
-                    );
-                    continue;
-                }
-                match decode_public_key(&k.public_key) {
-                    Ok(key) if command_keys.iter().any(|other| other.key == key) => err(
-                        &format!("{at}.public_key"),
-                        "this public key is already listed under another id".into(),
-                    ),
-                    Ok(key)
-                        if keys.iter().any(|l| (l.id == k.id) != (l.key == key)) =>
-                    {
-                        err(
-                            &format!("{at}.public_key"),
-                            format!(
-                                "id {:?} or its key is in [[trust.keys]] with a different key or id: use one id per key",
-                                k.id
-                            ),
-                        )
-                    }
-                    Ok(key) => command_keys.push(TrustedKey {
-                        id: k.id.clone(),
-                        key,
-                    }),
-                    Err(m) => err(&format!("{at}.public_key"), m),
-                }
-            }
+            command_keys = trusted_keys(raw_keys, "trust.command_keys", &keys, &mut err);
         }
         let command_threshold =
             raw.trust
@@ -1827,6 +1776,47 @@ fn validate_gpio(
         debounce,
     };
     (lock_hw, inputs)
+}
+
+/// The keys of `[[KEY]]` (`trust.keys` or `trust.command_keys`): each id once, each public key
+/// once, and no id or key that `other` (the list keys, for command keys) pairs differently — a
+/// signature names its key by id, so one id must mean one key everywhere.
+fn trusted_keys(
+    raw: &[RawKey],
+    key: &str,
+    other: &[TrustedKey],
+    err: &mut dyn FnMut(&str, String),
+) -> Vec<TrustedKey> {
+    let mut keys: Vec<TrustedKey> = Vec::new();
+    for (i, k) in raw.iter().enumerate() {
+        let at = format!("{key}[{i}]");
+        if keys.iter().any(|o| o.id == k.id) {
+            err(
+                &format!("{at}.id"),
+                format!("key id {:?} is listed twice", k.id),
+            );
+            continue;
+        }
+        match decode_public_key(&k.public_key) {
+            Ok(public) if keys.iter().any(|o| o.key == public) => err(
+                &format!("{at}.public_key"),
+                "this public key is already listed under another id".into(),
+            ),
+            Ok(public) if other.iter().any(|l| (l.id == k.id) != (l.key == public)) => err(
+                &format!("{at}.public_key"),
+                format!(
+                    "id {:?} or its key is in [[trust.keys]] with a different key or id: use one id per key",
+                    k.id
+                ),
+            ),
+            Ok(public) => keys.push(TrustedKey {
+                id: k.id.clone(),
+                key: public,
+            }),
+            Err(m) => err(&format!("{at}.public_key"), m),
+        }
+    }
+    keys
 }
 
 /// A real lock must not sit next to a simulated reader or simulated inputs: `pintuctl tap` and

@@ -886,13 +886,7 @@ pub async fn run(
     };
     secure_with_retries(lock.as_mut())?;
 
-    let store_opts = StoreOptions {
-        state_dir: cfg.state_dir.clone(),
-        cache_size: cfg.cache_size,
-        cache_size_max: cfg.cache_size_max,
-        site: cfg.site.clone(),
-        door: cfg.door.clone(),
-    };
+    let store_opts = StoreOptions::for_config(&cfg);
     let policy = cfg.trust.clone();
     let (store, report) = tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy))
         .await

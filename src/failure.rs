@@ -134,13 +134,7 @@ pub async fn report(
     now: Timestamp,
     mqtt_deadline: Duration,
 ) -> FailureReport {
-    let store_opts = StoreOptions {
-        state_dir: cfg.state_dir.clone(),
-        cache_size: cfg.cache_size,
-        cache_size_max: cfg.cache_size_max,
-        site: cfg.site.clone(),
-        door: cfg.door.clone(),
-    };
+    let store_opts = StoreOptions::for_config(cfg);
     let policy = cfg.trust.clone();
     let store = match tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy)).await {
         Ok(Ok((store, opened))) => Ok((store, opened.events)),

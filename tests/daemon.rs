@@ -1178,6 +1178,22 @@ fn a_fail_safe_door_that_stops_says_it_is_released() {
     );
 }
 
+/// The site's config with a GPIO lock (pin 17 on gpiocdev), edited by `edit`, written to a file.
+fn gpio_lock_config(site: &Site, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let config = site.config_text("").replace(
+        "[[reader]]",
+        "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n[[reader]]",
+    );
+    let path = site.path("gpio-lock.toml");
+    std::fs::write(&path, edit(config)).expect("config");
+    path
+}
+
+/// One request to the site's control socket; its reply.
+fn ask(site: &Site, req: &Request) -> Reply {
+    pintu::control::request(&site.socket(), req, Duration::from_secs(5)).expect("reply")
+}
+
 /// Issue 15 item 2: with a GPIO lock and no `[inputs]` (which used to mean simulated inputs),
 /// `pintuctl input exit-button` released the real relay. Now the socket's simulated inputs and
 /// taps never reach a real lock. (In-process: the GPIO relay is replaced by a recording lock,
@@ -1185,35 +1201,25 @@ fn a_fail_safe_door_that_stops_says_it_is_released() {
 #[test]
 fn the_control_socket_cannot_open_a_real_lock() {
     let site = Site::new();
-    let config = site
-        .config_text("")
-        .replace("backend = \"sim\"", "backend = \"pcsc\"");
-    let config = config.replace(
-        "[[reader]]",
-        "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n[[reader]]",
-    );
-    let path = site.path("real-lock.toml");
-    std::fs::write(&path, &config).expect("config");
+    let path = gpio_lock_config(&site, |c| {
+        c.replace("backend = \"sim\"", "backend = \"pcsc\"")
+    });
     let lock = TestLock::default();
     let calls = lock.calls.clone();
     let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
-    let socket = site.socket();
-    let ask = |req: &Request| {
-        pintu::control::request(&socket, req, Duration::from_secs(5)).expect("reply")
-    };
-    let reply = ask(&Request::Input {
+    let reply = ask(&site, &Request::Input {
         input: pintu::hw::DoorInput::ExitButton,
     });
     assert!(
         matches!(&reply, Reply::Error { message } if message.contains("real lock")),
         "{reply:?}"
     );
-    let reply = ask(&Request::Tap {
+    let reply = ask(&site, &Request::Tap {
         uid: ALICE.into(),
         reader: None,
     });
     assert!(matches!(&reply, Reply::Error { .. }), "{reply:?}");
-    let Reply::Status(status) = ask(&Request::Status) else {
+    let Reply::Status(status) = ask(&site, &Request::Status) else {
         panic!("status")
     };
     assert!(!status.bench);
@@ -1231,42 +1237,27 @@ fn the_control_socket_cannot_open_a_real_lock() {
 #[test]
 fn a_declared_bench_takes_simulated_taps_and_raises_an_alarm() {
     let site = Site::new();
-    let config = site
-        .config_text("")
-        .replace(
-            "[[reader]]",
-            "[lock]\nbackend = \"gpiocdev\"\npin = 17\n\n[[reader]]",
-        )
-        .replace("unlock_for = \"1s\"", "unlock_for = \"1s\"\nbench = true");
-    let path = site.path("bench.toml");
-    std::fs::write(&path, &config).expect("config");
+    let path = gpio_lock_config(&site, |c| {
+        c.replace("unlock_for = \"1s\"", "unlock_for = \"1s\"\nbench = true")
+    });
     let lock = TestLock::default();
     let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
-    let socket = site.socket();
-    let reply = pintu::control::request(
-        &socket,
+    let reply = ask(
+        &site,
         &Request::Tap {
             uid: ALICE.into(),
             reader: None,
         },
-        Duration::from_secs(5),
-    )
-    .expect("reply");
+    );
     assert!(
         matches!(&reply, Reply::Tap(t) if t.decision == "grant"),
         "{reply:?}"
     );
-    let Ok(Reply::Status(status)) =
-        pintu::control::request(&socket, &Request::Status, Duration::from_secs(5))
-    else {
+    let Reply::Status(status) = ask(&site, &Request::Status) else {
         panic!("status")
     };
     assert!(status.bench);
-    let Ok(Reply::Events { events }) = pintu::control::request(
-        &socket,
-        &Request::Events { limit: Some(50) },
-        Duration::from_secs(5),
-    ) else {
+    let Reply::Events { events } = ask(&site, &Request::Events { limit: Some(50) }) else {
         panic!("events")
     };
     assert!(

@@ -157,6 +157,19 @@ pub struct StoreOptions {
     pub door: String,
 }
 
+impl StoreOptions {
+    /// The options a door's validated config gives (pintud, and its failure reporter).
+    pub fn for_config(cfg: &crate::config::Config) -> StoreOptions {
+        StoreOptions {
+            state_dir: cfg.state_dir.clone(),
+            cache_size: cfg.cache_size,
+            cache_size_max: cfg.cache_size_max,
+            site: cfg.site.clone(),
+            door: cfg.door.clone(),
+        }
+    }
+}
+
 /// The door's durable state.
 pub struct Store {
     // Held for the store's lifetime: one daemon per state directory.
