@@ -1207,17 +1207,23 @@ fn the_control_socket_cannot_open_a_real_lock() {
     let lock = TestLock::default();
     let calls = lock.calls.clone();
     let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
-    let reply = ask(&site, &Request::Input {
-        input: pintu::hw::DoorInput::ExitButton,
-    });
+    let reply = ask(
+        &site,
+        &Request::Input {
+            input: pintu::hw::DoorInput::ExitButton,
+        },
+    );
     assert!(
         matches!(&reply, Reply::Error { message } if message.contains("real lock")),
         "{reply:?}"
     );
-    let reply = ask(&site, &Request::Tap {
-        uid: ALICE.into(),
-        reader: None,
-    });
+    let reply = ask(
+        &site,
+        &Request::Tap {
+            uid: ALICE.into(),
+            reader: None,
+        },
+    );
     assert!(matches!(&reply, Reply::Error { .. }), "{reply:?}");
     let Reply::Status(status) = ask(&site, &Request::Status) else {
         panic!("status")
