@@ -688,6 +688,7 @@ max_failures = 0
 
 [mqtt]
 host = "127.0.0.1"
+insecure = true
 port = {port}
 reconnect_min = "200ms"
 reconnect_max = "2s"

@@ -68,7 +68,7 @@ fn main() {
     );
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\n[store]\noutbox_critical = 10000000\noutbox_warning = 5000000\n",
+        "\n[mqtt]\nhost = \"127.0.0.1\"\ninsecure = true\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\n[store]\noutbox_critical = 10000000\noutbox_warning = 5000000\n",
         broker.port
     ));
     std::fs::write(&config, text).expect("config");
