@@ -988,14 +988,7 @@ pub struct Config {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.to_path_buf(),
-                line: None,
-                key: String::new(),
-                message: format!("cannot read config file: {e}"),
-            }])
-        })?;
+        let text = read_config_text(path)?;
         Config::parse(path, &text)
     }
 
@@ -1352,18 +1345,23 @@ pub fn socket_path_from_file(path: &Path) -> Result<PathBuf, ConfigError> {
         .unwrap_or_else(|| resolve(&raw.state_dir).join("control.sock")))
 }
 
-/// The lock settings a config file names, validated, without reading any secret: for
-/// `pintud --safe-state`, which systemd runs after every stop, when the service's credentials
-/// may be gone (and the relay must be driven whatever else is wrong with the file).
-pub fn lock_from_file(path: &Path) -> Result<(LockHardware, LockType), ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// A config file's text; a file that cannot be read is one error naming it.
+fn read_config_text(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: None,
             key: String::new(),
             message: format!("cannot read config file: {e}"),
         }])
-    })?;
+    })
+}
+
+/// The lock settings a config file names, validated, without reading any secret: for
+/// `pintud --safe-state`, which systemd runs after every stop, when the service's credentials
+/// may be gone (and the relay must be driven whatever else is wrong with the file).
+pub fn lock_from_file(path: &Path) -> Result<(LockHardware, LockType), ConfigErrors> {
+    let text = read_config_text(path)?;
     let raw = parse_raw(path, &text).map_err(|e| ConfigErrors(vec![e]))?;
     let mut errors = Vec::new();
     let (lock, _) = validate_gpio(&raw.lock, &raw.inputs, &mut |key: &str, message| {

@@ -1312,20 +1312,23 @@ fn capture_needs_its_own_permission() {
     let socket = site.socket();
     let sock = socket.to_str().expect("path");
     let door = Pintud::start(&config, &socket, &[]);
+    let enroll_at_door = || {
+        pintuctl_as_nobody(
+            &site,
+            &[
+                "--socket",
+                sock,
+                "card",
+                "enroll",
+                "--door",
+                "--timeout",
+                "1s",
+            ],
+        )
+    };
     let status = pintuctl_as_nobody(&site, &["--socket", sock, "status"]);
     assert!(status.status.success(), "{status:?}");
-    let out = pintuctl_as_nobody(
-        &site,
-        &[
-            "--socket",
-            sock,
-            "card",
-            "enroll",
-            "--door",
-            "--timeout",
-            "1s",
-        ],
-    );
+    let out = enroll_at_door();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("capture returns raw card UIDs"), "{stderr}");
@@ -1349,18 +1352,7 @@ fn capture_needs_its_own_permission() {
     );
     std::fs::write(&config, &with_group).expect("config");
     let _door = Pintud::start(&config, &socket, &[]);
-    let out = pintuctl_as_nobody(
-        &site,
-        &[
-            "--socket",
-            sock,
-            "card",
-            "enroll",
-            "--door",
-            "--timeout",
-            "1s",
-        ],
-    );
+    let out = enroll_at_door();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no card was tapped"), "{stderr}");
 }
