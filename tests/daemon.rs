@@ -1057,15 +1057,8 @@ fn a_secure_that_fails_once_is_retried_and_the_door_carries_on() {
     let failures = lock.fail_next_secures.clone();
     let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
     failures.store(1, std::sync::atomic::Ordering::SeqCst);
-    let tap = pintu::control::request(
-        &site.socket(),
-        &Request::Tap {
-            uid: ALICE.into(),
-            reader: None,
-        },
-        Duration::from_secs(5),
-    );
-    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    let tap = ask(&site, &tap_alice());
+    assert!(matches!(tap, Reply::Tap(t) if t.decision == "grant"));
     // unlock_for is 1 s: the relock's first secure fails, the second succeeds.
     eventually("the relock is retried", || {
         calls.lock().expect("calls").len() >= 4
@@ -1092,15 +1085,8 @@ fn a_lock_that_cannot_be_secured_stops_pintud_for_a_restart() {
     let failures = lock.fail_next_secures.clone();
     let (runtime, daemon, _shutdown) = run_in_process(&site, lock, None);
     failures.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
-    let tap = pintu::control::request(
-        &site.socket(),
-        &Request::Tap {
-            uid: ALICE.into(),
-            reader: None,
-        },
-        Duration::from_secs(5),
-    );
-    assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
+    let tap = ask(&site, &tap_alice());
+    assert!(matches!(tap, Reply::Tap(t) if t.decision == "grant"));
     // Nobody cancels: the failed relock alone ends the daemon.
     let result =
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(20), daemon).await });
@@ -1189,6 +1175,14 @@ fn gpio_lock_config(site: &Site, edit: impl Fn(String) -> String) -> std::path::
     path
 }
 
+/// Alice's card on the default (simulated) reader.
+fn tap_alice() -> Request {
+    Request::Tap {
+        uid: ALICE.into(),
+        reader: None,
+    }
+}
+
 /// One request to the site's control socket; its reply.
 fn ask(site: &Site, req: &Request) -> Reply {
     pintu::control::request(&site.socket(), req, Duration::from_secs(5)).expect("reply")
@@ -1217,13 +1211,7 @@ fn the_control_socket_cannot_open_a_real_lock() {
         matches!(&reply, Reply::Error { message } if message.contains("real lock")),
         "{reply:?}"
     );
-    let reply = ask(
-        &site,
-        &Request::Tap {
-            uid: ALICE.into(),
-            reader: None,
-        },
-    );
+    let reply = ask(&site, &tap_alice());
     assert!(matches!(&reply, Reply::Error { .. }), "{reply:?}");
     let Reply::Status(status) = ask(&site, &Request::Status) else {
         panic!("status")
@@ -1248,13 +1236,7 @@ fn a_declared_bench_takes_simulated_taps_and_raises_an_alarm() {
     });
     let lock = TestLock::default();
     let (runtime, daemon, shutdown) = run_in_process_with(&site, &path, lock, None);
-    let reply = ask(
-        &site,
-        &Request::Tap {
-            uid: ALICE.into(),
-            reader: None,
-        },
-    );
+    let reply = ask(&site, &tap_alice());
     assert!(
         matches!(&reply, Reply::Tap(t) if t.decision == "grant"),
         "{reply:?}"

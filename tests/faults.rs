@@ -534,6 +534,45 @@ fn libfaketime() -> PathBuf {
     })
 }
 
+/// A door site with a steppable wall clock, a broker, an office client and a status subscriber,
+/// and a list v1 in which Alice is staff (for the clock and command tests of issue 15).
+struct MqttDoor {
+    broker: Broker,
+    office: Client,
+    status_sub: Client,
+    site: Site,
+    wall: WallClock,
+    config: std::path::PathBuf,
+    list: std::path::PathBuf,
+}
+
+impl MqttDoor {
+    fn new() -> MqttDoor {
+        let broker = Broker::start(BrokerOptions::default());
+        let office = Client::connect(&broker, &ClientOptions::new());
+        let status_sub = Client::connect(&broker, &ClientOptions::new());
+        status_sub.subscribe(&topic("status"));
+        let site = Site::new();
+        let wall = WallClock::new(site.dir.path());
+        let config = site.write_config(&format!("{NO_FLOOD}{}", mqtt_section(&broker, "")));
+        let list = site.path("list.signed");
+        std::fs::write(
+            &list,
+            site.sign(&site.payload(1, vec![staff(&site, ALICE, "alice")])),
+        )
+        .expect("list");
+        MqttDoor {
+            broker,
+            office,
+            status_sub,
+            site,
+            wall,
+            config,
+            list,
+        }
+    }
+}
+
 /// The wall clock of one pintud, stepped by rewriting libfaketime's timestamp file:
 /// `CLOCK_REALTIME` reads the real time plus the offset in the file, re-read on every call
 /// (`FAKETIME_NO_CACHE`); `CLOCK_MONOTONIC` stays real (`DONT_FAKE_MONOTONIC`), as when NTP
@@ -873,19 +912,16 @@ fn door_command(
 #[test]
 fn a_captured_unlock_once_cannot_be_replayed_after_the_clock_is_set_back() {
     use pintu::core::command::Action;
-    let broker = Broker::start(BrokerOptions::default());
-    let office = Client::connect(&broker, &ClientOptions::new());
-    let status_sub = Client::connect(&broker, &ClientOptions::new());
-    status_sub.subscribe(&topic("status"));
-    let site = Site::new();
-    let mut wall = WallClock::new(site.dir.path());
-    let config = site.write_config(&format!("{NO_FLOOD}{}", mqtt_section(&broker, "")));
-    let list = site.path("list.signed");
-    std::fs::write(
-        &list,
-        site.sign(&site.payload(1, vec![staff(&site, ALICE, "alice")])),
-    )
-    .expect("list");
+    let MqttDoor {
+        // Bound to the end of the test: dropping the broker stops it.
+        broker: _broker,
+        office,
+        status_sub,
+        site,
+        mut wall,
+        config,
+        list,
+    } = MqttDoor::new();
     let door = wall.start(
         &config,
         &site.socket(),
@@ -975,19 +1011,16 @@ fn a_captured_unlock_once_cannot_be_replayed_after_the_clock_is_set_back() {
 fn a_clock_ten_years_ahead_for_a_second_does_not_lock_the_door_out() {
     use pintu::core::command::{self, Action, CommandPayload};
     let started = Instant::now();
-    let broker = Broker::start(BrokerOptions::default());
-    let office = Client::connect(&broker, &ClientOptions::new());
-    let status_sub = Client::connect(&broker, &ClientOptions::new());
-    status_sub.subscribe(&topic("status"));
-    let site = Site::new();
-    let mut wall = WallClock::new(site.dir.path());
-    let config = site.write_config(&format!("{NO_FLOOD}{}", mqtt_section(&broker, "")));
-    let list = site.path("list.signed");
-    std::fs::write(
-        &list,
-        site.sign(&site.payload(1, vec![staff(&site, ALICE, "alice")])),
-    )
-    .expect("list");
+    let MqttDoor {
+        // Bound to the end of the test: dropping the broker stops it.
+        broker: _broker,
+        office,
+        status_sub,
+        site,
+        mut wall,
+        config,
+        list,
+    } = MqttDoor::new();
     let args = ["--list", list.to_str().expect("utf-8 path")];
     let door = wall.start(&config, &site.socket(), &args);
     wall.wait(&door, true);
