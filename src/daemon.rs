@@ -2112,9 +2112,12 @@ impl InboxScanner {
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
                 continue;
             }
-            // lstat: a symlink is not a file here, and is never followed.
+            // lstat: a symlink is never followed. Directories hold the archives (`processed/`,
+            // `rejected/`); anything else that is not a regular file (a symlink, a FIFO) is
+            // handed to the intake like a file, which refuses it by name (`not_a_file`) instead
+            // of leaving it unexplained in the inbox.
             let Ok(md) = entry.metadata() else { continue };
-            if !md.is_file() {
+            if md.is_dir() {
                 continue;
             }
             let stamp = Stamp {

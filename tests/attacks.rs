@@ -927,8 +927,12 @@ fn a_symlink_to_a_fifo_swapped_in_after_the_check_does_not_hang_the_inbox() {
         .add_watch(&site.inbox(), AddWatchFlags::IN_OPEN)
         .expect("watch the inbox");
 
-    drop_into_inbox(&site, "a-big.signed", &big_list(&site, 1, 3000));
-    drop_into_inbox(&site, "b-swapped.signed", &site.sign(&legit(&site, 2)));
+    // Signed first, dropped back to back: both are meant to become ready in the same scan. If a
+    // scan falls between the two drops anyway, `b` is swapped before the scan checks it, and the
+    // scan hands the symlink to the intake, which refuses it the same way.
+    let (a, b) = (big_list(&site, 1, 3000), site.sign(&legit(&site, 2)));
+    drop_into_inbox(&site, "a-big.signed", &a);
+    drop_into_inbox(&site, "b-swapped.signed", &b);
     let deadline = Instant::now() + WAIT;
     'opened: loop {
         if let Ok(events) = inotify.read_events() {
@@ -975,6 +979,26 @@ fn a_symlink_to_a_fifo_swapped_in_after_the_check_does_not_hang_the_inbox() {
     assert!(
         rejected.iter().any(|n| n.ends_with("-b-swapped.signed")),
         "{rejected:?}"
+    );
+
+    // A FIFO put straight into the inbox is refused by name too, not skipped without a word.
+    let after = last_seq(&door);
+    nix::unistd::mkfifo(
+        &site.inbox().join("d-fifo.signed"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo in the inbox");
+    let fifo_refused = next_event(&door, after, "d refused", |e| {
+        e.kind == EventKind::ListRejected && e.detail.as_deref().unwrap_or("").contains("d-fifo")
+    });
+    assert_eq!(fifo_refused.reason.as_deref(), Some("not_a_file"));
+    assert!(
+        fifo_refused
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("a FIFO"),
+        "{fifo_refused:?}"
     );
 }
 
