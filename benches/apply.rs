@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
 use pintu::core::list::{self, ListMeta};
-use pintu::store::Store;
+use pintu::door::store::Store;
 
 mod common;
 use common::{
@@ -379,7 +379,7 @@ fn breakdown(site: &Site) {
         let verify = step("list::verify alone", t0.elapsed());
         drop(verified.expect("verifies"));
         let t0 = Instant::now();
-        pintu::fsutil::write_atomic(&scratch, &bytes, 0o640).expect("write the list file");
+        pintu::util::files::write_atomic(&scratch, &bytes, 0o640).expect("write the list file");
         let write = step("list file write alone (fsync)", t0.elapsed());
         let t0 = Instant::now();
         apply(site, &store, &bytes);

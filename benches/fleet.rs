@@ -8,7 +8,7 @@
 //!    when every door's retained status says `online` with list version 1. Reported: total time.
 //! 2. **Revocation across the fleet**, `PINTU_BENCH_ROUNDS` rounds (default 3): the office
 //!    publishes a new list version without one more card (retained, QoS 1, through
-//!    `pintu::office`, as `pintuctl publish` does); per door, the time from just before the
+//!    `pintu::office::client`, as `pintuctl publish` does); per door, the time from just before the
 //!    publish until that door's `list.applied` event for the new version arrives at a subscriber
 //!    on `pintu/{site}/+/events`. The door denies the card from the moment it applied the list,
 //!    a little before its event arrives, so this is an upper bound. Then one tap per door of the
@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pintu::control::{self, Reply, Request};
 use pintu::core::list::{Payload, ALL_DOORS};
+use pintu::door::control::{self, Reply, Request};
 
 /// Issue 9's target: every door denies a revoked card within 2 s (p99 across doors).
 const TARGET_P99: Duration = Duration::from_secs(2);
@@ -83,7 +83,7 @@ fn main() {
     let site = common::Site::new();
     let work = common::temp_dir();
     let broker = common::Mosquitto::start(work.path());
-    let office = pintu::office::OfficeSettings {
+    let office = pintu::office::client::OfficeSettings {
         host: Some("127.0.0.1".into()),
         port: Some(broker.port),
         client_id: Some("bench-office-publisher".into()),
@@ -615,11 +615,11 @@ fn signed_list(site: &common::Site, n: usize, version: u64, without: &[usize]) -
 /// Publishes a signed list retained (QoS 1) on `topic` as `pintuctl publish` does. Returns the
 /// time from connecting to the PUBACK.
 fn publish(
-    office: &pintu::office::OfficeMqtt,
+    office: &pintu::office::client::OfficeMqtt,
     topic: &str,
     bytes: Vec<u8>,
 ) -> Result<Duration, String> {
-    pintu::office::block_on(office.publish_retained(topic, bytes))
+    pintu::office::client::block_on(office.publish_retained(topic, bytes))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
 }

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pintu::control::{self, Reply, Request};
 use pintu::core::event::{EventDraft, EventKind};
-use pintu::store::Store;
+use pintu::door::control::{self, Reply, Request};
+use pintu::door::store::Store;
 
 /// The target for draining the outbox to a local broker.
 const TARGET_RATE: f64 = 5_000.0;

@@ -244,7 +244,7 @@ fn duplicates_are_stored_once_and_a_gap_is_reported_exactly() {
     assert_eq!((code, out.as_str()), (Some(0), "no gaps\n"));
     archive.stop();
     // Stopped: read from the store directly.
-    let reader = pintu::archive::ArchiveReader::open(&db).expect("open archive");
+    let reader = pintu::office::archive::ArchiveReader::open(&db).expect("open archive");
     let events = reader.events(Some("door-1")).expect("events");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
@@ -426,8 +426,11 @@ fn a_real_doors_events_are_archived_as_published() {
     door.wait_for("an empty outbox", |s| s.outbox_depth == 0);
     let mut from_door = door.events();
     from_door.sort_by_key(|e| e.seq);
-    let reader = pintu::archive::ArchiveReader::open(&db).expect("archive via its socket");
-    assert!(matches!(reader, pintu::archive::ArchiveReader::Socket(_)));
+    let reader = pintu::office::archive::ArchiveReader::open(&db).expect("archive via its socket");
+    assert!(matches!(
+        reader,
+        pintu::office::archive::ArchiveReader::Socket(_)
+    ));
     let archived: Vec<_> = reader
         .events(Some(DOOR))
         .expect("events")

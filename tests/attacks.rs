@@ -27,7 +27,7 @@ use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
 use pintu::core::event::{Event, EventKind};
 use pintu::core::list::{self, Entry, Payload};
-use pintu::store::LIST_FILE;
+use pintu::door::store::LIST_FILE;
 
 use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{decision, deny, grant, pintud, sign_with, text, Pintud, Site, DOOR, SITE};
@@ -828,8 +828,8 @@ fn a_huge_key_id_or_format_does_not_silence_the_door() {
     assert!(!rejected.detail.as_deref().unwrap_or("").contains('\u{1b}'));
 
     // Someone forces the door: the office must hear it after the two rejections.
-    door.request(&pintu::control::Request::Input {
-        input: pintu::hw::DoorInput::DoorOpened,
+    door.request(&pintu::door::control::Request::Input {
+        input: pintu::door::hw::DoorInput::DoorOpened,
     });
     let deadline = Instant::now() + WAIT;
     let mut kinds = Vec::new();

@@ -268,7 +268,7 @@ fn hash_prints_the_keyed_hash_and_its_masked_form() {
         "--card-key",
         &format!("{d}/card.key"),
     ]);
-    let key = pintu::keys::load_card_key(std::path::Path::new(&format!("{d}/card.key")))
+    let key = pintu::office::keys::load_card_key(std::path::Path::new(&format!("{d}/card.key")))
         .expect("card key");
     let hash = key.hash(&"04A1B2C3D4E5F6".parse().expect("uid"));
     assert_eq!(out.trim(), format!("{}  {}", hash.to_hex(), hash.masked()));

@@ -10,10 +10,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
-use pintu::control::{self, Reply, Request, Status, TapOutcome};
 use pintu::core::card::{CardKey, Uid};
 use pintu::core::event::Event;
 use pintu::core::list::{self, Entry, Payload, Role, TrustPolicy, TrustedKey};
+use pintu::door::control::{self, Reply, Request, Status, TapOutcome};
 
 pub const SITE: &str = "site-a";
 pub const DOOR: &str = "door-1";
@@ -105,8 +105,8 @@ level = "debug"
     }
 
     /// Store options for this site's state dir (a small cache: test lists are small).
-    pub fn store_options(&self) -> pintu::store::StoreOptions {
-        pintu::store::StoreOptions {
+    pub fn store_options(&self) -> pintu::door::store::StoreOptions {
+        pintu::door::store::StoreOptions {
             state_dir: self.state_dir(),
             cache_size: 4 << 20,
             cache_size_max: 4 << 20,

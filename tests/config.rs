@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use pintu::config::{Config, ConfigErrors};
+use pintu::door::config::{Config, ConfigErrors};
 
 use crate::common::{pintud, text, Site, DOOR, SITE};
 
@@ -586,7 +586,7 @@ fn missing_required_top_level_key_is_named() {
 
 #[test]
 fn serial_and_pcsc_readers_get_their_settings_and_defaults() {
-    use pintu::config::{PcscSettings, ReaderBackend, SerialProtocol, UidFormat};
+    use pintu::door::config::{PcscSettings, ReaderBackend, SerialProtocol, UidFormat};
     let site = Site::new();
     let text = site.config_text(
         "\n[[reader]]\nname = \"uart\"\nrole = \"exit\"\nbackend = \"serial\"\nport = \"/dev/ttyAMA0\"\nprotocol = \"em4100\"\n\n[[reader]]\nname = \"usb\"\nbackend = \"pcsc\"\npcsc_reader = \"ACR122\"\n\n[[reader]]\nname = \"wiegand\"\nbackend = \"serial\"\nport = \"/dev/ttyUSB0\"\nbaud = 115200\nprotocol = \"ascii-line\"\nuid_format = \"decimal\"\nhold = \"250ms\"\n",
@@ -763,8 +763,8 @@ fn a_real_lock_with_simulated_readers_or_inputs_is_refused_unless_bench() {
 
 #[test]
 fn gpio_lock_and_inputs_get_their_settings() {
-    use pintu::config::{GpioBackend, GpioLine, Level, LockHardware, Pull};
     use pintu::core::doorstate::LockType;
+    use pintu::door::config::{GpioBackend, GpioLine, Level, LockHardware, Pull};
     let site = Site::new();
     let text = with_gpio(
         &site,

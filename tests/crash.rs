@@ -36,11 +36,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use pintu::control::{self, Reply, Request, Status};
 use pintu::core::card::Uid;
 use pintu::core::event::{Event, EventKind};
 use pintu::core::list::Entry;
-use pintu::hw::{DoorInput, LockState};
+use pintu::door::control::{self, Reply, Request, Status};
+use pintu::door::hw::{DoorInput, LockState};
 use sha2::{Digest as _, Sha256};
 
 use crate::common::{Pintud, Site};
@@ -286,7 +286,7 @@ backend = "sim"
             .replace("max_size = \"1MiB\"", "max_size = \"8MiB\"");
         let config = site.path("pintu.toml");
         std::fs::write(&config, text).expect("write config");
-        let list_file = ListFile::new(site.state_dir().join(pintu::store::LIST_FILE));
+        let list_file = ListFile::new(site.state_dir().join(pintu::door::store::LIST_FILE));
         Harness {
             site,
             config,
@@ -353,7 +353,7 @@ backend = "sim"
             f.cache_rebuilds,
             f.replays_rejected,
             self.apply_ms,
-            dir_size(&self.site.state_dir().join(pintu::store::STORE_DIR)) / 1024,
+            dir_size(&self.site.state_dir().join(pintu::door::store::STORE_DIR)) / 1024,
             self.violations.len(),
             self.seed,
             self.started.elapsed().as_secs()
@@ -559,9 +559,9 @@ backend = "sim"
         let _ = std::fs::remove_dir_all(&keep);
         std::fs::create_dir_all(&keep).expect("evidence dir");
         for name in [
-            pintu::store::STORE_DIR,
-            pintu::store::LIST_FILE,
-            pintu::store::SEQ_RESERVATION_FILE,
+            pintu::door::store::STORE_DIR,
+            pintu::door::store::LIST_FILE,
+            pintu::door::store::SEQ_RESERVATION_FILE,
         ] {
             let from = state.join(name);
             if from.exists() {
@@ -889,8 +889,8 @@ backend = "sim"
             max_bytes: 8 << 20,
             ..self.site.policy()
         };
-        let (store, report) =
-            pintu::store::Store::open(&self.site.store_options(), &policy).expect("open store");
+        let (store, report) = pintu::door::store::Store::open(&self.site.store_options(), &policy)
+            .expect("open store");
         for e in report.events {
             self.violations.push(format!(
                 "store opened directly after a clean stop reports {:?} ({:?})",

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pintu::control::{Reply, Request};
 use pintu::core::event::{Event, EventKind};
-use pintu::hw::LockState;
+use pintu::door::control::{Reply, Request};
+use pintu::door::hw::LockState;
 
 use crate::common::{Pintud, Site, DOOR, SITE};
 
@@ -407,7 +407,7 @@ fn exit_button_and_door_contact_are_recorded() {
     let site = Site::new();
     let config = site.write_config("");
     let door = Pintud::start(&config, &site.socket(), &[]);
-    use pintu::hw::DoorInput;
+    use pintu::door::hw::DoorInput;
     for input in [
         DoorInput::ExitButton,
         DoorInput::DoorOpened,
@@ -437,7 +437,7 @@ fn exit_button_and_door_contact_are_recorded() {
     assert_eq!(status.lock_changes.len(), 3);
 }
 
-fn input(door: &Pintud, input: pintu::hw::DoorInput) {
+fn input(door: &Pintud, input: pintu::door::hw::DoorInput) {
     assert!(matches!(
         door.request(&Request::Input { input }),
         Reply::Input { .. }
@@ -446,7 +446,7 @@ fn input(door: &Pintud, input: pintu::hw::DoorInput) {
 
 #[test]
 fn door_forced_open_raises_an_alarm_and_clears_it_on_close() {
-    use pintu::hw::DoorInput;
+    use pintu::door::hw::DoorInput;
     let site = Site::new();
     let door = Pintud::start(&site.write_config(""), &site.socket(), &[]);
     input(&door, DoorInput::DoorOpened);
@@ -471,7 +471,7 @@ fn door_forced_open_raises_an_alarm_and_clears_it_on_close() {
 
 #[test]
 fn door_held_open_raises_prealarm_then_alarm_and_clears_on_close() {
-    use pintu::hw::DoorInput;
+    use pintu::door::hw::DoorInput;
     let site = Site::new();
     let config = site.write_config("");
     let text = std::fs::read_to_string(&config).expect("config").replace(
@@ -512,9 +512,9 @@ fn door_held_open_raises_prealarm_then_alarm_and_clears_on_close() {
 /// the control socket: run in-process with scripted sources.
 #[test]
 fn card_sources_and_door_inputs_drive_the_door() {
-    use pintu::config::{Config, ReaderRole};
-    use pintu::hw::sim::{ScriptedCards, ScriptedInputs};
-    use pintu::hw::DoorInput;
+    use pintu::door::config::{Config, ReaderRole};
+    use pintu::door::hw::sim::{ScriptedCards, ScriptedInputs};
+    use pintu::door::hw::DoorInput;
     use std::sync::Arc;
 
     let site = Site::new();
@@ -534,20 +534,20 @@ fn card_sources_and_door_inputs_drive_the_door() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();
-    let daemon = runtime.spawn(pintu::daemon::run(
+    let daemon = runtime.spawn(pintu::door::daemon::run(
         config,
-        pintu::daemon::RunOptions {
+        pintu::door::daemon::RunOptions {
             list: Some(site.path("v1.signed")),
             card_sources: vec![Box::new(cards)],
             door_inputs: vec![Box::new(inputs)],
             ..Default::default()
         },
-        Arc::new(pintu::clock::SystemClock),
+        Arc::new(pintu::door::clock::SystemClock),
         shutdown,
         || {},
     ));
     eventually("both taps and both inputs are recorded", || {
-        let Ok(Reply::Events { events }) = pintu::control::request(
+        let Ok(Reply::Events { events }) = pintu::door::control::request(
             &socket,
             &Request::Events { limit: Some(100) },
             Duration::from_secs(5),
@@ -557,7 +557,7 @@ fn card_sources_and_door_inputs_drive_the_door() {
         let k = kinds(&events);
         k.iter().filter(|k| k.starts_with("access.")).count() == 2 && k.contains(&"door.closed")
     });
-    let Reply::Events { events } = pintu::control::request(
+    let Reply::Events { events } = pintu::door::control::request(
         &socket,
         &Request::Events { limit: Some(100) },
         Duration::from_secs(5),
@@ -734,8 +734,8 @@ struct TestLock {
     fail_next_secures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl pintu::hw::Lock for TestLock {
-    fn release(&mut self) -> Result<(), pintu::hw::HwError> {
+impl pintu::door::hw::Lock for TestLock {
+    fn release(&mut self) -> Result<(), pintu::door::hw::HwError> {
         self.calls.lock().expect("calls").push("release");
         if let Some(stall) = self.stall_on_release {
             std::thread::sleep(stall); // the tap loop is stuck here
@@ -744,16 +744,16 @@ impl pintu::hw::Lock for TestLock {
             panic!("test lock: relay driver crashed");
         }
         if self.fail_on_release {
-            return Err(pintu::hw::HwError {
+            return Err(pintu::door::hw::HwError {
                 device: "lock".into(),
-                kind: pintu::hw::HwErrorKind::Other,
+                kind: pintu::door::hw::HwErrorKind::Other,
                 message: "relay driver error".into(),
             });
         }
         Ok(())
     }
 
-    fn secure(&mut self) -> Result<(), pintu::hw::HwError> {
+    fn secure(&mut self) -> Result<(), pintu::door::hw::HwError> {
         self.calls.lock().expect("calls").push("secure");
         use std::sync::atomic::Ordering;
         let failing = self
@@ -761,9 +761,9 @@ impl pintu::hw::Lock for TestLock {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing {
-            return Err(pintu::hw::HwError {
+            return Err(pintu::door::hw::HwError {
                 device: "lock".into(),
-                kind: pintu::hw::HwErrorKind::Other,
+                kind: pintu::door::hw::HwErrorKind::Other,
                 message: "relay driver error".into(),
             });
         }
@@ -776,10 +776,10 @@ impl pintu::hw::Lock for TestLock {
 fn run_in_process(
     site: &Site,
     lock: TestLock,
-    watchdog: Option<pintu::daemon::Watchdog>,
+    watchdog: Option<pintu::door::daemon::Watchdog>,
 ) -> (
     tokio::runtime::Runtime,
-    tokio::task::JoinHandle<Result<(), pintu::daemon::DaemonError>>,
+    tokio::task::JoinHandle<Result<(), pintu::door::daemon::DaemonError>>,
     tokio_util::sync::CancellationToken,
 ) {
     run_in_process_with(site, &site.write_config(""), lock, watchdog)
@@ -790,13 +790,13 @@ fn run_in_process_with(
     site: &Site,
     config: &std::path::Path,
     lock: TestLock,
-    watchdog: Option<pintu::daemon::Watchdog>,
+    watchdog: Option<pintu::door::daemon::Watchdog>,
 ) -> (
     tokio::runtime::Runtime,
-    tokio::task::JoinHandle<Result<(), pintu::daemon::DaemonError>>,
+    tokio::task::JoinHandle<Result<(), pintu::door::daemon::DaemonError>>,
     tokio_util::sync::CancellationToken,
 ) {
-    let config = pintu::config::Config::load(config).expect("config");
+    let config = pintu::door::config::Config::load(config).expect("config");
     std::fs::write(site.path("v1.signed"), standard_list(site, 1)).expect("list");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -804,22 +804,23 @@ fn run_in_process_with(
         .build()
         .expect("runtime");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = runtime.spawn(pintu::daemon::run(
+    let daemon = runtime.spawn(pintu::door::daemon::run(
         config,
-        pintu::daemon::RunOptions {
+        pintu::door::daemon::RunOptions {
             list: Some(site.path("v1.signed")),
             lock: Some(Box::new(lock)),
             watchdog,
             ..Default::default()
         },
-        std::sync::Arc::new(pintu::clock::SystemClock),
+        std::sync::Arc::new(pintu::door::clock::SystemClock),
         shutdown.clone(),
         || {},
     ));
     let socket = site.socket();
     eventually("the door serves", || {
         socket.exists()
-            && pintu::control::request(&socket, &Request::Status, Duration::from_secs(2)).is_ok()
+            && pintu::door::control::request(&socket, &Request::Status, Duration::from_secs(2))
+                .is_ok()
     });
     (runtime, daemon, shutdown)
 }
@@ -829,7 +830,7 @@ fn watchdog_pings_stop_while_the_tap_loop_is_stalled() {
     let site = Site::new();
     let pings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
     let recorded = pings.clone();
-    let watchdog = pintu::daemon::Watchdog {
+    let watchdog = pintu::door::daemon::Watchdog {
         period: Duration::from_millis(200),
         ping: Box::new(move || {
             recorded
@@ -852,7 +853,7 @@ fn watchdog_pings_stop_while_the_tap_loop_is_stalled() {
     // A grant drives the stalling relay: the tap loop is stuck for 1.5 s.
     let socket = site.socket();
     let tap = std::thread::spawn(move || {
-        pintu::control::request(
+        pintu::door::control::request(
             &socket,
             &Request::Tap {
                 uid: ALICE.into(),
@@ -894,7 +895,7 @@ fn a_panic_in_the_door_task_leaves_the_lock_secured_and_stops_the_daemon() {
     };
     let calls = lock.calls.clone();
     let (runtime, daemon, _shutdown) = run_in_process(&site, lock, None);
-    let _ = pintu::control::request(
+    let _ = pintu::door::control::request(
         &site.socket(),
         &Request::Tap {
             uid: ALICE.into(),
@@ -924,7 +925,7 @@ fn a_clean_stop_ends_with_the_lock_secured() {
     let lock = TestLock::default();
     let calls = lock.calls.clone();
     let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
-    let tap = pintu::control::request(
+    let tap = pintu::door::control::request(
         &site.socket(),
         &Request::Tap {
             uid: ALICE.into(),
@@ -951,7 +952,7 @@ fn a_relay_error_is_a_hardware_fault_and_the_door_counts_as_secured() {
     let calls = lock.calls.clone();
     let (runtime, daemon, shutdown) = run_in_process(&site, lock, None);
     let socket = site.socket();
-    let tap = pintu::control::request(
+    let tap = pintu::door::control::request(
         &socket,
         &Request::Tap {
             uid: ALICE.into(),
@@ -960,7 +961,7 @@ fn a_relay_error_is_a_hardware_fault_and_the_door_counts_as_secured() {
         Duration::from_secs(5),
     );
     assert!(matches!(tap, Ok(Reply::Tap(t)) if t.decision == "grant"));
-    let Ok(Reply::Events { events }) = pintu::control::request(
+    let Ok(Reply::Events { events }) = pintu::door::control::request(
         &socket,
         &Request::Events { limit: Some(50) },
         Duration::from_secs(5),
@@ -978,7 +979,7 @@ fn a_relay_error_is_a_hardware_fault_and_the_door_counts_as_secured() {
         .unwrap_or_default()
         .contains("relay driver error"));
     let Ok(Reply::Status(status)) =
-        pintu::control::request(&socket, &Request::Status, Duration::from_secs(5))
+        pintu::door::control::request(&socket, &Request::Status, Duration::from_secs(5))
     else {
         panic!("status");
     };
@@ -1108,7 +1109,7 @@ fn a_lock_that_cannot_be_secured_stops_pintud_for_a_restart() {
         after_release.len() >= 3 && after_release.iter().all(|c| **c == "secure"),
         "retried: {calls:?}"
     );
-    let events = pintu::store::Store::open(&site.store_options(), &site.policy())
+    let events = pintu::door::store::Store::open(&site.store_options(), &site.policy())
         .expect("store")
         .0
         .recent_events(50)
@@ -1144,7 +1145,7 @@ fn a_fail_safe_door_that_stops_says_it_is_released() {
         &["--list", list.to_str().expect("utf-8 path")],
     );
     assert_eq!(door.stop(), Some(0), "SIGTERM is a clean stop");
-    let events = pintu::store::Store::open(&site.store_options(), &site.policy())
+    let events = pintu::door::store::Store::open(&site.store_options(), &site.policy())
         .expect("store")
         .0
         .recent_events(50)
@@ -1185,7 +1186,7 @@ fn tap_alice() -> Request {
 
 /// One request to the site's control socket; its reply.
 fn ask(site: &Site, req: &Request) -> Reply {
-    pintu::control::request(&site.socket(), req, Duration::from_secs(5)).expect("reply")
+    pintu::door::control::request(&site.socket(), req, Duration::from_secs(5)).expect("reply")
 }
 
 /// Issue 15 item 2: with a GPIO lock and no `[inputs]` (which used to mean simulated inputs),
@@ -1204,7 +1205,7 @@ fn the_control_socket_cannot_open_a_real_lock() {
     let reply = ask(
         &site,
         &Request::Input {
-            input: pintu::hw::DoorInput::ExitButton,
+            input: pintu::door::hw::DoorInput::ExitButton,
         },
     );
     assert!(

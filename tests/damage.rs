@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use pintu::core::event::{Event, EventKind};
-use pintu::hw::LockState;
-use pintu::store::{Store, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
+use pintu::door::hw::LockState;
+use pintu::door::store::{Store, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
 
 use crate::common::{decision, deny, grant, Pintud, Site, TinyDisk};
 use crate::store::{damage, files_under, garbage};
@@ -66,7 +66,7 @@ fn prepare(site: &Site, upto: u64) {
 
 /// [`prepare`] with the state directory at `state`.
 fn prepare_in(site: &Site, state: &Path, upto: u64) {
-    let opts = pintu::store::StoreOptions {
+    let opts = pintu::door::store::StoreOptions {
         state_dir: state.to_path_buf(),
         ..site.store_options()
     };
@@ -398,7 +398,7 @@ fn list_write_fails_then_recovers(
         .expect("state dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(pintu::fsutil::TEMP_PREFIX))
+        .filter(|n| n.starts_with(pintu::util::files::TEMP_PREFIX))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 

@@ -44,11 +44,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use pintu::control::{Reply, Request, Status, TapOutcome};
 use pintu::core::event::{Event, EventKind};
 use pintu::core::list::{self, Entry, Role};
 use pintu::core::visit::Visit;
-use pintu::hw::LockState;
+use pintu::door::control::{Reply, Request, Status, TapOutcome};
+use pintu::door::hw::LockState;
 
 use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{Pintud, Site};

@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
 use jiff::{SignedDuration, Timestamp};
 use pintu::core::card::Uid;
 use pintu::core::list::{self, Entry, ListMeta, Payload, Rejection, TrustPolicy, TrustedKey};
-use pintu::store::{OpenReport, Store, LIST_FILE};
+use pintu::door::store::{OpenReport, Store, LIST_FILE};
 
 use crate::common::{sign_with, Site, DOOR, SITE};
 
@@ -409,12 +409,12 @@ const WEAK_KEY: [u8; 32] = {
 
 #[test]
 fn weak_public_key_is_refused_by_config_decoding() {
-    let err = pintu::config::decode_public_key(&B64.encode(WEAK_KEY)).unwrap_err();
+    let err = pintu::door::config::decode_public_key(&B64.encode(WEAK_KEY)).unwrap_err();
     assert!(err.contains("weak"), "{err}");
     // Control: a real key decodes.
     let real = Site::new().keys[0].1.verifying_key();
     assert_eq!(
-        pintu::config::decode_public_key(&B64.encode(real.to_bytes())).unwrap(),
+        pintu::door::config::decode_public_key(&B64.encode(real.to_bytes())).unwrap(),
         real
     );
 }
@@ -908,7 +908,7 @@ fn a_store_with_one_floor_gives_it_to_every_trusted_key_on_upgrade() {
     drop(store);
     // Make it a store from before per-key floors: only `highest_version`, and no list file (so
     // the floor can only come from the store).
-    let db = sled::open(site.state_dir().join(pintu::store::STORE_DIR)).expect("sled");
+    let db = sled::open(site.state_dir().join(pintu::door::store::STORE_DIR)).expect("sled");
     let meta = db.open_tree("meta").expect("meta");
     let old: Vec<_> = meta
         .scan_prefix(b"key_floor")

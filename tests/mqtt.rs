@@ -689,16 +689,16 @@ fn a_full_disk_stops_the_door_safely_and_loses_no_stored_event() {
     let filler = disk.fill();
     let mut refused = None;
     for _ in 0..500 {
-        match pintu::control::request(
+        match pintu::door::control::request(
             &site.socket(),
-            &pintu::control::Request::Tap {
+            &pintu::door::control::Request::Tap {
                 uid: UNKNOWN.into(),
                 reader: None,
             },
             Duration::from_secs(10),
         ) {
-            Ok(pintu::control::Reply::Tap(_)) => continue,
-            Ok(pintu::control::Reply::Error { message }) => {
+            Ok(pintu::door::control::Reply::Tap(_)) => continue,
+            Ok(pintu::door::control::Reply::Error { message }) => {
                 refused = Some(message);
                 break;
             }

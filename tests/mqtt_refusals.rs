@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use pintu::control::Request;
 use pintu::core::event::{EventDraft, EventKind};
-use pintu::hw::DoorInput;
+use pintu::door::control::Request;
+use pintu::door::hw::DoorInput;
 use serde_json::Value;
 
 use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
@@ -30,14 +30,14 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 fn input(door: &Pintud, input: DoorInput) {
     assert!(matches!(
         door.request(&Request::Input { input }),
-        pintu::control::Reply::Input { .. }
+        pintu::door::control::Reply::Input { .. }
     ));
 }
 
 /// Appends events straight to the door's store (as if recorded before a restart), durably.
 fn append_to_store(site: &Site, drafts: Vec<EventDraft>) -> Vec<u64> {
-    let (store, _) =
-        pintu::store::Store::open(&site.store_options(), &site.policy()).expect("open the store");
+    let (store, _) = pintu::door::store::Store::open(&site.store_options(), &site.policy())
+        .expect("open the store");
     let seqs = drafts
         .into_iter()
         .map(|d| store.append(d, jiff::Timestamp::now()).expect("append").seq)
@@ -121,7 +121,7 @@ fn undeliverable_events_are_set_aside_and_a_forced_open_still_arrives() {
     assert!(door.log_text().contains("event set aside"));
     assert_eq!(door.stop(), Some(0));
     let (store, _) =
-        pintu::store::Store::open(&site.store_options(), &site.policy()).expect("reopen");
+        pintu::door::store::Store::open(&site.store_options(), &site.policy()).expect("reopen");
     assert_eq!(
         store.set_aside_seqs(10).expect("set aside"),
         [too_big_for_broker]

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pintu::control::{self, Reply, Request};
 use pintu::core::event::{Event, EventKind};
-use pintu::hw::LockState;
+use pintu::door::control::{self, Reply, Request};
+use pintu::door::hw::LockState;
 
 use crate::common::{text, Pintud, Site};
 use vcard::VirtualCard;

@@ -280,7 +280,7 @@ fn holder_add_edit_remove_say_what_changed_and_keep_comments() {
             && reg.contains("by = \"ani\""),
         "{reg}"
     );
-    let loaded = pintu::register::LoadedRegister::load(&o.register()).expect("load");
+    let loaded = pintu::office::register::LoadedRegister::load(&o.register()).expect("load");
     assert_eq!(loaded.register.revoked.len(), 1);
     loaded.check().expect("the edited register is valid");
 }
@@ -304,7 +304,7 @@ fn card_revoke_by_card_and_by_holder_records_the_revocation() {
         ),
         "{out}"
     );
-    let loaded = pintu::register::LoadedRegister::load(&o.register()).expect("load");
+    let loaded = pintu::office::register::LoadedRegister::load(&o.register()).expect("load");
     let alice = &loaded.register.holders[0];
     assert!(alice.cards.is_empty(), "the holder stays, without the card");
     assert_eq!(loaded.holder_state(alice, Timestamp::now()), "no card");

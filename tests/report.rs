@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pintu::archive::Archive;
 use pintu::core::card::{CardKey, Uid};
+use pintu::office::archive::Archive;
 use serde_json::{json, Value};
 
 use crate::common::{pintuctl, text, SITE};
@@ -57,7 +57,7 @@ fn archive(dir: &Path, events: &[Value]) -> PathBuf {
         let topic = format!("pintu/{SITE}/{}/events", e["door"].as_str().unwrap_or(""));
         let stored = a.store(&topic, e.to_string().as_bytes()).expect("store");
         assert!(
-            matches!(stored, pintu::archive::Stored::New { .. }),
+            matches!(stored, pintu::office::archive::Stored::New { .. }),
             "{stored:?}: {e}"
         );
     }

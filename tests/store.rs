@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use pintu::core::card::{CardHash, Uid};
 use pintu::core::event::{EventDraft, EventKind};
 use pintu::core::list::{Entry, TrustPolicy, TrustedKey};
-use pintu::store::{OpenReport, Store, StoreError, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
+use pintu::door::store::{OpenReport, Store, StoreError, LIST_COPY_FILE, LIST_FILE, STORE_DIR};
 
 use crate::common::{Site, DOOR, SITE};
 
@@ -860,7 +860,7 @@ fn stale_temp_files_of_an_interrupted_write_are_removed_at_open() {
     store_with_v2(&site);
     let stale = site
         .state_dir()
-        .join(format!("{}abc123", pintu::fsutil::TEMP_PREFIX));
+        .join(format!("{}abc123", pintu::util::files::TEMP_PREFIX));
     std::fs::write(&stale, vec![0u8; 4096]).expect("stale temp file");
     let (store, _) = open(&site, &site.policy());
     assert!(!stale.exists());
@@ -896,7 +896,7 @@ fn a_list_file_that_cannot_be_written_changes_nothing() {
     let leftovers: Vec<_> = std::fs::read_dir(site.state_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(pintu::fsutil::TEMP_PREFIX))
+        .filter(|n| n.starts_with(pintu::util::files::TEMP_PREFIX))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 

@@ -416,9 +416,9 @@ fn control_socket_takes_its_group_from_a_setgid_directory() {
         if let Ok(Some(status)) = child.try_wait() {
             break Err(format!("pintud exited with {status}"));
         }
-        if pintu::control::request(
+        if pintu::door::control::request(
             &socket,
-            &pintu::control::Request::Status,
+            &pintu::door::control::Request::Status,
             Duration::from_secs(2),
         )
         .is_ok()
@@ -570,13 +570,15 @@ fn pintud_system_calls_fit_the_unit_filter() {
     ];
     let mut tracer = strace(&traces[0], &[]).spawn().expect("strace pintud");
     let socket = site.socket();
-    let ask = |req: &pintu::control::Request| {
-        pintu::control::request(&socket, req, Duration::from_secs(2))
+    let ask = |req: &pintu::door::control::Request| {
+        pintu::door::control::request(&socket, req, Duration::from_secs(2))
     };
     // Ready, and the MQTT link has taken the start-up events.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(pintu::control::Reply::Status(s)) = ask(&pintu::control::Request::Status) {
+        if let Ok(pintu::door::control::Reply::Status(s)) =
+            ask(&pintu::door::control::Request::Status)
+        {
             if s.outbox_depth == 0 {
                 break;
             }
@@ -587,13 +589,13 @@ fn pintud_system_calls_fit_the_unit_filter() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    ask(&pintu::control::Request::Tap {
+    ask(&pintu::door::control::Request::Tap {
         uid: "04A1B2C3D4".into(),
         reader: None,
     })
     .expect("tap");
-    ask(&pintu::control::Request::Input {
-        input: pintu::hw::DoorInput::ExitButton,
+    ask(&pintu::door::control::Request::Input {
+        input: pintu::door::hw::DoorInput::ExitButton,
     })
     .expect("exit button");
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id()))

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use pintu::control::{Occupant, Reply, Request};
 use pintu::core::event::{Event, EventKind};
 use pintu::core::list::{self, Role};
 use pintu::core::visit::Visit;
+use pintu::door::control::{Occupant, Reply, Request};
 
 use crate::common::{Pintud, Site};
 use crate::serial::Pty;

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
-use pintu::clock::{Clock, ManualClock};
 use pintu::core::card::{CardKey, Uid};
 use pintu::core::decision::{decide, Decision, DenyReason};
 use pintu::core::list::{self, Entry, Payload, Role, TrustPolicy, TrustedKey};
 use pintu::core::schedule::Window;
-use pintu::store::{Store, StoreOptions};
+use pintu::door::clock::{Clock, ManualClock};
+use pintu::door::store::{Store, StoreOptions};
 
 pub const SITE: &str = "site-bench";
 pub const DOOR: &str = "door-1";
@@ -303,7 +303,7 @@ impl Fixture {
         }
     }
 
-    /// One tap, as the daemon's door task decides it (`Door::tap` in `src/daemon.rs`): HMAC of
+    /// One tap, as the daemon's door task decides it (`Door::tap` in `src/door/daemon.rs`): HMAC of
     /// the UID, the clock, the active list, the sled lookup (which deserializes the entry), then
     /// the pure decision.
     pub fn tap(&self, site: &Site, uid: &Uid) -> Decision {

@@ -1,4 +1,4 @@
-//! Fuzzes the ASCII-line parser (`pintu::core::frames`), in hex and in decimal notation.
+//! Fuzzes the ASCII-line parser (`pintu_core::frames`), in hex and in decimal notation.
 //!
 //! The first input byte picks a chunk size; the rest is the byte stream. Checked: no panic; the
 //! same frames and counters whether fed whole or in chunks; counters match the frames; UIDs have
@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pintu::core::card::MAX_UID_LEN;
-use pintu::core::frames::{AsciiLineParser, Frame, FrameParser, LineNotation};
+use pintu_core::card::MAX_UID_LEN;
+use pintu_core::frames::{AsciiLineParser, Frame, FrameParser, LineNotation};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else {

@@ -1,4 +1,4 @@
-//! Fuzzes the signed-command gate (`pintu::core::command::verify`).
+//! Fuzzes the signed-command gate (`pintu_core::command::verify`).
 //!
 //! The policy trusts the demo key (`config/demo/`) and accepts long windows so the committed
 //! seeds (valid commands) verify at the fixed "now". Checked: no panic on any input; an
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use pintu::core::command::{verify, CommandPolicy};
-use pintu::core::list::{TrustPolicy, TrustedKey};
+use pintu_core::command::{verify, CommandPolicy};
+use pintu_core::list::{TrustPolicy, TrustedKey};
 
 const DEMO_PUBLIC_KEY: &str = "AfHd0oQtC+RFk6Nuu6lFSzlgrzHM1sluUUnYQ2617Qk=";
 

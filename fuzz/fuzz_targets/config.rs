@@ -1,4 +1,4 @@
-//! Fuzzes the config parser (`pintu::config::Config::parse`, both phases).
+//! Fuzzes the config parser (`pintu::door::config::Config::parse`, both phases).
 //!
 //! The path is in a directory that does not exist, so file references (card key, TLS files)
 //! fail to read and are reported like any other error. Checked: no panic; every error names
@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pintu::config::Config;
+use pintu::door::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,4 +1,4 @@
-//! Fuzzes the EM4100 / RDM6300 frame parser (`pintu::core::frames`).
+//! Fuzzes the EM4100 / RDM6300 frame parser (`pintu_core::frames`).
 //!
 //! The first input byte picks a chunk size; the rest is the byte stream. Checked: no panic; the
 //! same frames and counters whether fed whole or in chunks; counters match the frames; and every
@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pintu::core::card::Uid;
-use pintu::core::frames::{Em4100Parser, Frame, FrameParser, ETX, STX};
+use pintu_core::card::Uid;
+use pintu_core::frames::{Em4100Parser, Frame, FrameParser, ETX, STX};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else {

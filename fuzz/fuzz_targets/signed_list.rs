@@ -1,4 +1,4 @@
-//! Fuzzes the signed-list gate (`pintu::core::list::verify`): envelope, signatures, payload.
+//! Fuzzes the signed-list gate (`pintu_core::list::verify`): envelope, signatures, payload.
 //!
 //! The policy trusts the demo key (`config/demo/`), so the committed seed is a valid list the
 //! fuzzer mutates. Checked: no panic on any input; an accepted list is internally consistent and
@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use pintu::core::list::{verify, Accepted, Rejection, TrustPolicy, TrustedKey};
+use pintu_core::list::{verify, Accepted, Rejection, TrustPolicy, TrustedKey};
 
 const DEMO_PUBLIC_KEY: &str = "AfHd0oQtC+RFk6Nuu6lFSzlgrzHM1sluUUnYQ2617Qk=";
 

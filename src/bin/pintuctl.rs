@@ -8,14 +8,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
-use pintu::config::{self, Config};
-use pintu::control::{self, Reply, Request};
 use pintu::core::card::Uid;
 use pintu::core::list::{self, Role, TrustPolicy, TrustedKey};
-use pintu::hw::{pcsc, DoorInput};
-use pintu::keys;
-use pintu::office::{self, OfficeMqtt, OfficeSettings};
-use pintu::register::{
+use pintu::door::config::{self, Config};
+use pintu::door::control::{self, Reply, Request};
+use pintu::door::hw::{pcsc, DoorInput};
+use pintu::office::client::{self, OfficeMqtt, OfficeSettings};
+use pintu::office::keys;
+use pintu::office::register::{
     Enrolled, HolderEdit, LoadedRegister, NewHolder, NewVisit, RevokeInfo, RevokeTarget,
     RevokedCard,
 };
@@ -941,7 +941,7 @@ fn sign_command(
     let signed = command::sign(&payload, &signing_keys);
     match out {
         Some(path) => {
-            pintu::fsutil::write_atomic(path, &signed, 0o600)
+            pintu::util::files::write_atomic(path, &signed, 0o600)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "{}: {} for {} at {}, id {}, valid until {}",
@@ -973,7 +973,7 @@ fn sign(register: &Path, key_paths: &[PathBuf], out: &Path) -> Result<ExitCode> 
     // Bump first: a version number is never used for two different lists, even if writing the
     // output fails afterwards (a gap in versions is harmless; a reuse is rejected by doors).
     reg.set_version(version)?;
-    pintu::fsutil::write_atomic(out, &signed, 0o600)
+    pintu::util::files::write_atomic(out, &signed, 0o600)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "{}: version {version}, {} entries, {} visit(s), site {}, doors {}, expires {}, signed by {}",
@@ -1011,7 +1011,7 @@ fn verify(
             max_bytes: 1 << 30,
         }
     };
-    let bytes = pintu::fsutil::read_capped(file, policy.max_bytes)
+    let bytes = pintu::util::files::read_capped(file, policy.max_bytes)
         .with_context(|| format!("{}", file.display()))?;
     let current = current.map(|version| list::Accepted {
         version,
@@ -2094,7 +2094,7 @@ impl DeliveryPlan {
             reg.bump_version(version)?;
             reg.save()?;
             if let Some(out) = &self.out {
-                pintu::fsutil::write_atomic(out, &signed, 0o600)
+                pintu::util::files::write_atomic(out, &signed, 0o600)
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!("{}: {what}", out.display());
             }
@@ -2104,7 +2104,7 @@ impl DeliveryPlan {
             return record(reg);
         };
         let topic = mqtt.site_list_topic(&payload.site);
-        let published = office::block_on(async {
+        let published = client::block_on(async {
             let conn = mqtt
                 .connect(signed.len())
                 .await
@@ -2150,7 +2150,7 @@ fn doors_command(
         .resolve()?
         .context("no MQTT broker: give --broker (or --office with an [mqtt] table)")?;
     let filter = mqtt.status_filter(&site);
-    let got = office::block_on(mqtt.collect(&filter, wait))??;
+    let got = client::block_on(mqtt.collect(&filter, wait))??;
     // The latest message per topic wins.
     let mut doors: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
     for m in got {
@@ -2373,7 +2373,7 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
 }
 
 fn archive(args: ArchiveArgs) -> Result<ExitCode> {
-    use pintu::archive::{self as arc, ArchiveReader};
+    use pintu::office::archive::{self as arc, ArchiveReader};
     if args.gaps || args.stats {
         let reader = ArchiveReader::open(&args.db)?;
         if args.stats {
@@ -2520,17 +2520,17 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
 
 /// A date, local date-time or RFC 3339 time, in `tz`.
 fn resolve_time(text: &str, tz: &jiff::tz::TimeZone, flag: &str) -> Result<Timestamp> {
-    pintu::register::DateSpec(text.to_string())
+    pintu::office::register::DateSpec(text.to_string())
         .resolve(tz)
         .map_err(|m| anyhow::anyhow!("{flag}: {m}"))
 }
 
 fn review(args: ReviewArgs) -> Result<ExitCode> {
-    use pintu::review::{self as rv, RegisterView};
+    use pintu::office::review::{self as rv, RegisterView};
     let reg = RegisterView::load(&args.register)?;
     let card_key = keys::load_card_key(&reg.card_key_path)?;
     let events = match &args.db {
-        Some(db) => pintu::archive::ArchiveReader::open(db)?.events(None)?,
+        Some(db) => pintu::office::archive::ArchiveReader::open(db)?.events(None)?,
         None => Vec::new(),
     };
     let now = match &args.at {
@@ -2558,11 +2558,11 @@ fn review(args: ReviewArgs) -> Result<ExitCode> {
 }
 
 fn report(args: ReportArgs) -> Result<ExitCode> {
-    use pintu::report::{self as rp, ReportSettings};
+    use pintu::office::report::{self as rp, ReportSettings};
     let reg = args
         .register
         .as_deref()
-        .map(pintu::review::RegisterView::load)
+        .map(pintu::office::review::RegisterView::load)
         .transpose()?;
     let time_zone = match (&args.time_zone, &reg) {
         (Some(name), _) => jiff::tz::TimeZone::get(name)
@@ -2577,7 +2577,7 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
     if to <= from {
         bail!("--to must be after --from");
     }
-    let reader = pintu::archive::ArchiveReader::open(&args.db)?;
+    let reader = pintu::office::archive::ArchiveReader::open(&args.db)?;
     let events = reader.events(args.door.as_deref())?;
     let gaps = reader.gaps()?;
     let site = match &reg {
@@ -2605,7 +2605,7 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
     };
     match &args.out {
         Some(path) => {
-            pintu::fsutil::write_atomic(path, text.as_bytes(), 0o640)
+            pintu::util::files::write_atomic(path, text.as_bytes(), 0o640)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "{}: {} visits, {} entries and exits, {} denials, {} alarms",

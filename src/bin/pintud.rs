@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use pintu::clock::SystemClock;
-use pintu::config::{Config, LogFormat};
-use pintu::daemon::{self, RunOptions};
+use pintu::door::clock::SystemClock;
+use pintu::door::config::{Config, LogFormat};
+use pintu::door::daemon::{self, RunOptions};
 
 /// Pintu door daemon: decides taps offline from a signed, locally cached access list.
 #[derive(Parser, Debug)]
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     // start without a list: refuse before anything starts. (Whether it verifies is checked
     // later, like any list, and reported as `list.rejected`.)
     if let Some(path) = &args.list {
-        if let Err(e) = pintu::fsutil::open_regular(path, None) {
+        if let Err(e) = pintu::util::files::open_regular(path, None) {
             eprintln!("pintud: --list {}: {e}", path.display());
             eprintln!(
                 "pintud: not started: give an existing signed list file, or start without --list"
@@ -169,7 +169,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = pintu::error_chain(&e);
+            let message = pintu::util::error_chain(&e);
             tracing::error!("pintud stopped: {message}");
             eprintln!("pintud: {message}");
             ExitCode::from(EXIT_RUNTIME)
@@ -182,7 +182,7 @@ fn safe_state(config: &std::path::Path) -> ExitCode {
     // Only the lock settings are read and checked: no secret (under systemd the credentials may
     // be gone by ExecStopPost), nothing else that could keep the relay from being driven. With
     // invalid lock settings only the wiring holds the relay.
-    let (lock_hw, lock_type) = match pintu::config::lock_from_file(config) {
+    let (lock_hw, lock_type) = match pintu::door::config::lock_from_file(config) {
         Ok(lock) => lock,
         Err(errors) => {
             eprintln!("{errors}");
@@ -192,7 +192,7 @@ fn safe_state(config: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match pintu::hw::gpio::open_lock(&lock_hw, lock_type) {
+    match pintu::door::hw::gpio::open_lock(&lock_hw, lock_type) {
         None => {
             println!("pintud --safe-state: simulated lock, nothing to drive");
             ExitCode::SUCCESS
@@ -231,13 +231,13 @@ fn report_failure(config: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let info = pintu::failure::FailureInfo::from_env();
-    let now = pintu::clock::Clock::now(&SystemClock);
-    let report = runtime.block_on(pintu::failure::report(
+    let info = pintu::door::failure::FailureInfo::from_env();
+    let now = pintu::door::clock::Clock::now(&SystemClock);
+    let report = runtime.block_on(pintu::door::failure::report(
         &cfg,
         &info,
         now,
-        pintu::failure::MQTT_DEADLINE,
+        pintu::door::failure::MQTT_DEADLINE,
     ));
     let recorded = match (report.seq, &report.record_error) {
         (Some(seq), _) => format!(

@@ -5,8 +5,8 @@
 //! returned.
 //!
 //! [`RegisterView`] reads the parts of the register the review and the report need (holders
-//! through [`crate::register::Holder`]; badges and visits with small local structs that ignore
-//! keys they do not know, until `src/register.rs` carries them). [`review`] is pure: register,
+//! through [`crate::office::register::Holder`]; badges and visits with small local structs that ignore
+//! keys they do not know, until `src/office/register.rs` carries them). [`review`] is pure: register,
 //! card key, archived events and "now" in, rows out. Docs: `docs/archive.md`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,11 +17,11 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_toml, ConfigError};
 use crate::core::card::{CardKey, Uid};
 use crate::core::event::{Event, EventKind};
-use crate::register::{DateSpec, Holder};
-use crate::report::{csv_row, local_time};
+use crate::door::config::{parse_toml, ConfigError};
+use crate::office::register::{DateSpec, Holder};
+use crate::office::report::{csv_row, local_time};
 
 /// Review failures.
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::core::card::CardHash;
 use crate::core::event::{Event, EventDraft, EventKind};
 use crate::core::list::{verify, Accepted, Entry, ListMeta, Rejection, TrustPolicy, VerifiedList};
-use crate::fsutil;
+use crate::util::files;
 
 pub mod chunk;
 
@@ -159,7 +159,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// The options a door's validated config gives (pintud, and its failure reporter).
-    pub fn for_config(cfg: &crate::config::Config) -> StoreOptions {
+    pub fn for_config(cfg: &crate::door::config::Config) -> StoreOptions {
         StoreOptions {
             state_dir: cfg.state_dir.clone(),
             cache_size: cfg.cache_size,
@@ -234,7 +234,7 @@ impl Store {
         policy: &TrustPolicy,
     ) -> Result<(Store, OpenReport), StoreError> {
         let mut report = OpenReport::default();
-        fsutil::create_dir_with_mode(&opts.state_dir, 0o750).map_err(io_err(&opts.state_dir))?;
+        files::create_dir_with_mode(&opts.state_dir, 0o750).map_err(io_err(&opts.state_dir))?;
         let dir_lock = lock_state_dir(&opts.state_dir)?;
         let sled_dir = opts.state_dir.join(STORE_DIR);
         // The larger of the list file and its copy: start-up may fall back to the copy.
@@ -460,7 +460,7 @@ impl Store {
                 Loaded::Refused(why) => {
                     // Same bytes in the copy: not damage but the config (a key replaced under
                     // the same id, a lower size cap); the copy would be refused the same way.
-                    let same = matches!(fsutil::file_equals(&self.copy_path, &bytes), Ok(true));
+                    let same = matches!(files::file_equals(&self.copy_path, &bytes), Ok(true));
                     if !is_damage(&why) || same {
                         tracing::error!(file = %self.list_path.display(), "last good list no longer verifies: {why}; starting without a list");
                         report.events.push(
@@ -548,7 +548,7 @@ impl Store {
     /// again from it and reports.
     fn restore_from_copy(&self, fault: &ListFault, bytes: &[u8], report: &mut OpenReport) {
         let version = self.active().map(|a| a.meta.version);
-        let restored = match fsutil::write_atomic(&self.list_path, bytes, 0o640) {
+        let restored = match files::write_atomic(&self.list_path, bytes, 0o640) {
             Ok(()) => format!("{LIST_FILE} restored from it"),
             Err(e) => format!(
                 "{LIST_FILE} could not be restored from it ({e}); the copy is used again at the next start"
@@ -575,7 +575,7 @@ impl Store {
     /// reported. A copy that cannot be written is reported and does not stop the door.
     fn check_copy(&self, bytes: &[u8], report: &mut OpenReport) {
         let copy = self.copy_path.display();
-        let fault = match fsutil::file_equals(&self.copy_path, bytes) {
+        let fault = match files::file_equals(&self.copy_path, bytes) {
             Ok(true) => return,
             Ok(false) => Some(match std::fs::metadata(&self.copy_path) {
                 Ok(m) if m.len() != bytes.len() as u64 => format!(
@@ -589,7 +589,7 @@ impl Store {
             Err(e) => Some(format!("cannot be read: {e}")),
         };
         let version = self.active().map(|a| a.meta.version);
-        let draft = match (fault, fsutil::write_atomic(&self.copy_path, bytes, 0o640)) {
+        let draft = match (fault, files::write_atomic(&self.copy_path, bytes, 0o640)) {
             (None, Ok(())) => {
                 tracing::info!(file = %copy, "wrote the second copy of the last good list");
                 return;
@@ -790,14 +790,14 @@ impl Store {
     ///   the copy.
     fn write_list_files(&self, bytes: &[u8], version: u64) -> Result<(), StoreError> {
         let path = &self.list_path;
-        fsutil::write_atomic_reporting(path, bytes, 0o640).map_err(|e| match e.replaced {
+        files::write_atomic_reporting(path, bytes, 0o640).map_err(|e| match e.replaced {
             false => StoreError::ListNotStored {
                 path: path.clone(),
                 source: e.source,
             },
             true => io_err(path)(e.source),
         })?;
-        if let Err(e) = fsutil::write_atomic(&self.copy_path, bytes, 0o640) {
+        if let Err(e) = files::write_atomic(&self.copy_path, bytes, 0o640) {
             let detail = format!(
                 "{} not written: {e}; list version {version} is in {LIST_FILE} alone until the next start rewrites the copy",
                 self.copy_path.display()
@@ -1247,7 +1247,7 @@ fn read_reservation(path: &Path) -> Result<u64, StoreError> {
 }
 
 fn write_reservation(path: &Path, value: u64) -> Result<(), StoreError> {
-    fsutil::write_atomic(path, format!("{value}\n").as_bytes(), 0o640).map_err(io_err(path))
+    files::write_atomic(path, format!("{value}\n").as_bytes(), 0o640).map_err(io_err(path))
 }
 
 /// The `meta` key of `key`'s rollback floor.
@@ -1371,7 +1371,7 @@ fn remove_stale_temp_files(state_dir: &Path) {
         let is_temp = entry
             .file_name()
             .to_str()
-            .is_some_and(|n| n.starts_with(fsutil::TEMP_PREFIX));
+            .is_some_and(|n| n.starts_with(files::TEMP_PREFIX));
         if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {

@@ -21,12 +21,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::clock::Clock;
-use crate::config::{Config, ReaderBackend, ReaderRole};
-use crate::control::{
-    self, Captured, ListStatus, Peer, ReaderStatus, Reply, Request, Status, TapOutcome,
-    CAPTURE_DEFAULT, CAPTURE_MAX,
-};
 use crate::core::card::Uid;
 use crate::core::command::{Action, VerifiedCommand};
 use crate::core::decision::{Decision, DenyReason};
@@ -40,10 +34,16 @@ use crate::core::procedure::{
 };
 use crate::core::text::{bounded, TEXT_MAX};
 use crate::core::trusted_time::{ClockTrust, NtpState};
-use crate::fsutil;
-use crate::hw::sim::{LockRecord, SimLock};
-use crate::hw::{CardRead, CardSource, DoorInput, DoorInputs, Lock, LockState};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::door::clock::Clock;
+use crate::door::config::{Config, ReaderBackend, ReaderRole};
+use crate::door::control::{
+    self, Captured, ListStatus, Peer, ReaderStatus, Reply, Request, Status, TapOutcome,
+    CAPTURE_DEFAULT, CAPTURE_MAX,
+};
+use crate::door::hw::sim::{LockRecord, SimLock};
+use crate::door::hw::{CardRead, CardSource, DoorInput, DoorInputs, Lock, LockState};
+use crate::door::store::{Store, StoreError, StoreOptions};
+use crate::util::files;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum DaemonError {
     },
     /// The lock could not be driven to its safe state at start.
     #[error(transparent)]
-    Lock(#[from] crate::hw::HwError),
+    Lock(#[from] crate::door::hw::HwError),
     /// A task failed.
     #[error("{0}")]
     Task(String),
@@ -354,7 +354,7 @@ impl DaemonHandle {
             Request::Input { input } => {
                 // With real inputs wired, a simulated exit button would be a way round the door;
                 // with a real lock, so would any simulated input (unless this is a test bench).
-                if self.cfg.inputs.backend != crate::config::GpioBackend::Sim {
+                if self.cfg.inputs.backend != crate::door::config::GpioBackend::Sim {
                     return Reply::Error {
                         message: "this door has real inputs: simulated inputs are refused".into(),
                     };
@@ -549,7 +549,7 @@ impl DaemonHandle {
     /// Whether the control socket's simulated taps and inputs would reach a real relay: a GPIO
     /// lock (or one injected by the embedder) on a door that is not a declared test bench.
     fn drives_real_lock(&self) -> bool {
-        self.cfg.lock != crate::config::LockHardware::Sim && !self.cfg.bench
+        self.cfg.lock != crate::door::config::LockHardware::Sim && !self.cfg.bench
     }
 
     /// Who may capture raw UIDs: root, pintud's own user, and members of
@@ -639,7 +639,7 @@ impl DaemonHandle {
                 .readers
                 .iter()
                 .map(|r| {
-                    let health = crate::hw::health::get(&r.name);
+                    let health = crate::door::hw::health::get(&r.name);
                     let state = match (&r.backend, &health) {
                         (ReaderBackend::Sim, _) => "up",
                         (_, Some(h)) if h.up => "up",
@@ -690,7 +690,7 @@ impl DaemonHandle {
             // Disk full or an I/O error on the list file: nothing changed; the door keeps its
             // list and says why.
             Err(e @ StoreError::ListNotStored { .. }) => {
-                let message = crate::error_chain(&e);
+                let message = crate::util::error_chain(&e);
                 tracing::error!(source, "list not applied: {message}");
                 self.record_blocking(
                     vec![EventDraft::new(EventKind::ListRejected)
@@ -706,7 +706,7 @@ impl DaemonHandle {
                 tracing::error!(
                     source,
                     "the store failed while applying a list: {}; stopping pintud with the lock secured, for systemd to restart it",
-                    crate::error_chain(&e)
+                    crate::util::error_chain(&e)
                 );
                 self.store_failed.cancel();
                 return Err(e);
@@ -777,13 +777,13 @@ impl DaemonHandle {
     fn take_list_file(
         &self,
         path: &Path,
-        expect: Option<fsutil::FileId>,
+        expect: Option<files::FileId>,
         at_start: bool,
     ) -> Result<Intake, StoreError> {
-        use fsutil::{OpenRegularError, ReadCappedError};
+        use files::{OpenRegularError, ReadCappedError};
         let _one_at_a_time = self.list_gate.lock().unwrap_or_else(|e| e.into_inner());
         let source = path.display().to_string();
-        let (reason, detail) = match fsutil::open_regular(path, expect) {
+        let (reason, detail) = match files::open_regular(path, expect) {
             Err(OpenRegularError::Changed) => {
                 tracing::info!(
                     source,
@@ -793,7 +793,7 @@ impl DaemonHandle {
             }
             Err(e @ OpenRegularError::NotRegular(_)) => ("not_a_file", format!("{source}: {e}")),
             Err(e @ OpenRegularError::Io(_)) => ("unreadable", format!("{source}: {e}")),
-            Ok((file, len)) => match fsutil::read_capped_checked(
+            Ok((file, len)) => match files::read_capped_checked(
                 file,
                 len,
                 self.cfg.trust.max_bytes,
@@ -873,7 +873,7 @@ pub async fn run(
     let injected = opts.lock;
     let (mut lock, lock_record): (Box<dyn Lock>, Option<LockRecord>) = match injected
         .map(Ok)
-        .or_else(|| crate::hw::gpio::open_lock(&cfg.lock, cfg.lock_type))
+        .or_else(|| crate::door::hw::gpio::open_lock(&cfg.lock, cfg.lock_type))
     {
         None => {
             let sim = SimLock::new();
@@ -981,16 +981,16 @@ pub async fn run(
     let control_task = tokio::spawn(control::serve(listener, handle.clone(), shutdown.clone()));
     let inbox_task = tokio::spawn(watch_inbox(handle.clone(), shutdown.clone()));
     // Real readers from the config, then any the caller passed in (tests, embedding).
-    let mut card_sources = crate::hw::configured_sources(&cfg.readers);
+    let mut card_sources = crate::door::hw::configured_sources(&cfg.readers);
     card_sources.extend(opts.card_sources);
     let mut door_inputs = opts.door_inputs;
-    door_inputs.extend(crate::hw::gpio::inputs(&cfg.inputs));
+    door_inputs.extend(crate::door::hw::gpio::inputs(&cfg.inputs));
     let source_tasks = spawn_sources(card_sources, door_inputs, &handle, &shutdown);
     let mqtt_stop = CancellationToken::new();
     let mqtt_task = cfg
         .mqtt
         .clone()
-        .map(|m| tokio::spawn(crate::mqtt::run(handle.clone(), m, mqtt_stop.clone())));
+        .map(|m| tokio::spawn(crate::door::link::run(handle.clone(), m, mqtt_stop.clone())));
     let watchdog_task = opts
         .watchdog
         .map(|w| tokio::spawn(feed_watchdog(w, handle.door_tx.clone(), shutdown.clone())));
@@ -1203,14 +1203,14 @@ fn restore_procedure(cfg: &Config, store: &Store, wall: Timestamp) -> Procedure 
 
 /// Kernel NTP state for the procedure's clock status.
 fn ntp_state() -> NtpState {
-    match crate::mqtt::ntp_synced() {
+    match crate::door::link::ntp_synced() {
         Some(true) => NtpState::Synchronized,
         Some(false) => NtpState::Unsynchronized,
         None => NtpState::Unknown,
     }
 }
 
-/// Turns the reader health changes of [`crate::hw::health`] into `reader.down` and `reader.up`
+/// Turns the reader health changes of [`crate::door::hw::health`] into `reader.down` and `reader.up`
 /// events, so the office sees an unplugged reader (or pcscd gone) when it happens, and each time
 /// it happens, not only in the next status.
 struct ReaderWatch {
@@ -1224,9 +1224,9 @@ struct ReaderWatch {
 
 impl ReaderWatch {
     /// Watches `readers` for changes reported from now on.
-    fn new(readers: &[crate::config::ReaderConfig]) -> Self {
+    fn new(readers: &[crate::door::config::ReaderConfig]) -> Self {
         ReaderWatch {
-            cursor: crate::hw::health::cursor(),
+            cursor: crate::door::hw::health::cursor(),
             up: readers
                 .iter()
                 .filter(|r| r.backend != ReaderBackend::Sim)
@@ -1237,7 +1237,7 @@ impl ReaderWatch {
 
     /// The events for the changes since the last call, in the order they happened.
     fn events(&mut self) -> Vec<EventDraft> {
-        let (changes, next) = crate::hw::health::changes_since(self.cursor);
+        let (changes, next) = crate::door::hw::health::changes_since(self.cursor);
         self.cursor = next;
         let mut events = Vec::new();
         for change in changes {
@@ -1850,7 +1850,7 @@ fn door_event(event: DoorEvent) -> EventDraft {
 }
 
 /// A source that gave up is a hardware fault the office must see, not only a log line.
-fn fault_event(handle: &DaemonHandle, device: String, e: crate::hw::HwError) {
+fn fault_event(handle: &DaemonHandle, device: String, e: crate::door::hw::HwError) {
     tracing::error!(device, "{e}: stopped");
     let draft = EventDraft::new(EventKind::HardwareFault)
         .reason(device)
@@ -1918,7 +1918,7 @@ const SECURE_ATTEMPTS: u32 = 3;
 /// Secures `lock`, trying [`SECURE_ATTEMPTS`] times a few milliseconds apart: a relay driver
 /// that fails once (a GPIO ioctl interrupted, a busy line) should not leave the door open. The
 /// pause blocks the door task briefly, which is acceptable on this fault path only.
-fn secure_with_retries(lock: &mut dyn Lock) -> Result<(), crate::hw::HwError> {
+fn secure_with_retries(lock: &mut dyn Lock) -> Result<(), crate::door::hw::HwError> {
     let mut attempt = 1;
     loop {
         match lock.secure() {
@@ -1938,7 +1938,7 @@ fn secure_with_retries(lock: &mut dyn Lock) -> Result<(), crate::hw::HwError> {
 struct SecuringLock(Box<dyn Lock>);
 
 impl SecuringLock {
-    fn release(&mut self) -> Result<(), crate::hw::HwError> {
+    fn release(&mut self) -> Result<(), crate::door::hw::HwError> {
         self.0.release()
     }
 }
@@ -1972,7 +1972,7 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
         (inbox.join("processed"), 0o750),
         (inbox.join("rejected"), 0o750),
     ] {
-        if let Err(e) = fsutil::create_dir_with_mode(&dir, mode) {
+        if let Err(e) = files::create_dir_with_mode(&dir, mode) {
             tracing::error!(inbox = %dir.display(), "cannot create the list inbox: {e}; lists can only arrive at start");
             return;
         }
@@ -2027,7 +2027,7 @@ async fn watch_inbox(handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
                 continue;
             }
             let (keep, keep_bytes) = (handle.cfg.inbox_keep, handle.cfg.inbox_keep_bytes);
-            match fsutil::prune_dir(&dest_dir, keep, keep_bytes) {
+            match files::prune_dir(&dest_dir, keep, keep_bytes) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     dir = %dest_dir.display(),
@@ -2082,7 +2082,7 @@ fn secure_inbox_dir(inbox: &Path) {
 struct Stamp {
     len: u64,
     modified: SystemTime,
-    id: fsutil::FileId,
+    id: files::FileId,
 }
 
 /// Inbox scanning state between scans.
@@ -2123,7 +2123,7 @@ impl InboxScanner {
             let stamp = Stamp {
                 len: md.len(),
                 modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                id: fsutil::FileId::of(&md),
+                id: files::FileId::of(&md),
             };
             let path = entry.path();
             if self.stuck.get(&path) == Some(&stamp) {

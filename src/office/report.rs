@@ -6,7 +6,7 @@
 //! table (a `record` column says what each row is) and [`Report::to_html`] one self-contained,
 //! printable page (inline CSS, no scripts, every text escaped). Times are shown in the site's
 //! time zone. The small formatting helpers ([`csv_field`], [`html_escape`], [`local_time`]) are
-//! shared with [`crate::review`]. Docs: `docs/archive.md`.
+//! shared with [`crate::office::review`]. Docs: `docs/archive.md`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -15,8 +15,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::archive::Gap;
 use crate::core::event::{Event, EventKind};
+use crate::office::archive::Gap;
 
 /// Kinds listed as alarms.
 pub const ALARM_KINDS: [EventKind; 12] = [

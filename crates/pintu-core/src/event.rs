@@ -472,7 +472,7 @@ pub struct Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::decision::DenyReason;
+    use crate::decision::DenyReason;
 
     /// Snapshot of the wire form: changing it breaks the office system's parser.
     #[test]

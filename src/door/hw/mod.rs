@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 
-use crate::config::{ReaderBackend, ReaderConfig, ReaderRole};
 use crate::core::card::Uid;
+use crate::door::config::{ReaderBackend, ReaderConfig, ReaderRole};
 
 /// What kind of hardware fault happened, for generic handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

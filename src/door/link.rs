@@ -34,11 +34,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::MqttConfig;
 use crate::core::command::{self, CommandPolicy, COMMAND_MAX_BYTES};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
-use crate::daemon::DaemonHandle;
+use crate::door::config::MqttConfig;
+use crate::door::daemon::DaemonHandle;
 
 /// Schema id of the status messages.
 pub const STATUS_SCHEMA: &str = "pintu.status.v1";
@@ -48,7 +48,7 @@ const PACKET_OVERHEAD: usize = 64 * 1024;
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
 /// Largest event payload the link publishes; a larger one is set aside. Events written now are
 /// at most [`crate::core::event::EVENT_MAX_BYTES`]; this guards what an older pintud left in the
-/// outbox. The office archive accepts up to this much (`src/archive.rs`), so an event the broker
+/// outbox. The office archive accepts up to this much (`src/office/archive.rs`), so an event the broker
 /// takes can be archived.
 pub const LINK_EVENT_MAX_BYTES: usize = 64 << 10;
 /// Longest broker-supplied text (a PUBACK reason string) carried into a log line or an event.
@@ -1403,7 +1403,10 @@ async fn list_intake(handle: Arc<DaemonHandle>, slot: Arc<ListSlot>) {
         match result {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                tracing::error!("cannot apply a list from MQTT: {}", crate::error_chain(&e));
+                tracing::error!(
+                    "cannot apply a list from MQTT: {}",
+                    crate::util::error_chain(&e)
+                );
                 // Not judged (the list file could not be written, say): the retained list
                 // comes again with the next connection and is tried again.
                 judged.remove(&digest);

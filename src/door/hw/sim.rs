@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{CardRead, CardSource, DoorInput, DoorInputs, HwError, Lock, LockState, SourceFuture};
-use crate::config::ReaderRole;
 use crate::core::card::Uid;
+use crate::door::config::ReaderRole;
 
 /// How many lock changes the simulated lock remembers.
 pub const HISTORY_LEN: usize = 256;

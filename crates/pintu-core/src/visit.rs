@@ -287,7 +287,7 @@ mod tests {
 
     mod in_the_signed_list {
         use super::*;
-        use crate::core::list::{
+        use crate::list::{
             payload_bytes, sign, verify, Payload, Rejection, TrustPolicy, TrustedKey,
         };
         use ed25519_dalek::SigningKey;
@@ -308,7 +308,7 @@ mod tests {
             }
         }
 
-        fn check(bytes: &[u8]) -> Result<crate::core::list::VerifiedList, Rejection> {
+        fn check(bytes: &[u8]) -> Result<crate::list::VerifiedList, Rejection> {
             let key = SigningKey::from_bytes(&[1; 32]);
             let signed = sign(bytes, &[("k1".into(), key.clone())]);
             let policy = TrustPolicy {

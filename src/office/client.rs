@@ -6,7 +6,7 @@
 //! `docs/operator.md`) overlaid with command-line flags ([`OfficeSettings::overlay`]), then
 //! resolved once into an [`OfficeMqtt`] (files read, defaults applied). Every network operation
 //! is bounded by [`OfficeMqtt::timeout`] and fails with an [`OfficeError`] that names the broker.
-//! The door side of the same topics is `crate::mqtt` (`docs/mqtt.md`).
+//! The door side of the same topics is `crate::door::link` (`docs/mqtt.md`).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use rumqttc::{
 };
 use serde::Deserialize;
 
-use crate::config::{parse_toml, ConfigError, HumanDuration, MqttTls};
+use crate::door::config::{parse_toml, ConfigError, HumanDuration, MqttTls};
 
 /// Room above a payload for the MQTT packet header and topic.
 const PACKET_OVERHEAD: usize = 64 * 1024;
@@ -326,7 +326,7 @@ impl OfficeMqtt {
             opts.set_credentials(user.clone(), password.clone());
         }
         if let Some(tls) = &self.tls {
-            crate::mqtt::install_crypto_provider();
+            crate::door::link::install_crypto_provider();
             opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: tls.ca.clone(),
                 alpn: None,
@@ -342,7 +342,7 @@ impl OfficeMqtt {
             ConnectionError::ConnectionRefused(code) => {
                 format!("refused the connection ({code:?}): check the user name, password or certificate")
             }
-            other => format!("connection failed: {}", crate::error_chain(other)),
+            other => format!("connection failed: {}", crate::util::error_chain(other)),
         };
         OfficeError::Connect {
             broker: self.broker(),
@@ -365,7 +365,7 @@ impl OfficeMqtt {
         opts: MqttOptions,
     ) -> Result<(AsyncClient, EventLoop), OfficeError> {
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        eventloop.set_network_options(crate::mqtt::network_options());
+        eventloop.set_network_options(crate::door::link::network_options());
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {

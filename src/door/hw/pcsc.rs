@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{CardRead, CardSource, SourceFuture};
-use crate::config::{PcscSettings, ReaderRole};
 use crate::core::card::{Uid, UidError};
 use crate::core::text::bounded;
+use crate::door::config::{PcscSettings, ReaderRole};
 
 /// GET DATA, UID (PC/SC part 3 pseudo-APDU for contactless readers).
 pub const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];

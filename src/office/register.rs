@@ -22,11 +22,11 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{line_of_key, parse_toml, ConfigError, HumanDuration};
 use crate::core::card::{CardKey, Uid};
 use crate::core::list::{check_payload, Entry, Payload, Role, PAYLOAD_FORMAT};
 use crate::core::schedule::Window;
 use crate::core::visit::Visit;
+use crate::door::config::{line_of_key, parse_toml, ConfigError, HumanDuration};
 
 /// Register failures; every one names the file, and the line and key when it can.
 #[derive(Debug, thiserror::Error)]
@@ -1418,7 +1418,7 @@ impl LoadedRegister {
         let mode = std::fs::metadata(&self.path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
             .unwrap_or(0o640);
-        crate::fsutil::write_atomic(&self.path, self.text.as_bytes(), mode).map_err(|source| {
+        crate::util::files::write_atomic(&self.path, self.text.as_bytes(), mode).map_err(|source| {
             RegisterError::Io {
                 path: self.path.clone(),
                 source,

@@ -143,9 +143,9 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::card::CardHash;
-    use crate::core::list::Role;
-    use crate::core::schedule::Window;
+    use crate::card::CardHash;
+    use crate::list::Role;
+    use crate::schedule::Window;
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
 

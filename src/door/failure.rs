@@ -17,11 +17,11 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use rumqttc::Outgoing;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
-use crate::mqtt::{self, Topics, STATUS_SCHEMA};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::door::config::Config;
+use crate::door::link::{self, Topics, STATUS_SCHEMA};
+use crate::door::store::{Store, StoreError, StoreOptions};
 
 /// How long the broker gets, in all, before the report gives up on MQTT.
 pub const MQTT_DEADLINE: Duration = Duration::from_secs(10);
@@ -138,12 +138,13 @@ pub async fn report(
     let policy = cfg.trust.clone();
     let store = match tokio::task::spawn_blocking(move || Store::open(&store_opts, &policy)).await {
         Ok(Ok((store, opened))) => Ok((store, opened.events)),
-        Ok(Err(e)) => Err(crate::error_chain(&e)),
+        Ok(Err(e)) => Err(crate::util::error_chain(&e)),
         Err(e) => Err(format!("store task: {e}")),
     };
     let (store, recorded) = match store {
         Ok((store, opened)) => {
-            let recorded = record(&store, opened, info, now).map_err(|e| crate::error_chain(&e));
+            let recorded =
+                record(&store, opened, info, now).map_err(|e| crate::util::error_chain(&e));
             (Some(store), recorded)
         }
         Err(e) => (None, Err(e)),
@@ -222,14 +223,14 @@ fn record(
 /// the outbox in order one event at a time, acknowledging each in the store; disconnects.
 async fn publish(
     cfg: &Config,
-    mqtt_cfg: &crate::config::MqttConfig,
+    mqtt_cfg: &crate::door::config::MqttConfig,
     store: Option<&Store>,
     status: &FailedStatus,
     report: &mut FailureReport,
 ) -> Result<(), String> {
     let topics = Topics::new(&mqtt_cfg.topic_prefix, &cfg.site, &cfg.door);
     let status_bytes = serde_json::to_vec(status).map_err(|e| e.to_string())?;
-    let mut opts = mqtt::options(mqtt_cfg, &topics, &cfg.site, &cfg.door, 64 * 1024);
+    let mut opts = link::options(mqtt_cfg, &topics, &cfg.site, &cfg.door, 64 * 1024);
     opts.set_last_will(LastWill::new(
         topics.status.clone(),
         status_bytes.clone(),
@@ -241,13 +242,13 @@ async fn publish(
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), 16);
         eventloop
             .options
-            .set_network_options(mqtt::network_options());
+            .set_network_options(link::network_options());
         // Wait for the broker's CONNACK.
         let connected = loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => break Ok(()),
                 Ok(_) => {}
-                Err(e) => break Err(mqtt::describe(&e)),
+                Err(e) => break Err(link::describe(&e)),
             }
         };
         if let Err(e) = connected {
@@ -300,7 +301,7 @@ async fn wait_puback(eventloop: &mut EventLoop) -> Result<(), String> {
                 }
             }
             Ok(_) => {}
-            Err(e) => return Err(mqtt::describe(&e)),
+            Err(e) => return Err(link::describe(&e)),
         }
     }
 }

@@ -15,11 +15,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LinesCodec};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ReaderRole;
 use crate::core::event::Event;
-use crate::daemon::DaemonHandle;
-use crate::hw::sim::LockChange;
-use crate::hw::{DoorInput, LockState};
+use crate::door::config::ReaderRole;
+use crate::door::daemon::DaemonHandle;
+use crate::door::hw::sim::LockChange;
+use crate::door::hw::{DoorInput, LockState};
 
 /// A control-socket client's credentials (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +219,7 @@ pub struct Status {
     pub now: Timestamp,
     /// Active list, if any.
     pub list: Option<ListStatus>,
-    /// The rollback floor: a new list must be above it ([`crate::store::Store::highest_version`]).
+    /// The rollback floor: a new list must be above it ([`crate::door::store::Store::highest_version`]).
     pub highest_list_version: u64,
     /// Lock state.
     pub lock: LockState,
@@ -350,7 +350,7 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply,
 /// mode and group applied before the first connection can arrive.
 pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::fsutil::create_dir_with_mode(dir, 0o750)?;
+        crate::util::files::create_dir_with_mode(dir, 0o750)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {

@@ -722,8 +722,8 @@ impl TapCtx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::Event;
-    use crate::core::visit::Visit;
+    use crate::event::Event;
+    use crate::visit::Visit;
     use jiff::tz::TimeZone;
     use jiff::SignedDuration;
     use proptest::prelude::*;
@@ -971,7 +971,7 @@ mod tests {
         d.tap(STAFF, In, ms(0));
         assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
         let mut s = ProcedureSettings::new("server-room");
-        s.escort.escort_roles = crate::core::escort::RoleSet::of(&[Role::Escort]);
+        s.escort.escort_roles = crate::escort::RoleSet::of(&[Role::Escort]);
         let mut d = Door::new(s);
         d.tap(STAFF, In, ms(0));
         assert!(matches!(
@@ -1253,7 +1253,7 @@ mod tests {
         );
 
         let mut s = ProcedureSettings::new("server-room");
-        s.flood.pass_roles = crate::core::escort::RoleSet::NONE;
+        s.flood.pass_roles = crate::escort::RoleSet::NONE;
         let mut d = Door::new(s);
         for i in 0..5 {
             d.tap(UNKNOWN, In, ms(i));

@@ -15,9 +15,9 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::config::{decode_public_key, is_identifier};
 use crate::core::card::CardKey;
-use crate::fsutil;
+use crate::door::config::{decode_public_key, is_identifier};
+use crate::util::files;
 
 /// Key-file failures.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub fn keygen(dir: &Path, id: &str) -> Result<(PathBuf, PathBuf, PublicKeyFile),
         "# Pintu list-signing key. SECRET: keep it at the office, never on a door.\nkey_id = \"{id}\"\nsecret_key = \"{}\"\n",
         B64.encode(*secret)
     ));
-    fsutil::write_new(&secret_path, secret_text.as_bytes(), 0o600).map_err(|source| {
+    files::write_new(&secret_path, secret_text.as_bytes(), 0o600).map_err(|source| {
         KeyError::Io {
             path: secret_path.clone(),
             source,
@@ -148,7 +148,7 @@ pub fn load_public_key(path: &Path) -> Result<(String, VerifyingKey), KeyError> 
 pub fn card_keygen(path: &Path) -> Result<CardKey, KeyError> {
     let key = CardKey::from_bytes(*random32()?);
     let text = Zeroizing::new(format!("{}\n", key.to_hex()));
-    fsutil::write_new(path, text.as_bytes(), 0o600).map_err(|source| KeyError::Io {
+    files::write_new(path, text.as_bytes(), 0o600).map_err(|source| KeyError::Io {
         path: path.to_path_buf(),
         source,
     })?;

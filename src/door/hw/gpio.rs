@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{DoorInput, DoorInputs, HwError, HwErrorKind, Lock, SourceFuture};
-use crate::config::{GpioBackend, GpioLine, InputsConfig, Level, LockHardware, Pull};
 use crate::core::doorstate::LockType;
+use crate::door::config::{GpioBackend, GpioLine, InputsConfig, Level, LockHardware, Pull};
 
 fn hw_err(device: &str, message: String) -> HwError {
     HwError {

@@ -499,7 +499,7 @@ fn parse_payload(bytes: &[u8]) -> Result<CommandPayload, CommandRejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::list::TrustedKey;
+    use crate::list::TrustedKey;
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])

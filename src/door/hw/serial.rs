@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{CardRead, CardSource, SourceFuture};
-use crate::config::{ReaderRole, SerialProtocol, SerialSettings, UidFormat};
 use crate::core::frames::{
     AsciiLineParser, Em4100Parser, Frame, FrameParser, FrameStats, HoldFilter, LineNotation,
 };
+use crate::door::config::{ReaderRole, SerialProtocol, SerialSettings, UidFormat};
 
 /// First reopen delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
