@@ -18,7 +18,8 @@ use rumqttc::{
 };
 use serde::Deserialize;
 
-use crate::door::config::{parse_toml, ConfigError, HumanDuration, MqttTls};
+use crate::door::config::MqttTls;
+use crate::util::toml::{parse_toml, ConfigError, HumanDuration};
 
 /// Room above a payload for the MQTT packet header and topic.
 const PACKET_OVERHEAD: usize = 64 * 1024;

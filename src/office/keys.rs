@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::core::card::CardKey;
-use crate::door::config::{decode_public_key, is_identifier};
+use crate::core::list::{decode_public_key, is_identifier};
 use crate::util::files;
 
 /// Key-file failures.

@@ -26,7 +26,7 @@ use crate::core::card::{CardKey, Uid};
 use crate::core::list::{check_payload, Entry, Payload, Role, PAYLOAD_FORMAT};
 use crate::core::schedule::Window;
 use crate::core::visit::Visit;
-use crate::door::config::{line_of_key, parse_toml, ConfigError, HumanDuration};
+use crate::util::toml::{line_of_key, parse_toml, ConfigError, HumanDuration};
 
 /// Register failures; every one names the file, and the line and key when it can.
 #[derive(Debug, thiserror::Error)]

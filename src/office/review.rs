@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::card::{CardKey, Uid};
 use crate::core::event::{Event, EventKind};
-use crate::door::config::{parse_toml, ConfigError};
 use crate::office::register::{DateSpec, Holder};
 use crate::office::report::{csv_row, local_time};
+use crate::util::toml::{parse_toml, ConfigError};
 
 /// Review failures.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
-//! The shared floor under both wings: file handling and error text. Neither door nor office code.
+//! The shared floor under both wings: file handling, strict TOML and error text. Neither door nor office code.
 
 pub mod files;
+pub mod toml;
 
 /// An error and its causes on one line (`what: because: because`), for operator messages.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

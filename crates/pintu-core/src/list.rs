@@ -755,6 +755,33 @@ pub fn check_payload(p: &Payload) -> Result<(), String> {
     Ok(())
 }
 
+/// Ids for sites, doors and readers: safe in MQTT topics, file names and logs.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Decodes a base64 ed25519 public key.
+pub fn decode_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| "expected a base64 ed25519 public key (32 bytes)".to_string())?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| {
+        format!(
+            "expected a base64 ed25519 public key of 32 bytes, found {} bytes",
+            v.len()
+        )
+    })?;
+    let key =
+        VerifyingKey::from_bytes(&arr).map_err(|_| "not a valid ed25519 public key".to_string())?;
+    if key.is_weak() {
+        return Err("weak ed25519 public key (small-order point) refused".into());
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
