@@ -14,6 +14,8 @@
 //! Prints `RESULT` lines for `benches/run`.
 
 mod common;
+#[allow(unused_imports)]
+use common::BenchSite as _;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -48,13 +50,13 @@ fn main() {
     // A door state directory with the list already applied (as after a first start).
     let dir = common::temp_dir();
     let list = dir.path().join("list.signed");
-    std::fs::write(&list, site.signed_list(1, n)).expect("list");
+    std::fs::write(&list, site.signed_synthetic_list(1, n)).expect("list");
     std::fs::write(dir.path().join("card.key"), site.card_key.to_hex()).expect("card key");
     {
-        let store = site.open_store(dir.path());
+        let store = site.open_bench_store(dir.path());
         let bytes = std::fs::read(&list).expect("list");
         store
-            .verify_and_apply(&bytes, &site.policy(), common::now())
+            .verify_and_apply(&bytes, &site.bench_policy(), common::now())
             .expect("store works")
             .expect("list accepted");
         store.flush_blocking().expect("flush");
@@ -111,7 +113,7 @@ fn main() {
 
     // Decisions while another list is applied.
     let fixture = common::Fixture::build(&site, n);
-    let second = Arc::new(site.signed_list(2, n));
+    let second = Arc::new(site.signed_synthetic_list(2, n));
     let taps = if bench { 20_000 } else { 500 };
     let mut rng = common::Rng::new(7);
     let uids: Vec<_> = (0..taps).map(|_| common::known_uid(rng.below(n))).collect();
@@ -119,7 +121,7 @@ fn main() {
     let applying = Arc::new(AtomicBool::new(true));
     let during = std::thread::scope(|s| {
         let store = &fixture.store;
-        let policy = site.policy();
+        let policy = site.bench_policy();
         let flag = applying.clone();
         let second = second.clone();
         s.spawn(move || {

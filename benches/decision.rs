@@ -22,6 +22,8 @@ use pintu::core::card::Uid;
 use pintu::core::decision::{decide, Decision, DenyReason};
 
 mod common;
+#[allow(unused_imports)]
+use common::BenchSite as _;
 use common::{
     fmt_count, fmt_dur, known_uid, now, quick, result_line, unknown_uid, verdict, Fixture, Rng,
     Site, Stats, DOOR,

@@ -12,6 +12,8 @@
 //! it) it smoke tests 500 events and 20 taps per phase. Prints `RESULT` lines for `benches/run`.
 
 mod common;
+#[allow(unused_imports)]
+use common::BenchSite as _;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -42,9 +44,9 @@ fn main() {
     let mut broker = common::Mosquitto::start(dir.path());
 
     // Queue the events in the door's outbox while it has no broker.
-    let store_opts = site.store_options(dir.path());
+    let store_opts = site.bench_store_options(dir.path());
     {
-        let (store, _) = Store::open(&store_opts, &site.policy()).expect("open store");
+        let (store, _) = Store::open(&store_opts, &site.bench_policy()).expect("open store");
         let now = common::now();
         for i in 0..events {
             let draft = EventDraft::new(EventKind::AccessDenied)
@@ -59,7 +61,7 @@ fn main() {
     let _subscriber = subscribe(broker.port, received.clone());
 
     let list = dir.path().join("list.signed");
-    std::fs::write(&list, site.signed_list(1, 1000)).expect("list");
+    std::fs::write(&list, site.signed_synthetic_list(1, 1000)).expect("list");
     std::fs::write(dir.path().join("card.key"), site.card_key.to_hex()).expect("card key");
     let config = common::write_door_config(
         dir.path(),

@@ -18,6 +18,8 @@
 mod vcard;
 
 mod common;
+#[allow(unused_imports)]
+use common::BenchSite as _;
 
 use std::process::Child;
 use std::sync::mpsc;
@@ -128,7 +130,11 @@ struct Door {
 impl Door {
     fn start(site: &Site, dir: &std::path::Path) -> Door {
         std::fs::write(dir.join("card.key"), site.card_key.to_hex()).expect("card key");
-        std::fs::write(dir.join("list.signed"), site.signed_list(1, ENTRIES)).expect("list");
+        std::fs::write(
+            dir.join("list.signed"),
+            site.signed_synthetic_list(1, ENTRIES),
+        )
+        .expect("list");
         let config_path = common::write_door_config(
             dir,
             &site.keys[0].1.verifying_key(),

@@ -10,6 +10,8 @@
 //! format `benches/run` collects.
 
 mod common;
+#[allow(unused_imports)]
+use common::BenchSite as _;
 
 use std::io::Write as _;
 use std::os::fd::OwnedFd;

@@ -378,7 +378,9 @@ fn a_100k_entry_list_arrives_over_mqtt() {
     let path = site.path("pintu.toml");
     std::fs::write(&path, config).expect("config");
     let door = Pintud::start(&path, &site.socket(), &[]);
-    let s = door.wait_for("the 100k list", |s| {
+    // 33 MB verified and applied by a debug build: seconds, more on a busy machine. The limit
+    // only catches a hang (the speed target is in benches/apply.rs).
+    let s = door.wait_for_within("the 100k list", Duration::from_secs(90), |s| {
         s.list.as_ref().is_some_and(|l| l.version == 5)
     });
     assert_eq!(s.list.expect("list").entries, 100_000);

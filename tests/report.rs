@@ -312,6 +312,32 @@ fn review_without_an_archive_has_no_dormancy() {
     assert_eq!(v["archive_events"], 0);
 }
 
+/// Issue 16: review.rs used to read the register with its own lenient schema, so a register
+/// with `[[badge]] name = …` was reviewed by `pintuctl review` and refused by `pintuctl list
+/// badges`. One parser now: both refuse it, with the same message naming file, line and key.
+#[test]
+fn review_and_list_read_the_register_the_same_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = register(
+        dir.path(),
+        &format!(
+            "{}\n[[badge]]\nid = \"VB-01\"\ncard = \"0A0B0C0D\"\nname = \"Visitor one\"\n",
+            holder("a", "A", "staff", "01020304", "2020-01-01", "2030-01-01")
+        ),
+    );
+    let reg = reg.display().to_string();
+    let review = pintuctl(&["review", "--register", &reg]);
+    let list = pintuctl(&["list", "badges", "--register", &reg]);
+    for (what, out) in [("review", &review), ("list badges", &list)] {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("register.toml:22: badge[0].name: unknown key"),
+            "{what}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------

@@ -13,22 +13,22 @@
 //!
 //! When a bench binary runs without `--bench` (as `cargo test --benches` runs it), it only smoke
 //! tests its code path on a tiny list: see [`bench_mode`].
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
-use jiff::Timestamp;
-use pintu::core::card::{CardKey, Uid};
+use pintu::core::card::Uid;
 use pintu::core::decision::{decide, Decision, DenyReason};
-use pintu::core::list::{self, Entry, Payload, Role, TrustPolicy, TrustedKey};
-use pintu::core::schedule::Window;
+use pintu::core::list::TrustPolicy;
 use pintu::door::clock::{Clock, ManualClock};
 use pintu::door::store::{Store, StoreOptions};
+pub use pintu_testkit::synthetic::now;
+pub use pintu_testkit::{
+    known_uid, spawn_pintud_with_log_lines as spawn_pintud, unknown_uid, Mosquitto, Site, DOOR,
+    SITE,
+};
 
-pub const SITE: &str = "site-bench";
-pub const DOOR: &str = "door-1";
 /// sled page cache: the daemon's defaults, `store.cache_size` (32 MiB, the floor) and
 /// `store.cache_size_max` (512 MiB, the ceiling when the store sizes it to the list at open).
 pub const CACHE_SIZE: u64 = 32 << 20;
@@ -47,13 +47,6 @@ pub fn cache_size() -> (u64, u64) {
 }
 /// Envelope cap for the benchmarks: far above any list built here.
 pub const MAX_BYTES: usize = 1 << 30;
-
-/// The fixed "now" of every benchmark: Wednesday 2026-01-14 10:00 in Asia/Jakarta, inside the
-/// office-hours schedule some entries carry (so scheduled entries go through the schedule check
-/// and are granted).
-pub fn now() -> Timestamp {
-    "2026-01-14T03:00:00Z".parse().expect("fixed timestamp")
-}
 
 /// Whether the binary was started by `cargo bench` (with `--bench`) rather than by
 /// `cargo test --benches` (test mode: a tiny smoke run only).
@@ -137,117 +130,22 @@ impl Rng {
     }
 }
 
-/// The 7-byte UID of the `i`-th cardholder in a list (ISO 14443 double-size UIDs start `04`).
-pub fn known_uid(i: usize) -> Uid {
-    let b = (i as u64).to_be_bytes();
-    Uid::from_bytes(&[0x04, b[2], b[3], b[4], b[5], b[6], b[7]]).expect("7-byte uid")
-}
-
-/// A UID that is in no list built here.
-pub fn unknown_uid(i: usize) -> Uid {
-    let b = (i as u64).to_be_bytes();
-    Uid::from_bytes(&[0x08, b[2], b[3], b[4], b[5], b[6], b[7]]).expect("7-byte uid")
-}
-
-/// The synthetic site: one signing key, the card key, and the door's trust policy.
-pub struct Site {
-    pub keys: Vec<(String, SigningKey)>,
-    pub card_key: CardKey,
-    office_hours: Vec<Window>,
-}
-
-impl Default for Site {
-    fn default() -> Self {
-        Site::new()
-    }
-}
-
-impl Site {
-    pub fn new() -> Site {
-        Site {
-            keys: vec![("k1".to_string(), SigningKey::from_bytes(&[11; 32]))],
-            card_key: CardKey::from_bytes([7; 32]),
-            office_hours: serde_json::from_str(
-                r#"[{"days":["mon","tue","wed","thu","fri"],"from":"07:00","until":"19:00"}]"#,
-            )
-            .expect("office hours schedule"),
-        }
-    }
-
-    /// The policy a door of this site verifies with (cap raised to [`MAX_BYTES`]).
-    pub fn policy(&self) -> TrustPolicy {
-        TrustPolicy {
-            keys: vec![TrustedKey {
-                id: self.keys[0].0.clone(),
-                key: self.keys[0].1.verifying_key(),
-            }],
-            threshold: 1,
-            site: Some(SITE.into()),
-            door: Some(DOOR.into()),
-            max_bytes: MAX_BYTES,
-        }
-    }
-
-    /// The `i`-th entry. A realistic mix: every 3rd entry has an office-hours schedule, every 4th
-    /// names doors explicitly, every 10th is an escort, every 50th a visitor with a short window.
-    pub fn entry(&self, i: usize) -> Entry {
-        let role = if i % 50 == 49 {
-            Role::Visitor
-        } else if i % 10 == 9 {
-            Role::Escort
-        } else {
-            Role::Staff
-        };
-        let (valid_from, valid_until) = if role == Role::Visitor {
-            ("2026-01-14T00:00:00Z", "2026-01-15T00:00:00Z")
-        } else {
-            ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")
-        };
-        Entry {
-            card: self.card_key.hash(&known_uid(i)),
-            holder: format!("h{i:07}"),
-            name: format!("Cardholder {i:07}"),
-            role,
-            valid_from: valid_from.parse().expect("valid_from"),
-            valid_until: valid_until.parse().expect("valid_until"),
-            doors: (i % 4 == 3).then(|| vec![DOOR.to_string(), "door-2".to_string()]),
-            schedule: if i % 3 == 2 {
-                self.office_hours.clone()
-            } else {
-                Vec::new()
-            },
-            request_ref: format!("REQ-2026-{i:07}"),
-            approver: "kabid".into(),
-        }
-    }
-
-    /// A list payload with `n` entries.
-    pub fn payload(&self, version: u64, n: usize) -> Payload {
-        Payload {
-            format: list::PAYLOAD_FORMAT,
-            site: SITE.into(),
-            doors: vec![DOOR.into()],
-            version,
-            issued_at: "2026-01-01T00:00:00Z".parse().expect("issued_at"),
-            expires_at: "2026-12-31T00:00:00Z".parse().expect("expires_at"),
-            time_zone: "Asia/Jakarta".into(),
-            entries: (0..n).map(|i| self.entry(i)).collect(),
-        }
-    }
-
-    /// Signs a payload (compact JSON, as `pintuctl` writes it) into envelope bytes.
-    pub fn sign(&self, payload: &Payload) -> Vec<u8> {
-        let json = serde_json::to_vec(payload).expect("payload serializes");
-        list::sign(&json, &self.keys)
-    }
-
-    /// The signed envelope of an `n`-entry list at `version`.
-    pub fn signed_list(&self, version: u64, n: usize) -> Vec<u8> {
-        self.sign(&self.payload(version, n))
-    }
-
+/// Store options and stores of a [`Site`] as `pintud` opens them, with the benches' cache.
+pub trait BenchSite {
+    /// The policy a door of the site verifies with (cap raised to [`MAX_BYTES`]).
+    fn bench_policy(&self) -> TrustPolicy;
     /// Store options as `pintud` uses them, state in `dir`.
-    pub fn store_options(&self, dir: &Path) -> StoreOptions {
+    fn bench_store_options(&self, dir: &Path) -> StoreOptions;
+    /// Opens an empty store in `dir`.
+    fn open_bench_store(&self, dir: &Path) -> Store;
+}
+
+impl BenchSite for Site {
+    fn bench_policy(&self) -> TrustPolicy {
+        self.policy_with_cap(MAX_BYTES)
+    }
+
+    fn bench_store_options(&self, dir: &Path) -> StoreOptions {
         StoreOptions {
             state_dir: dir.join("state"),
             cache_size: cache_size().0,
@@ -257,10 +155,9 @@ impl Site {
         }
     }
 
-    /// Opens an empty store in `dir`.
-    pub fn open_store(&self, dir: &Path) -> Store {
-        let (store, _report) =
-            Store::open(&self.store_options(dir), &self.policy()).expect("open the store");
+    fn open_bench_store(&self, dir: &Path) -> Store {
+        let (store, _report) = Store::open(&self.bench_store_options(dir), &self.bench_policy())
+            .expect("open the store");
         store
     }
 }
@@ -282,16 +179,16 @@ impl Fixture {
     /// `pintud` does at its next start (which sizes sled's cache to the list).
     pub fn build(site: &Site, n: usize) -> Fixture {
         let started = Instant::now();
-        let bytes = site.signed_list(1, n);
+        let bytes = site.signed_synthetic_list(1, n);
         let dir = temp_dir();
-        let store = site.open_store(dir.path());
+        let store = site.open_bench_store(dir.path());
         store
-            .verify_and_apply(&bytes, &site.policy(), now())
+            .verify_and_apply(&bytes, &site.bench_policy(), now())
             .expect("store works")
             .expect("list accepted");
         store.flush_blocking().expect("flush the store");
         drop(store);
-        let store = site.open_store(dir.path());
+        let store = site.open_bench_store(dir.path());
         let on_disk = dir_size(dir.path());
         Fixture {
             n,
@@ -474,115 +371,4 @@ level = "info"
     let path = dir.join("pintu.toml");
     std::fs::write(&path, config).expect("config");
     path
-}
-
-/// Starts pintud on `config`, offering `list`; a thread forwards each stderr line with the time
-/// it arrived (the timestamp the end-to-end benches measure to).
-pub fn spawn_pintud(
-    config: &Path,
-    list: &Path,
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<(Instant, String)>,
-) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pintud"))
-        .arg("--config")
-        .arg(config)
-        .arg("--list")
-        .arg(list)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn pintud");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((Instant::now(), line)).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// A Mosquitto for the MQTT benches, on a free loopback port: no persistence, large queues.
-/// Stopped (SIGCONT, then SIGTERM) when dropped.
-pub struct Mosquitto {
-    child: Option<std::process::Child>,
-    pub port: u16,
-}
-
-impl Mosquitto {
-    /// Writes its config in `dir`, starts it and waits until it accepts connections.
-    pub fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_queued_bytes 0\n"
-            ),
-        )
-        .expect("mosquitto.conf");
-        let program = if Path::new("/usr/sbin/mosquitto").exists() {
-            "/usr/sbin/mosquitto"
-        } else {
-            "mosquitto"
-        };
-        let child = std::process::Command::new(program)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install mosquitto)");
-        let broker = Mosquitto {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start in 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
-    }
-
-    /// Its process id, while it runs.
-    pub fn pid(&self) -> Option<nix::unistd::Pid> {
-        self.child
-            .as_ref()
-            .map(|c| nix::unistd::Pid::from_raw(c.id() as i32))
-    }
-
-    /// Sends it a signal (SIGSTOP stalls it with its connections open).
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        if let Some(pid) = self.pid() {
-            let _ = nix::sys::signal::kill(pid, signal);
-        }
-    }
-
-    /// Stops it (SIGTERM) and waits.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

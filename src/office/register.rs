@@ -371,10 +371,15 @@ impl LoadedRegister {
             path: path.to_path_buf(),
             source,
         })?;
-        let register = parse_toml(path, &text)?;
+        LoadedRegister::parse(path, &text)
+    }
+
+    /// Parses register text; `path` names it in errors and resolves the card key file.
+    pub fn parse(path: &Path, text: &str) -> Result<LoadedRegister, RegisterError> {
+        let register = parse_toml(path, text)?;
         Ok(LoadedRegister {
             path: path.to_path_buf(),
-            text,
+            text: text.to_string(),
             register,
         })
     }

@@ -4,9 +4,8 @@
 //! a grant without request reference or approver, a card enrolled twice, a visitor badge not
 //! returned.
 //!
-//! [`RegisterView`] reads the parts of the register the review and the report need (holders
-//! through [`crate::office::register::Holder`]; badges and visits with small local structs that ignore
-//! keys they do not know, until `src/office/register.rs` carries them). [`review`] is pure: register,
+//! [`RegisterView`] is the part of the register the review and the report need, read by the
+//! register's own parser ([`crate::office::register::LoadedRegister`]). [`review`] is pure: register,
 //! card key, archived events and "now" in, rows out. Docs: `docs/archive.md`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,85 +14,24 @@ use std::path::{Path, PathBuf};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::core::card::{CardKey, Uid};
 use crate::core::event::{Event, EventKind};
-use crate::office::register::{DateSpec, Holder};
+use crate::office::register::{Badge, Holder, LoadedRegister, RegisterError, VisitRecord};
 use crate::office::report::{csv_row, local_time};
-use crate::util::toml::{parse_toml, ConfigError};
 
 /// Review failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    /// The register does not parse.
+    /// The register cannot be read or is not valid (the register's own parser and checks).
     #[error(transparent)]
-    Register(#[from] ConfigError),
-    /// The register could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The register names an unknown time zone.
-    #[error("{path}: time_zone: unknown time zone {name:?} (e.g. \"Asia/Jakarta\")")]
-    TimeZone {
-        /// The file.
-        path: PathBuf,
-        /// The name.
-        name: String,
-    },
+    Register(#[from] RegisterError),
 }
 
-/// `[[badge]]`: a card of the visitor-badge pool.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BadgeView {
-    /// Badge id (the holder id doors report for it).
-    pub id: String,
-    /// Card UID in hex.
-    pub card: String,
-    /// Display name, if the register gives one.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// `[[visit]]`: one visitor bound to a badge for a window.
-#[derive(Debug, Clone, Deserialize)]
-pub struct VisitView {
-    /// Visit id.
-    pub id: String,
-    /// The visitor.
-    #[serde(default)]
-    pub visitor: String,
-    /// The badge id (or a visitor-role holder's id).
-    #[serde(default)]
-    pub badge: String,
-    /// End of the visit's window.
-    #[serde(default, alias = "valid_until")]
-    pub until: Option<DateSpec>,
-    /// When the visit was ended (badge returned).
-    #[serde(default)]
-    pub ended_at: Option<DateSpec>,
-}
-
-/// The register as the review reads it: unknown keys are ignored (the register's own parser
-/// checks them).
-#[derive(Debug, Deserialize)]
-struct RawRegister {
-    site: String,
-    time_zone: String,
-    card_key_file: PathBuf,
-    #[serde(default, rename = "holder")]
-    holders: Vec<Holder>,
-    #[serde(default, rename = "badge")]
-    badges: Vec<BadgeView>,
-    #[serde(default, rename = "visit")]
-    visits: Vec<VisitView>,
-}
-
-/// What the review and the report need from the register.
+/// What the review and the report need from the register, read by the register's own parser
+/// ([`LoadedRegister`]): a register `pintuctl sign` refuses is refused here too, with the same
+/// message.
 #[derive(Debug)]
 pub struct RegisterView {
     /// The register file.
@@ -107,43 +45,34 @@ pub struct RegisterView {
     /// Cardholders.
     pub holders: Vec<Holder>,
     /// Visitor badges.
-    pub badges: Vec<BadgeView>,
+    pub badges: Vec<Badge>,
     /// Visits.
-    pub visits: Vec<VisitView>,
+    pub visits: Vec<VisitRecord>,
 }
 
 impl RegisterView {
     /// Reads the register at `path`.
     pub fn load(path: &Path) -> Result<RegisterView, ReviewError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReviewError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        RegisterView::parse(path, &text)
+        RegisterView::from_loaded(LoadedRegister::load(path)?)
     }
 
     /// Parses register text (`path` names it in errors and resolves the card key).
     pub fn parse(path: &Path, text: &str) -> Result<RegisterView, ReviewError> {
-        let raw: RawRegister = parse_toml(path, text)?;
-        let time_zone = TimeZone::get(&raw.time_zone).map_err(|_| ReviewError::TimeZone {
-            path: path.to_path_buf(),
-            name: raw.time_zone.clone(),
-        })?;
-        let card_key_path = if raw.card_key_file.is_absolute() {
-            raw.card_key_file.clone()
-        } else {
-            path.parent()
-                .unwrap_or(Path::new("."))
-                .join(&raw.card_key_file)
-        };
+        RegisterView::from_loaded(LoadedRegister::parse(path, text)?)
+    }
+
+    fn from_loaded(loaded: LoadedRegister) -> Result<RegisterView, ReviewError> {
+        let time_zone = loaded.time_zone()?;
+        let card_key_path = loaded.card_key_path();
+        let register = loaded.register;
         Ok(RegisterView {
-            path: path.to_path_buf(),
-            site: raw.site,
+            path: loaded.path,
+            site: register.site,
             time_zone,
             card_key_path,
-            holders: raw.holders,
-            badges: raw.badges,
-            visits: raw.visits,
+            holders: register.holders,
+            badges: register.badges,
+            visits: register.visits,
         })
     }
 
@@ -157,7 +86,7 @@ impl RegisterView {
         for b in &self.badges {
             names
                 .entry(b.id.clone())
-                .or_insert_with(|| b.name.clone().unwrap_or_else(|| format!("badge {}", b.id)));
+                .or_insert_with(|| format!("badge {}", b.id));
         }
         names
     }
@@ -327,7 +256,7 @@ pub fn review(
         if v.ended_at.is_some() {
             continue;
         }
-        if let Some(until) = v.until.as_ref().and_then(|u| u.resolve(tz).ok()) {
+        if let Ok(until) = v.until.resolve(tz) {
             if until <= now {
                 overdue.entry(v.badge.as_str()).or_default().push(format!(
                     "visit {} ({}) ended {} and the badge was not returned",
@@ -448,7 +377,7 @@ pub fn review(
         rows.push(ReviewRow {
             kind: "badge",
             id: b.id.clone(),
-            name: b.name.clone().unwrap_or_default(),
+            name: String::new(),
             unit: String::new(),
             role: "visitor".into(),
             card,
