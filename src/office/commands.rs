@@ -94,9 +94,7 @@ pub fn sign_command(
         doors: order.doors,
         id,
         issued_at: now,
-        expires_at: now
-            .checked_add(window)
-            .map_err(|_| CommandError::TooLong)?,
+        expires_at: now.checked_add(window).map_err(|_| CommandError::TooLong)?,
         operator,
         command: order.action,
     };
@@ -138,14 +136,13 @@ mod tests {
         let now = Timestamp::now();
         let id = Uuid::new_v4();
         let reason = "vendor visit".to_string();
-        let (payload, signed) = sign_command(
-            order(dir.path(), Action::UnlockOnce { reason }),
-            id,
-            now,
-        )
-        .unwrap();
+        let (payload, signed) =
+            sign_command(order(dir.path(), Action::UnlockOnce { reason }), id, now).unwrap();
         assert_eq!((payload.id, payload.issued_at), (id, now));
-        assert_eq!(payload.expires_at, now + jiff::SignedDuration::from_secs(300));
+        assert_eq!(
+            payload.expires_at,
+            now + jiff::SignedDuration::from_secs(300)
+        );
         assert_eq!(payload.command.name(), "unlock_once");
         let text = String::from_utf8(signed).unwrap();
         assert!(text.contains("k1"), "{text}");
@@ -164,7 +161,10 @@ mod tests {
         let mut o = reset();
         o.valid = Duration::from_secs(3600);
         let e = sign_command(o, Uuid::new_v4(), now).unwrap_err();
-        assert!(e.to_string().contains("--valid 1h is refused by doors"), "{e}");
+        assert!(
+            e.to_string().contains("--valid 1h is refused by doors"),
+            "{e}"
+        );
         for (change, expected) in [
             (
                 (|o: &mut CommandOrder| o.site = None) as fn(&mut CommandOrder),

@@ -334,7 +334,10 @@ approver = "kabid"
             .unwrap()
             .unwrap();
         let err = e.add(&uid("04A1B2C3"), Timestamp::now()).unwrap_err();
-        assert!(err.to_string().contains("already held by \"alice\""), "{err}");
+        assert!(
+            err.to_string().contains("already held by \"alice\""),
+            "{err}"
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), REGISTER);
     }
 }

@@ -483,7 +483,10 @@ impl LoadedRegister {
             if h.approver.trim().is_empty() {
                 return Err(self.error(
                     &key("approver"),
-                    format!("holder {}: the approver is empty: say who approved the request", h.id),
+                    format!(
+                        "holder {}: the approver is empty: say who approved the request",
+                        h.id
+                    ),
                 ));
             }
             for (w, window) in h.schedule.iter().enumerate() {
@@ -1652,7 +1655,9 @@ approver = "kabid"
         };
         let e = reg.check().unwrap_err().to_string();
         assert!(
-            e.starts_with("register.toml:15: holder[0].approver: holder alice: the approver is empty"),
+            e.starts_with(
+                "register.toml:15: holder[0].approver: holder alice: the approver is empty"
+            ),
             "{e}"
         );
 
@@ -1667,7 +1672,9 @@ approver = "kabid"
         assert!(e.contains("holder alice: the approver is empty"), "{e}");
         let mut new = visitor();
         new.approver = " ".into();
-        let e = reg.enroll("vera", &uid("01020304"), Some(&new)).unwrap_err();
+        let e = reg
+            .enroll("vera", &uid("01020304"), Some(&new))
+            .unwrap_err();
         assert!(e.to_string().contains("the approver is empty"), "{e}");
         assert_eq!(reg.text, TEXT, "a refused edit changes nothing");
     }

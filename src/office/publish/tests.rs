@@ -150,13 +150,25 @@ fn the_version_is_recorded_after_connecting_and_before_publishing() {
     let out = o.path("list.signed");
     let done = deliver(&o, Some(broker.clone()), Some(&out)).unwrap();
     let seen = broker.seen.borrow();
-    assert_eq!(seen.at_connect, Some(4), "connect before the register changes");
-    assert_eq!(seen.at_publish, Some(5), "the version is recorded before the list leaves");
+    assert_eq!(
+        seen.at_connect,
+        Some(4),
+        "connect before the register changes"
+    );
+    assert_eq!(
+        seen.at_publish,
+        Some(5),
+        "the version is recorded before the list leaves"
+    );
     assert_eq!(done.list.version, 5);
     assert_eq!(o.version_on_disk(), 5);
     let (topic, bytes) = seen.published.clone().unwrap();
     assert_eq!(topic, "pintu/s/list");
-    assert_eq!(bytes, std::fs::read(&out).unwrap(), "the same list on both ways");
+    assert_eq!(
+        bytes,
+        std::fs::read(&out).unwrap(),
+        "the same list on both ways"
+    );
     assert_eq!(
         done.published.unwrap(),
         Published {
@@ -165,7 +177,10 @@ fn the_version_is_recorded_after_connecting_and_before_publishing() {
             took: Duration::from_millis(3)
         }
     );
-    assert!(o.text().contains("version = 5  # last signed"), "comments kept");
+    assert!(
+        o.text().contains("version = 5  # last signed"),
+        "comments kept"
+    );
 }
 
 #[test]
@@ -190,7 +205,11 @@ fn an_unacknowledged_list_keeps_its_version_and_the_next_one_is_above() {
         matches!(e, PublishError::NotAcknowledged { version: 5, .. }),
         "{e}"
     );
-    assert_eq!(o.version_on_disk(), 5, "a version that may have left is never reused");
+    assert_eq!(
+        o.version_on_disk(),
+        5,
+        "a version that may have left is never reused"
+    );
     let again = deliver(&o, Some(FakeBroker::new(&o)), None).unwrap();
     assert_eq!(again.list.version, 6);
 }
@@ -219,7 +238,8 @@ fn sign_checks_the_output_directory_before_raising_the_version() {
     let out = o.path("usb/list.signed");
     let e = sign_to_file(&mut reg, &o.keys(), &out, Timestamp::now()).unwrap_err();
     assert!(
-        e.to_string().ends_with("usb does not exist (is the USB stick mounted?)"),
+        e.to_string()
+            .ends_with("usb does not exist (is the USB stick mounted?)"),
         "{e}"
     );
     assert_eq!(o.text(), REGISTER);
@@ -230,9 +250,13 @@ fn prepare_refuses_what_cannot_be_delivered_before_anything_changes() {
     let o = Office::new();
     let reg = o.load();
     let none = || Ok(None::<FakeBroker>);
-    let e = DeliveryPlan::prepare(&reg, &[], Some(&o.path("x")), none).err().unwrap();
+    let e = DeliveryPlan::prepare(&reg, &[], Some(&o.path("x")), none)
+        .err()
+        .unwrap();
     assert!(matches!(e, PublishError::NoKey), "{e}");
-    let e = DeliveryPlan::prepare(&reg, &o.keys(), None, none).err().unwrap();
+    let e = DeliveryPlan::prepare(&reg, &o.keys(), None, none)
+        .err()
+        .unwrap();
     assert!(matches!(e, PublishError::NoDestination), "{e}");
     let e = DeliveryPlan::prepare(&reg, &[o.path("nope.key")], Some(&o.path("x")), none)
         .err()
