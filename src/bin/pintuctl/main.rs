@@ -26,7 +26,7 @@ pub struct Cli {
     #[command(flatten)]
     door: DoorDefaults,
     #[command(subcommand)]
-    command: Command,
+    command: Commands,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -58,7 +58,7 @@ const EXAMPLES: &str = "Examples:
 /// The commands, office ones first, then the door-local ones. Each one's help is its
 /// arguments' doc comment.
 #[derive(Subcommand, Debug)]
-enum Command {
+enum Commands {
     Keygen(keygen::KeygenArgs),
     CardKey(card_key::CardKeyArgs),
     Sign(sign::SignArgs),
@@ -111,30 +111,30 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let door = &cli.door;
     match cli.command {
-        Command::Keygen(args) => keygen::exec(args),
-        Command::CardKey(args) => card_key::exec(args),
-        Command::Sign(args) => sign::exec(args),
-        Command::Verify(args) => verify::exec(args, door),
-        Command::SignCommand(args) => command::exec(args),
-        Command::Hash(args) => hash::exec(args),
-        Command::Enroll(args) => enroll::exec(args, door),
-        Command::Holder(args) => holder::exec(args),
-        Command::Card(args) => card::exec(args, door),
-        Command::Badge(args) => badge::exec(args),
-        Command::Visit(args) => visit::exec(args),
-        Command::List(args) => list::exec(args),
-        Command::Show(args) => show::exec(args),
-        Command::Publish(args) => publish::exec(args),
-        Command::Doors(args) => doors::exec(args),
-        Command::Completions(args) => completions::exec(args),
-        Command::Tap(args) => tap::exec(args, door),
-        Command::Input(args) => input::exec(args, door),
-        Command::Status(args) => status::exec(args, door),
-        Command::Who(args) => who::exec(args, door),
-        Command::Events(args) => events::exec(args, door),
-        Command::Archive(args) => archive::exec(args),
-        Command::Review(args) => review::exec(args),
-        Command::Report(args) => report::exec(args),
+        Commands::Keygen(args) => keygen::exec(args),
+        Commands::CardKey(args) => card_key::exec(args),
+        Commands::Sign(args) => sign::exec(args),
+        Commands::Verify(args) => verify::exec(args, door),
+        Commands::SignCommand(args) => command::exec(args),
+        Commands::Hash(args) => hash::exec(args),
+        Commands::Enroll(args) => enroll::exec(args, door),
+        Commands::Holder(args) => holder::exec(args),
+        Commands::Card(args) => card::exec(args, door),
+        Commands::Badge(args) => badge::exec(args),
+        Commands::Visit(args) => visit::exec(args),
+        Commands::List(args) => list::exec(args),
+        Commands::Show(args) => show::exec(args),
+        Commands::Publish(args) => publish::exec(args),
+        Commands::Doors(args) => doors::exec(args),
+        Commands::Completions(args) => completions::exec(args),
+        Commands::Tap(args) => tap::exec(args, door),
+        Commands::Input(args) => input::exec(args, door),
+        Commands::Status(args) => status::exec(args, door),
+        Commands::Who(args) => who::exec(args, door),
+        Commands::Events(args) => events::exec(args, door),
+        Commands::Archive(args) => archive::exec(args),
+        Commands::Review(args) => review::exec(args),
+        Commands::Report(args) => report::exec(args),
     }
 }
 
