@@ -1,5 +1,5 @@
 //! Flags shared by the commands that read or edit the register: where it is, why cards are
-//! revoked, and the parsers of roles and card UIDs.
+//! revoked, and the parsers of roles, card UIDs and register times.
 
 use std::path::PathBuf;
 
@@ -57,6 +57,13 @@ impl RevokeWhy {
             at: Timestamp::now(),
         })
     }
+}
+
+/// A date, local date-time or RFC 3339 time, in `tz`.
+pub fn resolve_time(text: &str, tz: &jiff::tz::TimeZone, flag: &str) -> Result<Timestamp> {
+    pintu::office::register::DateSpec(text.to_string())
+        .resolve(tz)
+        .map_err(|m| anyhow::anyhow!("{flag}: {m}"))
 }
 
 /// `--role`: staff, escort or visitor.

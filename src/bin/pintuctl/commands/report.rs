@@ -70,8 +70,8 @@ pub fn exec(args: ReportArgs) -> Result<ExitCode> {
             bail!("give --register (or --time-zone): report times are in the site's time zone")
         }
     };
-    let from = super::review::resolve_time(&args.from, &time_zone, "--from")?;
-    let to = super::review::resolve_time(&args.to, &time_zone, "--to")?;
+    let from = crate::register_args::resolve_time(&args.from, &time_zone, "--from")?;
+    let to = crate::register_args::resolve_time(&args.to, &time_zone, "--to")?;
     if to <= from {
         bail!("--to must be after --from");
     }

@@ -40,13 +40,6 @@ pub struct ReviewArgs {
     csv: bool,
 }
 
-/// A date, local date-time or RFC 3339 time, in `tz`.
-pub fn resolve_time(text: &str, tz: &jiff::tz::TimeZone, flag: &str) -> Result<Timestamp> {
-    pintu::office::register::DateSpec(text.to_string())
-        .resolve(tz)
-        .map_err(|m| anyhow::anyhow!("{flag}: {m}"))
-}
-
 pub fn exec(args: ReviewArgs) -> Result<ExitCode> {
     use pintu::office::review::{self as rv, RegisterView};
     let reg = RegisterView::load(&args.register)?;
@@ -56,7 +49,7 @@ pub fn exec(args: ReviewArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let now = match &args.at {
-        Some(at) => resolve_time(at, &reg.time_zone, "--at")?,
+        Some(at) => crate::register_args::resolve_time(at, &reg.time_zone, "--at")?,
         None => Timestamp::now(),
     };
     let review = rv::review(
