@@ -344,6 +344,18 @@ fn tap_status_and_events_through_pintuctl() {
         "{}",
         text(&missing.stderr)
     );
+
+    // Issue 16: the door-local commands take their door flags after the command too.
+    let status = ok(&["status", "--config", cfg]);
+    assert!(status.contains("list       version 1"), "{status}");
+    let who = ok(&["who", "--socket", site.socket().to_str().expect("path")]);
+    assert!(who.contains("Holder alice (alice)"), "{who}");
+    let missing = pintuctl(&["status", "--socket", "/nonexistent/pintu.sock"]);
+    assert!(
+        text(&missing.stderr).contains("/nonexistent/pintu.sock"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 /// Issue 15 item 12: a signed list (with the register's card hashes) and a signed command are
@@ -522,4 +534,144 @@ fn command_makes_the_floor_resets_and_refuses_what_doors_refuse() {
         );
         assert!(!std::path::Path::new(&format!("{d}/refused.json")).exists());
     }
+}
+
+/// Runs pintuctl with its standard output on a pipe whose reader is already gone, as in
+/// `pintuctl list holders | head -1` once `head` has its line.
+fn pintuctl_into_closed_pipe(args: &[&str], dir: &str) -> std::process::Output {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_pintuctl"))
+        .args(args)
+        .current_dir(dir)
+        .env("PINTU_REGISTER", format!("{dir}/register.toml"))
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run pintuctl")
+}
+
+/// Issue 16: `pintuctl list holders | head -1` and `pintuctl completions bash | head -1`
+/// panicked (exit 101) when the reader closed the pipe. Every command ends quietly with exit 0.
+#[test]
+fn a_closed_pipe_ends_quietly_with_exit_0() {
+    let (_dir, d) = office();
+    ok_out(sign(&d, "list"));
+    for args in [
+        &["list", "holders"][..],
+        &["list", "holders", "--json"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["show", "holder", "alice"],
+        &["hash", "04A1B2C3D4E5F6", "--card-key", "card.key"],
+        &["verify", "list.signed", "--pubkey", "office.pub"],
+        &["--help"],
+        &["holder", "--help"],
+    ] {
+        let out = pintuctl_into_closed_pipe(args, &d);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "pintuctl {args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "pintuctl {args:?} said: {}",
+            text(&out.stderr)
+        );
+    }
+    // A closed pipe is not taken for success where the command itself failed.
+    let out = pintuctl_into_closed_pipe(&["show", "holder", "nobody"], &d);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+/// Issue 16: a non-UTF-8 argument was refused without saying which one.
+#[test]
+fn a_non_utf8_argument_is_named() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (_dir, d) = office();
+    let name = std::ffi::OsStr::from_bytes(b"B\xffudi");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pintuctl"))
+        .args(["holder", "add", "--register"])
+        .arg(format!("{d}/register.toml"))
+        .args(["--id", "budi", "--name"])
+        .arg(name)
+        .args(["--role", "staff", "--valid-until", "2030-01-01"])
+        .args(["--request-ref", "R", "--approver", "A"])
+        .output()
+        .expect("run pintuctl");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("invalid UTF-8 in argument 8 \"B\\xFFudi\" (after --name)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{d}/register.toml")).expect("register"),
+        REGISTER
+    );
+}
+
+/// Issue 16: the README's `pintuctl keygen --dir keys/` failed without `mkdir -p keys`.
+#[test]
+fn keygen_creates_a_missing_key_directory_owner_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("office/keys");
+    let out = ok(&[
+        "keygen",
+        "--id",
+        "k1",
+        "--dir",
+        keys.to_str().expect("path"),
+    ]);
+    assert!(out.contains("k1.key"), "{out}");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode(&keys), 0o700);
+    assert_eq!(mode(&dir.path().join("office")), 0o700);
+    assert_eq!(mode(&keys.join("k1.key")), 0o600);
+}
+
+/// Issue 16: `sign --out /missing/dir/x` raised the register's version before failing
+/// (publish checked first, sign did not).
+#[test]
+fn sign_to_a_missing_directory_leaves_the_version_unchanged() {
+    let (_dir, d) = office();
+    let out = pintuctl(&[
+        "sign",
+        "--register",
+        &format!("{d}/register.toml"),
+        "--key",
+        &format!("{d}/office.key"),
+        "--out",
+        &format!("{d}/missing/dir/list.signed"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("missing/dir does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    let register = std::fs::read_to_string(format!("{d}/register.toml")).expect("register");
+    assert_eq!(register, REGISTER, "the version is unchanged");
+    // The next list is still version 1.
+    assert!(ok_out(sign(&d, "list")).contains("version 1,"));
+}
+
+/// Issue 16: door flags are the door-local commands'; office commands do not take them.
+#[test]
+fn office_commands_do_not_take_door_flags() {
+    let (_dir, d) = office();
+    let reg = format!("{d}/register.toml");
+    let out = pintuctl(&["list", "holders", "--register", &reg, "--socket", "/x.sock"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unexpected argument '--socket'"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Before the command, they are accepted (for the door-local commands) and change nothing.
+    let listed = ok(&["--socket", "/x.sock", "list", "holders", "--register", &reg]);
+    assert!(listed.contains("alice"), "{listed}");
 }

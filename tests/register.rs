@@ -884,3 +884,113 @@ fn revocation_reaches_the_door_within_two_seconds() {
     );
     assert_eq!(door.status().list.map(|l| l.version), Some(2));
 }
+
+/// Issue 16: `holder add --approver ""` (or spaces) was accepted and signed into the list,
+/// although docs/register.md makes the approver required; a register written with an empty
+/// approver was signed too.
+#[test]
+fn a_blank_approver_is_refused() {
+    let o = Office::new();
+    for approver in ["", "   "] {
+        o.refused(
+            &[
+                "holder", "add", "--id", "eko", "--name", "Eko", "--role", "staff",
+                "--valid-until", "2030-01-01", "--request-ref", "R-9", "--approver", approver,
+            ],
+            "register.toml: holder eko: the approver is empty: say who approved the request (--approver NAME)",
+        );
+        o.refused(
+            &[
+                "holder",
+                "edit",
+                "alice",
+                "--valid-until",
+                "2030-01-01",
+                "--request-ref",
+                "R-9",
+                "--approver",
+                approver,
+            ],
+            "holder alice: the approver is empty",
+        );
+    }
+
+    let o =
+        Office::with_register(&REGISTER.replacen("approver = \"kabid\"", "approver = \" \"", 1));
+    let out = o.site.path("list.signed");
+    let out = out.to_str().expect("path");
+    for args in [
+        &[
+            "sign",
+            "--register",
+            "register.toml",
+            "--key",
+            &o.key(),
+            "--out",
+            out,
+        ][..],
+        &["publish", "--key", &o.key(), "--out", out],
+    ] {
+        o.refused(
+            args,
+            "register.toml:20: holder[0].approver: holder alice: the approver is empty",
+        );
+    }
+    assert!(!o.site.path("list.signed").exists());
+}
+
+/// Issue 16: `card revoke` without --by under systemd or cron (no USER, no LOGNAME) failed with
+/// Rust's bare "environment variable not found".
+#[test]
+fn revoking_without_a_login_name_asks_for_by() {
+    let o = Office::new();
+    let before = o.text();
+    let out = o
+        .command(&[
+            "card",
+            "revoke",
+            "--card",
+            ALICE_CARD,
+            "--reason",
+            "lost",
+            "--request-ref",
+            "HD-1",
+        ])
+        .env_remove("PINTU_OPERATOR")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .expect("run pintuctl");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("say who revokes with --by NAME") && !err.contains("environment variable"),
+        "{err}"
+    );
+    assert_eq!(o.text(), before);
+    // With --by it is recorded.
+    let out = o
+        .command(&[
+            "card",
+            "revoke",
+            "--card",
+            ALICE_CARD,
+            "--reason",
+            "lost",
+            "--request-ref",
+            "HD-1",
+            "--by",
+            "ani",
+        ])
+        .env_remove("PINTU_OPERATOR")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .expect("run pintuctl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("by ani)"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -2,6 +2,10 @@
 //!
 //! - [`register`]: the register of cardholders the access list is made from.
 //! - [`keys`]: signing keys.
+//! - [`publish`]: signing the register into a list and delivering it (file and/or broker) in
+//!   the order that never reuses a version.
+//! - [`enroll`]: adding a card (or a new holder with it) to the register.
+//! - [`commands`]: signed commands for doors, checked as doors check them.
 //! - [`client`]: the office's MQTT client (publishing lists and commands, reading door status).
 //! - [`archive`]: every door's events over MQTT, stored durably, de-duplicated by (door, seq),
 //!   with gap detection.
@@ -10,7 +14,10 @@
 
 pub mod archive;
 pub mod client;
+pub mod commands;
+pub mod enroll;
 pub mod keys;
+pub mod publish;
 pub mod register;
 pub mod report;
 pub mod review;

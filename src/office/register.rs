@@ -483,6 +483,17 @@ impl LoadedRegister {
             if valid_until <= valid_from {
                 return Err(self.error(&key("valid_until"), "must be after valid_from"));
             }
+            // docs/register.md: the approver is required; a blank one is no approval, and it
+            // would be signed into the list as if it were (issue 16).
+            if h.approver.trim().is_empty() {
+                return Err(self.error(
+                    &key("approver"),
+                    format!(
+                        "holder {}: the approver is empty: say who approved the request",
+                        h.id
+                    ),
+                ));
+            }
             for (w, window) in h.schedule.iter().enumerate() {
                 window
                     .validate()
@@ -747,6 +758,9 @@ impl LoadedRegister {
                 "holders must be written as [[holder]] tables for pintuctl to edit them",
             )
         };
+        if let Some(new) = new {
+            refuse_blank_approver(self, id, &new.approver)?;
+        }
         let change = match (position, new) {
             (Some(i), Some(_)) => {
                 return Err(self.error(
@@ -959,6 +973,7 @@ impl LoadedRegister {
         if new.name.trim().is_empty() {
             return Err(self.refuse(format!("holder {id}: name is empty")));
         }
+        refuse_blank_approver(self, id, &new.approver)?;
         let mut doc = self.document()?;
         let mut table = self.holder_table(id, cards, new, "holder add");
         if let Some(doors) = doors {
@@ -985,6 +1000,9 @@ impl LoadedRegister {
             return Err(self.refuse(format!(
                 "holder {id}: a change of role, validity or doors is a new grant: give its request reference and approver"
             )));
+        }
+        if let Some(approver) = &edit.approver {
+            refuse_blank_approver(self, id, approver)?;
         }
         if let Some(from) = &edit.valid_from {
             self.check_date(&format!("holder {id}: valid_from"), from)?;
@@ -1439,6 +1457,21 @@ impl LoadedRegister {
     }
 }
 
+/// Refuses a blank approver for holder `id` before anything changes: docs/register.md makes the
+/// approver required, and `--approver ""` is no approval.
+fn refuse_blank_approver(
+    reg: &LoadedRegister,
+    id: &str,
+    approver: &str,
+) -> Result<(), RegisterError> {
+    if approver.trim().is_empty() {
+        return Err(reg.refuse(format!(
+            "holder {id}: the approver is empty: say who approved the request (--approver NAME)"
+        )));
+    }
+    Ok(())
+}
+
 /// Who holds a card in the register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardOwner {
@@ -1612,5 +1645,42 @@ approver = "kabid"
             .unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
         assert_eq!(reg.text, TEXT, "a refused enrollment changes nothing");
+    }
+
+    /// Issue 16: a blank approver (in the file, or given to an edit) is refused, naming the
+    /// file, line and key; it is never signed into a list.
+    #[test]
+    fn a_blank_approver_is_refused_naming_file_line_and_key() {
+        let text = TEXT.replace("approver = \"kabid\"", "approver = \"  \"");
+        let path = PathBuf::from("register.toml");
+        let reg = LoadedRegister {
+            register: parse_toml(&path, &text).unwrap(),
+            text,
+            path,
+        };
+        let e = reg.check().unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "register.toml:15: holder[0].approver: holder alice: the approver is empty"
+            ),
+            "{e}"
+        );
+
+        let mut reg = loaded();
+        let edit = HolderEdit {
+            valid_until: Some("2031-01-01".into()),
+            request_ref: Some("R-2".into()),
+            approver: Some(String::new()),
+            ..HolderEdit::default()
+        };
+        let e = reg.edit_holder("alice", &edit).unwrap_err().to_string();
+        assert!(e.contains("holder alice: the approver is empty"), "{e}");
+        let mut new = visitor();
+        new.approver = " ".into();
+        let e = reg
+            .enroll("vera", &uid("01020304"), Some(&new))
+            .unwrap_err();
+        assert!(e.to_string().contains("the approver is empty"), "{e}");
+        assert_eq!(reg.text, TEXT, "a refused edit changes nothing");
     }
 }
