@@ -11,11 +11,13 @@
 //!   with gap detection.
 //! - [`review`]: the periodic access review from the register and the archive.
 //! - [`report`]: the access report for a period, as CSV and printable HTML.
+//! - [`format`]: CSV, HTML and time formatting shared by the review and the report.
 
 pub mod archive;
 pub mod client;
 pub mod commands;
 pub mod enroll;
+pub mod format;
 pub mod keys;
 pub mod publish;
 pub mod register;

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::core::card::{CardKey, Uid};
 use crate::core::event::{Event, EventKind};
+use crate::office::format::{csv_row, local_time};
 use crate::office::register::{Badge, Holder, LoadedRegister, RegisterError, VisitRecord};
-use crate::office::report::{csv_row, local_time};
 
 /// Review failures.
 #[derive(Debug, thiserror::Error)]

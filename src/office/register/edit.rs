@@ -117,7 +117,10 @@ impl LoadedRegister {
     }
 
     /// Takes the edited document as the register's text (parsed again).
-    pub(super) fn replace_text(&mut self, doc: &toml_edit::DocumentMut) -> Result<(), RegisterError> {
+    pub(super) fn replace_text(
+        &mut self,
+        doc: &toml_edit::DocumentMut,
+    ) -> Result<(), RegisterError> {
         let text = doc.to_string();
         self.register = parse_toml(&self.path, &text)?;
         self.text = text;
@@ -670,7 +673,13 @@ impl LoadedRegister {
     }
 
     /// The `[[holder]]` table for a new holder, in the order the format documents.
-    pub(super) fn holder_table(&self, id: &str, cards: &[Uid], new: &NewHolder, by: &str) -> toml_edit::Table {
+    pub(super) fn holder_table(
+        &self,
+        id: &str,
+        cards: &[Uid],
+        new: &NewHolder,
+        by: &str,
+    ) -> toml_edit::Table {
         use toml_edit::value;
         let today = TimeZone::get(&self.register.time_zone)
             .map(|tz| Timestamp::now().to_zoned(tz).date())

@@ -486,7 +486,6 @@ impl LoadedRegister {
             _ => "invalid dates",
         }
     }
-
 }
 
 /// Refuses a blank approver for holder `id` before anything changes: docs/register.md makes the

@@ -108,9 +108,7 @@ fn a_blank_approver_is_refused_naming_file_line_and_key() {
     };
     let e = reg.check().unwrap_err().to_string();
     assert!(
-        e.starts_with(
-            "register.toml:15: holder[0].approver: holder alice: the approver is empty"
-        ),
+        e.starts_with("register.toml:15: holder[0].approver: holder alice: the approver is empty"),
         "{e}"
     );
 
