@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::doorstate::LockType;
+use crate::core::procedure::Direction;
 use crate::util::toml::HumanDuration;
 
 /// GPIO backends (for the lock and for the inputs).
@@ -149,16 +150,6 @@ pub struct InputsConfig {
 /// BCM GPIOs on the Pi's 40-pin header that Pintu may use (0 and 1 are the HAT ID EEPROM bus).
 pub const HEADER_GPIOS: std::ops::RangeInclusive<u8> = 2..=27;
 
-/// Which side of the door a reader is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReaderRole {
-    /// Outside: taps to enter.
-    Entry,
-    /// Inside: taps to leave.
-    Exit,
-}
-
 /// Reader backends as written in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,9 +188,9 @@ pub enum UidFormat {
 pub struct RawReader {
     /// Name used in events and logs.
     pub name: String,
-    /// Entry or exit.
+    /// Entry or exit (`role = "entry" | "exit"`, the core's [`Direction`]).
     #[serde(default = "default_role")]
-    pub role: ReaderRole,
+    pub role: Direction,
     /// Backend.
     pub backend: BackendKind,
     /// PC/SC only: pick readers whose name contains this (case-insensitive); default every reader.
@@ -260,8 +251,8 @@ impl ReaderBackend {
     }
 }
 
-fn default_role() -> ReaderRole {
-    ReaderRole::Entry
+fn default_role() -> Direction {
+    Direction::Entry
 }
 
 /// A configured card reader.
@@ -270,7 +261,33 @@ pub struct ReaderConfig {
     /// Name.
     pub name: String,
     /// Entry or exit.
-    pub role: ReaderRole,
+    pub role: Direction,
     /// Backend.
     pub backend: ReaderBackend,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(line: &str) -> Result<Direction, String> {
+        toml::from_str::<RawReader>(&format!("name = \"r\"\nbackend = \"sim\"\n{line}"))
+            .map(|r| r.role)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn reader_role_keeps_its_toml_spelling() {
+        assert_eq!(role("role = \"entry\""), Ok(Direction::Entry));
+        assert_eq!(role("role = \"exit\""), Ok(Direction::Exit));
+        assert_eq!(
+            role(""),
+            Ok(Direction::Entry),
+            "a reader is an entry reader by default"
+        );
+        assert_eq!(
+            role("role = \"Exit\""),
+            Err("unknown variant `Exit`, expected `entry` or `exit`".to_string())
+        );
+    }
 }

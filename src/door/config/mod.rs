@@ -30,9 +30,13 @@ pub use crate::util::toml::{
 
 pub use self::hardware::{
     BackendKind, GpioBackend, GpioLine, InputsConfig, Level, LockHardware, PcscSettings, Pull,
-    RawInputs, RawLock, RawReader, ReaderBackend, ReaderConfig, ReaderRole, SerialProtocol,
-    SerialSettings, UidFormat, HEADER_GPIOS,
+    RawInputs, RawLock, RawReader, ReaderBackend, ReaderConfig, SerialProtocol, SerialSettings,
+    UidFormat, HEADER_GPIOS,
 };
+/// The side of the door a reader is on: the core's [`Direction`](crate::core::procedure::Direction).
+/// The config once had its own copy of the enum; this name keeps code written against it
+/// compiling until it says `Direction`.
+pub type ReaderRole = crate::core::procedure::Direction;
 pub use self::mqtt::{MqttConfig, MqttTls, RawMqtt, RawMqttTls};
 pub use self::raw::{
     LogFormat, RawClock, RawConfig, RawControl, RawDoor, RawFlood, RawKey, RawList, RawLog,

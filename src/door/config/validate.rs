@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::hardware::{
     BackendKind, GpioBackend, GpioLine, InputsConfig, Level, LockHardware, PcscSettings, Pull,
-    RawInputs, RawLock, RawReader, ReaderBackend, ReaderConfig, ReaderRole, SerialProtocol,
-    SerialSettings, UidFormat, HEADER_GPIOS,
+    RawInputs, RawLock, RawReader, ReaderBackend, ReaderConfig, SerialProtocol, SerialSettings,
+    UidFormat, HEADER_GPIOS,
 };
 use super::raw::{RawConfig, RawDoor, RawKey, RawList, RawLog, RawStore, RawTrust};
 use super::secrets::read_secret;
@@ -17,7 +17,7 @@ use crate::core::doorstate::DoorSettings;
 use crate::core::escort::{EscortSettings, RoleSet};
 use crate::core::flood::FloodSettings;
 use crate::core::list::{decode_public_key, is_identifier, Role, TrustedKey};
-use crate::core::procedure::ProcedureSettings;
+use crate::core::procedure::{Direction, ProcedureSettings};
 
 /// `[trust]` as validated: the keys of the list and command trust rules and the card key.
 pub(super) struct Trust {
@@ -258,7 +258,7 @@ pub(super) fn validate_readers(
     if readers.is_empty() {
         readers.push(ReaderConfig {
             name: "entry".into(),
-            role: ReaderRole::Entry,
+            role: Direction::Entry,
             backend: ReaderBackend::Sim,
         });
     }
