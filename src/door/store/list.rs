@@ -389,3 +389,196 @@ pub(super) fn trusted_floor(
 pub(super) fn tree_name(version: u64) -> String {
     format!("{LIST_TREE_PREFIX}{version}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{holder, Door};
+    use super::*;
+
+    fn tree_names(store: &Store) -> Vec<String> {
+        store
+            .db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| n.starts_with("list."))
+            .collect()
+    }
+
+    #[test]
+    fn apply_raises_the_door_floor_and_the_signers_floor_only() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        assert_eq!(store.highest_version(), 0);
+        door.apply(&store, &door.list_signed_by(3, 2, 1));
+        assert_eq!(store.highest_version(), 3);
+        let (k1, k2) = (
+            door.keys[0].1.verifying_key(),
+            door.keys[1].1.verifying_key(),
+        );
+        assert_eq!(store.key_floor(&k2).expect("floor"), 3, "k2 signed v3");
+        assert_eq!(store.key_floor(&k1).expect("floor"), 0, "k1 signed nothing");
+        door.apply(&store, &door.list_signed_by(5, 2, 0));
+        assert_eq!(store.key_floor(&k1).expect("floor"), 5);
+        assert_eq!(
+            store.key_floor(&k2).expect("floor"),
+            3,
+            "floors move per signer"
+        );
+    }
+
+    #[test]
+    fn floors_and_the_active_list_survive_a_restart() {
+        let door = Door::new();
+        {
+            let (store, _) = door.open();
+            door.apply(&store, &door.list(4, 3));
+        }
+        let (store, _) = door.open();
+        assert_eq!(store.highest_version(), 4);
+        let k1 = door.keys[0].1.verifying_key();
+        assert_eq!(store.key_floor(&k1).expect("floor"), 4);
+        assert_eq!(holder(&store, &door, 2).as_deref(), Some("h2-v4"));
+        let accepted = store.accepted();
+        assert_eq!(accepted.version, 4);
+        assert!(
+            accepted.payload_digest.is_some(),
+            "the active list is at the floor"
+        );
+    }
+
+    #[test]
+    fn a_version_at_or_below_the_floor_is_refused_and_changes_nothing() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        door.apply(&store, &door.list(2, 2));
+        let file_before = std::fs::read(store.list_path()).expect("list file");
+        for version in [1, 2] {
+            let outcome = store
+                .verify_and_apply(&door.list(version, 5), &door.policy(), Timestamp::now())
+                .expect("store");
+            assert!(outcome.is_err(), "v{version} must be refused");
+        }
+        assert_eq!(store.highest_version(), 2);
+        assert_eq!(store.active().expect("active").meta.entry_count, 2);
+        assert_eq!(
+            std::fs::read(store.list_path()).expect("list file"),
+            file_before
+        );
+    }
+
+    #[test]
+    fn reset_list_floor_lowers_the_door_and_every_key_floor_above_it() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        door.apply(&store, &door.list_signed_by(6, 1, 1));
+        door.apply(&store, &door.list_signed_by(9, 1, 0));
+        assert_eq!(store.reset_list_floor(5).expect("reset"), 9);
+        assert_eq!(store.highest_version(), 5);
+        for (_, key) in &door.keys {
+            assert_eq!(store.key_floor(&key.verifying_key()).expect("floor"), 5);
+        }
+        // The active list (v9) is now above the floor, so the floor carries no digest.
+        assert_eq!(store.accepted().payload_digest, None);
+        door.apply(&store, &door.list(7, 1));
+        assert_eq!(store.highest_version(), 7);
+        drop(store);
+        let (store, _) = door.open();
+        assert_eq!(store.highest_version(), 7, "the reset is durable");
+    }
+
+    #[test]
+    fn a_store_with_only_the_door_floor_gives_it_to_every_trusted_key_once() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        door.apply(&store, &door.list(8, 1));
+        // As written by a version without per-key floors.
+        store.meta.remove(META_KEY_FLOORS).expect("remove");
+        for item in store.meta.scan_prefix(META_KEY_FLOOR_PREFIX) {
+            let (k, _) = item.expect("record");
+            store.meta.remove(k).expect("remove");
+        }
+        let both = door.policy_of(2);
+        assert_eq!(
+            trusted_floor(&store.db, &store.meta, &both).expect("floor"),
+            8
+        );
+        let k2 = door.keys[1].1.verifying_key();
+        assert_eq!(store.key_floor(&k2).expect("floor"), 8);
+        assert!(store.meta.get(META_KEY_FLOORS).expect("get").is_some());
+        // Migrated once: the door floor lowered afterwards does not re-seed the keys.
+        store
+            .meta
+            .insert(META_HIGHEST_VERSION, &1u64.to_be_bytes()[..])
+            .expect("insert");
+        assert_eq!(
+            trusted_floor(&store.db, &store.meta, &both).expect("floor"),
+            8
+        );
+        assert_eq!(
+            trusted_floor(&store.db, &store.meta, &door.policy_of(0)).expect("floor"),
+            1,
+            "without trusted keys only the door floor counts"
+        );
+    }
+
+    #[test]
+    fn the_replaced_tree_is_dropped_and_stale_trees_go_at_open() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        door.apply(&store, &door.list(1, 2));
+        door.apply(&store, &door.list(2, 2));
+        assert_eq!(tree_names(&store), vec![tree_name(2)]);
+        // A tree left by an apply cut short, and one of an older chunk layout.
+        store.db.open_tree(tree_name(3)).expect("tree");
+        store.db.open_tree("list.v1").expect("tree");
+        drop(store);
+        let (store, _) = door.open();
+        assert_eq!(tree_names(&store), vec![tree_name(2)]);
+        assert_eq!(holder(&store, &door, 1).as_deref(), Some("h1-v2"));
+    }
+
+    #[test]
+    fn build_tree_chunks_the_sorted_entries() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        let n = chunk::ENTRIES_PER_CHUNK * 2 + 1;
+        let meta = door.apply(&store, &door.list(1, n));
+        assert_eq!(meta.entry_count, n);
+        let active = store.active().expect("active");
+        assert_eq!(active.tree.len(), 3);
+        for i in 0..n {
+            assert_eq!(holder(&store, &door, i), Some(format!("h{i}-v1")));
+        }
+        assert_eq!(holder(&store, &door, n), None);
+    }
+
+    #[test]
+    fn stored_meta_round_trips_and_needs_a_zone_name() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        let meta = door.apply(&store, &door.list(3, 1));
+        let stored = StoredMeta::of(&meta).expect("named zone");
+        assert_eq!(
+            (
+                stored.version,
+                stored.entry_count,
+                stored.time_zone.as_str()
+            ),
+            (3, 1, "Asia/Jakarta")
+        );
+        let record = store
+            .meta
+            .get(META_ACTIVE_META)
+            .expect("get")
+            .expect("record");
+        let back: StoredMeta = serde_json::from_slice(&record).expect("json");
+        assert_eq!(
+            (back.site, back.doors),
+            (meta.site.clone(), meta.doors.clone())
+        );
+        let mut unnamed = meta;
+        unnamed.time_zone = jiff::tz::TimeZone::fixed(jiff::tz::offset(7));
+        assert!(StoredMeta::of(&unnamed).is_none());
+    }
+}

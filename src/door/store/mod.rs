@@ -49,7 +49,7 @@ mod outbox;
 mod recovery;
 mod snapshot;
 #[cfg(test)]
-mod tests;
+mod testing;
 
 pub use self::list::ActiveList;
 use self::list::{trusted_floor, META_HIGHEST_VERSION};

@@ -1,1 +1,0 @@
-//! Unit tests of the store, one module per concern, each against a temp dir.
