@@ -268,3 +268,232 @@ pub(super) fn resume_numbering(
         seq_floor,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{reasons, Door};
+    use super::super::SEQ_RESERVATION_FILE;
+    use super::*;
+
+    fn draft(n: u64) -> EventDraft {
+        EventDraft::new(EventKind::DoorClosed).detail(format!("event {n}"))
+    }
+
+    fn append(store: &Store, n: u64) -> u64 {
+        store
+            .append(draft(n), Timestamp::now())
+            .expect("append")
+            .seq
+    }
+
+    fn seqs(batch: &[(u64, Vec<u8>)]) -> Vec<u64> {
+        batch.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    fn reservation(door: &Door) -> String {
+        std::fs::read_to_string(door.state_dir().join(SEQ_RESERVATION_FILE)).expect("reservation")
+    }
+
+    /// A sled store of its own, for the numbering at open.
+    fn sled_trees() -> (sled::Db, sled::Tree, sled::Tree) {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        let outbox = db.open_tree("outbox").expect("outbox");
+        (db, meta, outbox)
+    }
+
+    #[test]
+    fn only_flushed_events_leave_the_outbox_from_the_seq_asked_and_up_to_the_limit() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        for n in 1..=5 {
+            append(&store, n);
+        }
+        assert!(store.has_unflushed());
+        assert!(
+            store.outbox_from(1, 10).expect("read").is_empty(),
+            "nothing leaves before it is on disk"
+        );
+        store.flush_blocking().expect("flush");
+        assert!(!store.has_unflushed());
+        assert_eq!(
+            seqs(&store.outbox_from(1, 10).expect("read")),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(seqs(&store.outbox_from(2, 2).expect("read")), [2, 3]);
+        assert!(store.outbox_from(6, 10).expect("read").is_empty());
+        append(&store, 6);
+        assert_eq!(seqs(&store.outbox_from(5, 10).expect("read")), [5]);
+        let (_, bytes) = &store.outbox_from(3, 1).expect("read")[0];
+        let event: Event = serde_json::from_slice(bytes).expect("stored as event JSON");
+        assert_eq!((event.seq, event.detail.as_deref()), (3, Some("event 3")));
+    }
+
+    #[test]
+    fn acknowledged_events_move_to_the_journal_once_in_any_order() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        for n in 1..=4 {
+            append(&store, n);
+        }
+        store.flush_blocking().expect("flush");
+        store.acknowledge(2).expect("ack");
+        store.acknowledge(2).expect("ack again");
+        store.acknowledge(99).expect("ack unknown");
+        assert_eq!(store.outbox_depth(), 3);
+        assert_eq!(store.outbox_first().expect("first"), Some(1));
+        assert_eq!(seqs(&store.outbox_from(1, 10).expect("read")), [1, 3, 4]);
+        store.acknowledge(1).expect("ack");
+        assert_eq!(store.outbox_first().expect("first"), Some(3));
+        let recent: Vec<u64> = store
+            .recent_events(10)
+            .expect("recent")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            recent,
+            [1, 2, 3, 4],
+            "the journal and the outbox read as one"
+        );
+        assert_eq!(store.journal_len.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn numbering_resumes_above_events_already_removed_when_the_outbox_is_empty() {
+        let door = Door::new();
+        {
+            let (store, _) = door.open();
+            for n in 1..=3 {
+                append(&store, n);
+            }
+            store.flush_blocking().expect("flush");
+            store.acknowledge(1).expect("ack");
+            store.acknowledge(3).expect("ack");
+            store.set_aside(2).expect("set aside");
+            assert_eq!(store.outbox_depth(), 0);
+            store.flush_blocking().expect("flush");
+        }
+        let (store, _) = door.open();
+        assert_eq!(store.outbox_first().expect("first"), None);
+        assert_eq!(
+            append(&store, 4),
+            4,
+            "the seq floor, not the reservation, says 4"
+        );
+    }
+
+    #[test]
+    fn set_aside_keeps_the_bytes_and_counts_each_event_once() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        for n in 1..=3 {
+            append(&store, n);
+        }
+        store.flush_blocking().expect("flush");
+        let bytes = store.set_aside(2).expect("set aside").expect("was there");
+        let event: Event = serde_json::from_slice(&bytes).expect("event JSON");
+        assert_eq!(event.seq, 2);
+        assert_eq!(store.set_aside(2).expect("again"), None);
+        store.set_aside(3).expect("set aside");
+        assert_eq!(store.set_aside_count(), 2);
+        assert_eq!(store.set_aside_seqs(1).expect("seqs"), [2]);
+        assert_eq!(store.set_aside_seqs(10).expect("seqs"), [2, 3]);
+        assert_eq!(seqs(&store.outbox_from(1, 10).expect("read")), [1]);
+    }
+
+    #[test]
+    fn the_journal_keeps_the_newest_events_only() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        let total = JOURNAL_MAX as u64 + 3;
+        for n in 1..=total {
+            append(&store, n);
+            store.acknowledge(n).expect("ack");
+        }
+        assert_eq!(store.journal.len(), JOURNAL_MAX);
+        let oldest = store.journal.first().expect("first").expect("entry").0;
+        assert_eq!(u64_from_key(&oldest).expect("seq"), 4);
+    }
+
+    #[test]
+    fn a_block_of_numbers_is_reserved_on_disk_before_it_is_used() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        assert_eq!(reservation(&door), format!("{}\n", 1 + SEQ_BLOCK));
+        for n in 1..=3 {
+            append(&store, n);
+        }
+        assert_eq!(
+            reservation(&door),
+            format!("{}\n", 1 + SEQ_BLOCK),
+            "no write per event"
+        );
+        // The block runs out at 4: that append reserves the next block first.
+        store.seq.lock().expect("seq").reserved = 4;
+        assert_eq!(append(&store, 4), 4);
+        assert_eq!(reservation(&door), format!("{}\n", 4 + SEQ_BLOCK));
+        assert_eq!(store.seq.lock().expect("seq").reserved, 4 + SEQ_BLOCK);
+    }
+
+    #[test]
+    fn a_new_sled_store_resumes_at_the_reservation_and_says_so() {
+        let door = Door::new();
+        let file = door.state_dir().join(SEQ_RESERVATION_FILE);
+        std::fs::write(&file, "500\n").expect("write");
+        let (_db, meta, outbox) = sled_trees();
+        let mut report = OpenReport::default();
+        let (seq, floor) = resume_numbering(&meta, &outbox, &file, &mut report).expect("resume");
+        assert_eq!((seq.next, seq.reserved, floor), (500, 500 + SEQ_BLOCK, 0));
+        assert_eq!(
+            reasons(&report, EventKind::StoreRebuilt),
+            ["seq_resumed"],
+            "the gap is reported"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            format!("{}\n", 500 + SEQ_BLOCK)
+        );
+    }
+
+    #[test]
+    fn a_tracked_store_follows_its_outbox_and_floor_not_the_reservation() {
+        let door = Door::new();
+        let file = door.state_dir().join(SEQ_RESERVATION_FILE);
+        let (_db, meta, outbox) = sled_trees();
+        let mut report = OpenReport::default();
+        let (seq, _) = resume_numbering(&meta, &outbox, &file, &mut report).expect("first");
+        assert_eq!(seq.next, 1, "a fresh door starts at 1");
+        assert!(report.events.is_empty());
+        outbox
+            .insert(7u64.to_be_bytes(), &b"{}"[..])
+            .expect("insert");
+        meta.insert(META_SEQ_FLOOR, &9u64.to_be_bytes()[..])
+            .expect("insert");
+        let (seq, floor) = resume_numbering(&meta, &outbox, &file, &mut report).expect("again");
+        assert_eq!((seq.next, floor), (10, 9));
+        assert!(report.events.is_empty(), "{:?}", report.events);
+    }
+
+    #[test]
+    fn a_damaged_or_missing_reservation_reads_as_none() {
+        let door = Door::new();
+        let file = door.state_dir().join(SEQ_RESERVATION_FILE);
+        assert_eq!(read_reservation(&file).expect("missing"), 0);
+        std::fs::write(&file, "12x\n").expect("write");
+        assert_eq!(read_reservation(&file).expect("damaged"), 0);
+        write_reservation(&file, 42).expect("write");
+        assert_eq!(read_reservation(&file).expect("read"), 42);
+    }
+
+    #[test]
+    fn delivery_refused_is_set_and_cleared() {
+        let door = Door::new();
+        let (store, _) = door.open();
+        assert_eq!(store.delivery_refused(), None);
+        store.set_delivery_refused(Some("not authorised".into()));
+        assert_eq!(store.delivery_refused().as_deref(), Some("not authorised"));
+        store.set_delivery_refused(None);
+        assert_eq!(store.delivery_refused(), None);
+    }
+}
