@@ -39,3 +39,47 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Door;
+
+    #[test]
+    fn the_procedure_snapshot_round_trips_and_survives_a_flushed_restart() {
+        let door = Door::new();
+        let bytes = br#"{"inside":["h1"],"time_floor":"2026-12-07T10:00:00Z"}"#;
+        {
+            let (store, _) = door.open();
+            assert_eq!(store.procedure_snapshot().expect("read"), None);
+            store.save_procedure_snapshot(b"older").expect("save");
+            store.save_procedure_snapshot(bytes).expect("save");
+            assert_eq!(
+                store.procedure_snapshot().expect("read").as_deref(),
+                Some(&bytes[..])
+            );
+            store.flush_blocking().expect("flush");
+        }
+        let (store, _) = door.open();
+        assert_eq!(
+            store.procedure_snapshot().expect("read").as_deref(),
+            Some(&bytes[..])
+        );
+    }
+
+    #[test]
+    fn the_lockdown_is_set_cleared_and_durable_on_return() {
+        let door = Door::new();
+        {
+            let (store, _) = door.open();
+            assert_eq!(store.lockdown().expect("read"), None);
+            store.set_lockdown(Some("staff")).expect("set");
+        }
+        {
+            let (store, _) = door.open();
+            assert_eq!(store.lockdown().expect("read").as_deref(), Some("staff"));
+            store.set_lockdown(None).expect("clear");
+        }
+        let (store, _) = door.open();
+        assert_eq!(store.lockdown().expect("read"), None);
+    }
+}
