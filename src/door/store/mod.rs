@@ -365,3 +365,47 @@ fn open_sled_once(dir: &Path, cache_size: u64) -> Result<sled::Db, String> {
         Err(_) => Err("sled panicked while opening".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Door;
+    use super::*;
+
+    #[test]
+    fn the_cache_fits_the_list_within_its_bounds() {
+        let (floor, ceiling) = (32 << 20, 512 << 20);
+        assert_eq!(cache_for_list(0, floor, ceiling), floor);
+        assert_eq!(
+            cache_for_list(40 << 20, floor, ceiling),
+            floor,
+            "small lists stay at the floor"
+        );
+        assert_eq!(cache_for_list(400 << 20, floor, ceiling), 300 << 20);
+        assert_eq!(cache_for_list(4 << 30, floor, ceiling), ceiling);
+        assert_eq!(
+            cache_for_list(4 << 30, floor, floor),
+            floor,
+            "a fixed cache"
+        );
+    }
+
+    #[test]
+    fn one_store_per_state_directory() {
+        let door = Door::new();
+        let (_store, _) = door.open();
+        match Store::open(&door.options(), &door.policy()) {
+            Err(StoreError::Locked(dir)) => assert_eq!(dir, door.state_dir()),
+            Err(e) => panic!("expected Locked, got {e}"),
+            Ok(_) => panic!("a second store opened the same state directory"),
+        }
+    }
+
+    #[test]
+    fn stored_numbers_are_eight_bytes_big_endian() {
+        assert_eq!(u64_from_key(&7u64.to_be_bytes()).expect("u64"), 7);
+        assert!(matches!(
+            u64_from_key(b"short"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}

@@ -446,3 +446,187 @@ pub(super) fn remove_stale_temp_files(state_dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{holder, reasons, Door};
+    use super::super::LIST_COPY_FILE;
+    use super::*;
+
+    /// A door whose store holds list v2 (3 cards) in its files and its cache, closed.
+    fn door_with_v2() -> (Door, Vec<u8>, ListMeta) {
+        let door = Door::new();
+        let bytes = door.list(2, 3);
+        let (store, _) = door.open();
+        let meta = door.apply(&store, &bytes);
+        drop(store);
+        (door, bytes, meta)
+    }
+
+    fn list_file(door: &Door) -> std::path::PathBuf {
+        door.state_dir().join(LIST_FILE)
+    }
+
+    fn copy_file(door: &Door) -> std::path::PathBuf {
+        door.state_dir().join(LIST_COPY_FILE)
+    }
+
+    #[test]
+    fn a_restart_reuses_the_cache_and_gives_the_same_metadata() {
+        let (door, _, applied) = door_with_v2();
+        let (store, report) = door.open();
+        assert!(report.events.is_empty(), "{:?}", report.events);
+        let active = store.active().expect("active");
+        assert_eq!(active.meta.version, applied.version);
+        assert_eq!(active.meta.payload_digest, applied.payload_digest);
+        assert_eq!(active.meta.signed_by, applied.signed_by);
+        assert_eq!(active.meta.expires_at, applied.expires_at);
+        assert_eq!(holder(&store, &door, 0).as_deref(), Some("h0-v2"));
+    }
+
+    #[test]
+    fn a_cache_without_its_metadata_record_is_used_and_the_record_written_back() {
+        let (door, _, _) = door_with_v2();
+        {
+            let (store, _) = door.open();
+            store.meta.remove(META_ACTIVE_META).expect("remove");
+            store.flush_blocking().expect("flush");
+        }
+        let (store, report) = door.open();
+        assert!(
+            reasons(&report, EventKind::StoreRebuilt).is_empty(),
+            "no rebuild"
+        );
+        assert!(store.meta.get(META_ACTIVE_META).expect("get").is_some());
+        assert_eq!(holder(&store, &door, 2).as_deref(), Some("h2-v2"));
+    }
+
+    #[test]
+    fn a_cache_missing_a_chunk_is_rebuilt_from_the_list_file() {
+        let door = Door::new();
+        let n = chunk::ENTRIES_PER_CHUNK + 1;
+        {
+            let (store, _) = door.open();
+            door.apply(&store, &door.list(1, n));
+            let active = store.active().expect("active");
+            let (first, _) = active.tree.first().expect("first").expect("chunk");
+            active.tree.remove(first).expect("remove");
+            // The metadata record goes too, so the start takes the full check.
+            store.meta.remove(META_ACTIVE_META).expect("remove");
+            store.flush_blocking().expect("flush");
+        }
+        let (store, report) = door.open();
+        assert_eq!(reasons(&report, EventKind::StoreRebuilt), ["cache_rebuilt"]);
+        for i in [0, n - 1] {
+            assert_eq!(holder(&store, &door, i), Some(format!("h{i}-v1")));
+        }
+    }
+
+    #[test]
+    fn a_damaged_list_file_is_restored_from_the_copy_and_the_cache_kept() {
+        let (door, bytes, _) = door_with_v2();
+        std::fs::write(list_file(&door), &bytes[..bytes.len() / 2]).expect("truncate");
+        let (store, report) = door.open();
+        assert_eq!(
+            reasons(&report, EventKind::ListFileDamaged),
+            ["restored_from_copy"]
+        );
+        assert!(
+            reasons(&report, EventKind::StoreRebuilt).is_empty(),
+            "same payload digest: the cache stays"
+        );
+        assert_eq!(std::fs::read(list_file(&door)).expect("list file"), bytes);
+        assert_eq!(store.active().expect("active").meta.version, 2);
+    }
+
+    #[test]
+    fn a_different_copy_is_rewritten_and_a_missing_one_written_quietly() {
+        let (door, bytes, _) = door_with_v2();
+        std::fs::write(copy_file(&door), b"not a list").expect("damage copy");
+        let (store, report) = door.open();
+        assert_eq!(
+            reasons(&report, EventKind::ListFileDamaged),
+            ["copy_rewritten"]
+        );
+        assert_eq!(std::fs::read(copy_file(&door)).expect("copy"), bytes);
+        drop(store);
+        std::fs::remove_file(copy_file(&door)).expect("remove copy");
+        let (_store, report) = door.open();
+        assert!(report.events.is_empty(), "{:?}", report.events);
+        assert_eq!(std::fs::read(copy_file(&door)).expect("copy"), bytes);
+    }
+
+    #[test]
+    fn a_list_below_the_floor_is_refused_at_start_without_trying_the_copy() {
+        let (door, _, _) = door_with_v2();
+        {
+            let (store, _) = door.open();
+            store.reset_list_floor(10).expect("reset");
+        }
+        let (store, report) = door.open();
+        assert!(store.active().is_none());
+        assert_eq!(reasons(&report, EventKind::ListRejected), ["rollback"]);
+        assert!(reasons(&report, EventKind::ListFileDamaged).is_empty());
+    }
+
+    #[test]
+    fn a_list_for_another_door_is_refused_not_taken_for_damage() {
+        let (door, _, _) = door_with_v2();
+        let mut policy = door.policy();
+        policy.door = Some("door-2".into());
+        let (store, report) = Store::open(&door.options(), &policy).expect("open");
+        assert!(store.active().is_none());
+        assert_eq!(reasons(&report, EventKind::ListRejected), ["wrong_door"]);
+        assert!(reasons(&report, EventKind::ListFileDamaged).is_empty());
+    }
+
+    #[test]
+    fn damage_is_what_another_copy_could_fix() {
+        let damage = [
+            Rejection::Malformed("x".into()),
+            Rejection::UnknownFormat("x".into()),
+            Rejection::MissingSignature,
+            Rejection::BadSignature("k1".into()),
+        ];
+        assert!(damage.iter().all(is_damage));
+        let refusals = [
+            Rejection::UnknownKey("k9".into()),
+            Rejection::Rollback {
+                version: 1,
+                current: 2,
+            },
+        ];
+        assert!(!refusals.iter().any(is_damage));
+        assert_eq!(
+            ListFault::Rejected(Rejection::MissingSignature).to_string(),
+            format!(
+                "is damaged (missing_signature): {}",
+                Rejection::MissingSignature
+            )
+        );
+        assert_eq!(
+            ListFault::Rejected(Rejection::UnknownKey("k9".into())).to_string(),
+            format!(
+                "is refused (unknown_key): {}",
+                Rejection::UnknownKey("k9".into())
+            )
+        );
+        assert_eq!(ListFault::Missing.to_string(), "is missing");
+    }
+
+    #[test]
+    fn only_temp_files_of_interrupted_writes_are_removed() {
+        let door = Door::new();
+        let dir = door.state_dir();
+        let temp = dir.join(format!("{}list", files::TEMP_PREFIX));
+        let temp_dir = dir.join(format!("{}dir", files::TEMP_PREFIX));
+        let other = dir.join("notes.txt");
+        std::fs::write(&temp, b"half a list").expect("write");
+        std::fs::create_dir(&temp_dir).expect("mkdir");
+        std::fs::write(&other, b"keep").expect("write");
+        remove_stale_temp_files(dir);
+        assert!(!temp.exists());
+        assert!(temp_dir.is_dir(), "only files");
+        assert!(other.exists());
+    }
+}
