@@ -593,3 +593,148 @@ pub(super) fn check_real_lock_peers(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs one section's check and returns its value with the keys it complained about.
+    fn check<T>(f: impl FnOnce(&mut dyn FnMut(&str, String)) -> T) -> (T, Vec<String>) {
+        let mut keys = Vec::new();
+        let value = f(&mut |key: &str, _message: String| keys.push(key.to_string()));
+        (value, keys)
+    }
+
+    fn raw<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        toml::from_str(text).expect("section")
+    }
+
+    #[test]
+    fn every_problem_of_a_section_is_reported_in_order() {
+        let list: RawList = raw("max_size = \"512B\"\npoll_interval = \"10ms\"\ninbox_keep = 0");
+        let ((), keys) = check(|err| validate_list(&list, err));
+        assert_eq!(
+            keys,
+            ["list.max_size", "list.poll_interval", "list.inbox_keep"]
+        );
+        let ((), keys) = check(|err| validate_list(&raw::<RawList>(""), err));
+        assert!(keys.is_empty(), "the defaults are valid: {keys:?}");
+    }
+
+    #[test]
+    fn door_timing_becomes_the_door_state_machines_settings() {
+        let door: RawDoor = raw("id = \"d\"\nunlock_for = \"3s\"\nrelock_on_close = false");
+        let (settings, keys) = check(|err| validate_door(&door, err));
+        assert!(keys.is_empty(), "{keys:?}");
+        assert_eq!(settings.unlock_for, Duration::from_secs(3));
+        assert!(!settings.relock_on_close);
+        assert_eq!(
+            (settings.held_open_prealarm, settings.held_open_alarm),
+            (Duration::from_secs(20), Duration::from_secs(40))
+        );
+        let door: RawDoor = raw(
+            "id = \"d\"\nunlock_for = \"50ms\"\nheld_open_prealarm = \"30s\"\nheld_open_alarm = \"10s\"",
+        );
+        let (_, keys) = check(|err| validate_door(&door, err));
+        assert_eq!(keys, ["door.unlock_for", "door.held_open_alarm"]);
+    }
+
+    #[test]
+    fn no_reader_means_one_simulated_entry_reader() {
+        let (readers, keys) = check(|err| validate_readers(&[], err));
+        assert!(keys.is_empty());
+        assert_eq!(
+            readers,
+            [ReaderConfig {
+                name: "entry".into(),
+                role: Direction::Entry,
+                backend: ReaderBackend::Sim,
+            }]
+        );
+    }
+
+    #[test]
+    fn reader_settings_default_and_are_checked_per_backend() {
+        let uart: RawReader = raw(
+            "name = \"uart\"\nrole = \"exit\"\nbackend = \"serial\"\nport = \"/dev/ttyAMA0\"\nprotocol = \"em4100\"",
+        );
+        let (readers, keys) = check(|err| validate_readers(&[uart], err));
+        assert!(keys.is_empty(), "{keys:?}");
+        assert_eq!(readers[0].role, Direction::Exit);
+        let ReaderBackend::Serial(s) = &readers[0].backend else {
+            panic!("serial: {:?}", readers[0].backend);
+        };
+        assert_eq!(
+            (s.baud, s.hold, s.uid_format),
+            (9600, Duration::from_secs(1), UidFormat::Hex)
+        );
+        let bad = [
+            raw::<RawReader>("name = \"a\"\nbackend = \"sim\"\nbaud = 9600"),
+            raw::<RawReader>("name = \"a\"\nbackend = \"pcsc\""),
+            raw::<RawReader>("name = \"b\"\nbackend = \"serial\"\nbaud = 1"),
+        ];
+        let (_, keys) = check(|err| validate_readers(&bad, err));
+        assert_eq!(
+            keys,
+            [
+                "reader[0].baud",
+                "reader[1].name",
+                "reader[2].backend",
+                "reader[2].backend",
+                "reader[2].baud",
+            ]
+        );
+    }
+
+    #[test]
+    fn command_keys_default_to_the_list_keys_and_their_threshold() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("card.key"), "11".repeat(32)).expect("card key");
+        let resolve = |p: &Path| dir.path().join(p);
+        let key = |seed: u8| {
+            use base64::Engine as _;
+            let public = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            base64::engine::general_purpose::STANDARD.encode(public.to_bytes())
+        };
+        let text = format!(
+            "threshold = 2\ncard_key_file = \"card.key\"\n[[keys]]\nid = \"a\"\npublic_key = \"{}\"\n[[keys]]\nid = \"b\"\npublic_key = \"{}\"\n",
+            key(1),
+            key(2)
+        );
+        let (trust, keys) = check(|err| validate_trust(&raw(&text), &resolve, err));
+        assert!(keys.is_empty(), "{keys:?}");
+        assert_eq!(trust.keys.len(), 2);
+        let ids = |keys: &[TrustedKey]| {
+            keys.iter()
+                .map(|k| (k.id.clone(), k.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&trust.command_keys), ids(&trust.keys));
+        assert_eq!(trust.command_threshold, 2);
+        assert!(trust.card_key.is_some());
+
+        let own = format!(
+            "{text}[[command_keys]]\nid = \"c\"\npublic_key = \"{}\"\n",
+            key(3)
+        );
+        let (trust, keys) = check(|err| validate_trust(&raw(&own), &resolve, err));
+        assert!(keys.is_empty(), "{keys:?}");
+        assert_eq!(
+            trust
+                .command_keys
+                .iter()
+                .map(|k| k.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(
+            trust.command_threshold, 1,
+            "own command keys: one signature"
+        );
+
+        let missing = text.replace("card.key", "none.key");
+        let (trust, keys) = check(|err| validate_trust(&raw(&missing), &resolve, err));
+        assert_eq!(keys, ["trust.card_key_file"]);
+        assert!(trust.card_key.is_none());
+    }
+}
