@@ -194,3 +194,35 @@ pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
     }
     span.map(|s| line_at(text, s.start))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn line_of_key_finds_nested_keys() {
+        let text = "site = \"a\"\n\n[lock]\nunlock_for = \"5s\"\n\n[[reader]]\nname = \"x\"\n\n[[reader]]\nname = \"y\"\n";
+        assert_eq!(line_of_key(text, "site"), Some(1));
+        assert_eq!(line_of_key(text, "lock.unlock_for"), Some(4));
+        assert_eq!(line_of_key(text, "reader[1].name"), Some(10));
+        assert_eq!(line_of_key(text, "nope"), None);
+    }
+
+    #[test]
+    fn durations_sizes_modes() {
+        #[derive(Deserialize)]
+        struct T {
+            d: HumanDuration,
+            s: ByteSize,
+            m: FileMode,
+        }
+        let t: T = toml::from_str("d = \"1500ms\"\ns = \"2MiB\"\nm = \"0640\"").unwrap();
+        assert_eq!(t.d.0, Duration::from_millis(1500));
+        assert_eq!(t.s.0, 2 << 20);
+        assert_eq!(t.m.0, 0o640);
+        assert!(toml::from_str::<T>("d = \"5x\"\ns = \"2MiB\"\nm = \"0640\"").is_err());
+        assert!(toml::from_str::<T>("d = \"5s\"\ns = \"lots\"\nm = \"0640\"").is_err());
+        assert!(toml::from_str::<T>("d = \"5s\"\ns = \"1KiB\"\nm = \"0999\"").is_err());
+    }
+}

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use serde::Serialize;
 
 use crate::core::card::Uid;
-use crate::door::config::{ReaderBackend, ReaderConfig, ReaderRole};
+use crate::core::procedure::Direction;
+use crate::door::config::{ReaderBackend, ReaderConfig};
 
 /// What kind of hardware fault happened, for generic handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,7 @@ pub struct CardRead {
     /// Reader name from the config.
     pub reader: String,
     /// Entry or exit side.
-    pub role: ReaderRole,
+    pub role: Direction,
     /// The UID read.
     pub uid: Uid,
     /// When it was read (monotonic).

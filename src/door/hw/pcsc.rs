@@ -33,8 +33,9 @@ use tracing::Instrument as _;
 
 use super::{CardRead, CardSource, SourceFuture};
 use crate::core::card::{Uid, UidError};
+use crate::core::procedure::Direction;
 use crate::core::text::bounded;
-use crate::door::config::{PcscSettings, ReaderRole};
+use crate::door::config::PcscSettings;
 
 /// GET DATA, UID (PC/SC part 3 pseudo-APDU for contactless readers).
 pub const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
@@ -513,13 +514,13 @@ pub fn read_next_card(
 /// A door's PC/SC reader: the readers matching the configured pattern, as one card source.
 pub struct PcscReader {
     name: String,
-    role: ReaderRole,
+    role: Direction,
     settings: PcscSettings,
 }
 
 impl PcscReader {
     /// A reader named `name` (as in the config) with `settings`.
-    pub fn new(name: String, role: ReaderRole, settings: PcscSettings) -> Self {
+    pub fn new(name: String, role: Direction, settings: PcscSettings) -> Self {
         PcscReader {
             name,
             role,

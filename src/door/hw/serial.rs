@@ -29,7 +29,8 @@ use super::{CardRead, CardSource, SourceFuture};
 use crate::core::frames::{
     AsciiLineParser, Em4100Parser, Frame, FrameParser, FrameStats, HoldFilter, LineNotation,
 };
-use crate::door::config::{ReaderRole, SerialProtocol, SerialSettings, UidFormat};
+use crate::core::procedure::Direction;
+use crate::door::config::{SerialProtocol, SerialSettings, UidFormat};
 
 /// First reopen delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -41,13 +42,13 @@ pub const SUMMARY_AFTER: Duration = Duration::from_secs(10);
 /// A serial card reader.
 pub struct SerialReader {
     name: String,
-    role: ReaderRole,
+    role: Direction,
     settings: SerialSettings,
 }
 
 impl SerialReader {
     /// A reader named `name` with `settings`.
-    pub fn new(name: String, role: ReaderRole, settings: SerialSettings) -> Self {
+    pub fn new(name: String, role: Direction, settings: SerialSettings) -> Self {
         SerialReader {
             name,
             role,

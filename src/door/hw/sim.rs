@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CardRead, CardSource, DoorInput, DoorInputs, HwError, Lock, LockState, SourceFuture};
 use crate::core::card::Uid;
-use crate::door::config::ReaderRole;
+use crate::core::procedure::Direction;
 
 /// How many lock changes the simulated lock remembers.
 pub const HISTORY_LEN: usize = 256;
@@ -96,7 +96,7 @@ pub struct ScriptedCards {
     /// Reader name.
     pub name: String,
     /// Reader role.
-    pub role: ReaderRole,
+    pub role: Direction,
     /// Cards, in order.
     pub uids: Vec<Uid>,
     /// Pause before each card.
