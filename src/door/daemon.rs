@@ -24,13 +24,12 @@ use tracing::Instrument as _;
 use crate::core::card::Uid;
 use crate::core::command::{Action, VerifiedCommand};
 use crate::core::decision::{Decision, DenyReason};
-use crate::core::door::LockCommand;
-use crate::core::doorstate::{DoorEvent, DoorMachine, LockType, Output};
+use crate::core::doorstate::{DoorEvent, DoorMachine, LockCommand, LockType, Output};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::expiry::ExpiryWatch;
 use crate::core::list::{ListMeta, Rejection, Role};
 use crate::core::procedure::{
-    Action as ProcedureAction, Direction, Lookup, Procedure, ProcedureSnapshot, Tap,
+    Direction, Lookup, Procedure, ProcedureSnapshot, Tap, Verdict as ProcedureAction,
 };
 use crate::core::text::{bounded, TEXT_MAX};
 use crate::core::trusted_time::{ClockTrust, NtpState};
@@ -1515,7 +1514,7 @@ impl DoorTask {
                     mono,
                 },
             );
-            (result.action, result.escort, result.events)
+            (result.verdict, result.escort, result.events)
         };
         // The relay is driven first; its event is recorded after the tap's, so the outbox reads
         // "granted, then released".
@@ -1737,7 +1736,7 @@ impl DoorTask {
     /// `hardware.fault` event, and the timer treats the door as secured (the safe assumption).
     fn drive(&mut self, cmd: LockCommand) -> EventDraft {
         let (result, state, kind) = match cmd {
-            LockCommand::Unlock => (
+            LockCommand::Release => (
                 self.lock.release(),
                 LockState::Released,
                 EventKind::LockReleased,

@@ -2,14 +2,16 @@
 //! per tick, composing the list decision ([`decide`]) with visits, the escort rule, presence and
 //! anti-passback, flood lockouts and the trusted-time floor.
 //!
-//! Inputs carry the wall clock and the monotonic clock read together; outputs are an [`Action`]
+//! Inputs carry the wall clock and the monotonic clock read together; outputs are a [`Verdict`]
 //! for the lock (grant, deny, or wait for an escort) and [`EventDraft`]s, in the order they
-//! happened. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
+//! happened, with the tap's own event marked ([`TapResult::tap_event`]). A lockdown (a signed
+//! command admitting one role) is decided here too, before anything else about an entry tap. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
 //! when [`Procedure::take_dirty`] says so, and calls [`Procedure::on_tick`] at
 //! [`Procedure::next_deadline`] (and at least every second). Rules and defaults: `docs/visits.md`.
 //!
 //! ```text
-//!  tap ─► effective time (floor) ─► decide(list, entry, door, time) ─► reader lockout?
+//!  tap ─► lockdown? (entry side, listed card of another role: deny, nothing else happens)
+//!       ─► effective time (floor) ─► decide(list, entry, door, time) ─► reader lockout?
 //!          entry reader: visitor? ─► clock trusted? visit window? anti-passback? escort pair?
 //!                        staff/escort ─► anti-passback ─► grant, enter; completes a waiting visitor
 //!          exit reader:  inside? ─► grant, leave (visit.closed, visitor.unescorted)
@@ -114,7 +116,7 @@ pub struct Tap<'a> {
 
 /// What the door does with a tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum Verdict {
     /// Release the lock.
     Grant,
     /// Keep it locked.
@@ -127,13 +129,13 @@ pub enum Action {
     },
 }
 
-impl Action {
+impl Verdict {
     /// `grant`, `deny` or `await_escort` (for logs and the control socket).
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Grant => "grant",
-            Action::Deny(_) => "deny",
-            Action::AwaitEscort { .. } => "await_escort",
+            Verdict::Grant => "grant",
+            Verdict::Deny(_) => "deny",
+            Verdict::AwaitEscort { .. } => "await_escort",
         }
     }
 }
@@ -142,11 +144,23 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapResult {
     /// What to do with the lock.
-    pub action: Action,
+    pub verdict: Verdict,
     /// Holder id of the escort, when this tap admitted a visitor (either half of the pair).
     pub escort: Option<String>,
-    /// Events to record, in order (the tap's own event first).
+    /// Events to record, in order. Clock and lockout events may come before the tap's own event
+    /// (an anti-passback alarm too), presence and visit events after it.
     pub events: Vec<EventDraft>,
+    /// Index in `events` of the tap's own event (`access.granted`, `access.denied` or
+    /// `escort.awaited` for this card on this reader): the one whose sequence number
+    /// acknowledges the tap. Every tap has exactly one.
+    pub tap_event: usize,
+}
+
+impl TapResult {
+    /// The tap's own event.
+    pub fn own_event(&self) -> Option<&EventDraft> {
+        self.events.get(self.tap_event)
+    }
 }
 
 /// What the daemon persists (sled) so presence and the time floor survive a power cut.
@@ -173,6 +187,9 @@ pub struct Procedure {
     /// Last effective wall time and monotonic time seen, to turn wall deadlines into instants.
     last: (Timestamp, Instant),
     dirty: bool,
+    /// The role still admitted during a lockdown (a signed command). Not in the snapshot: the
+    /// daemon persists it on its own, as the command that set it is recorded.
+    lockdown: Option<Role>,
 }
 
 impl Procedure {
@@ -189,6 +206,7 @@ impl Procedure {
             list_expires: None,
             last: (wall, mono),
             dirty: false,
+            lockdown: None,
         }
     }
 
@@ -214,6 +232,7 @@ impl Procedure {
             list_expires: None,
             last: (now.at, mono),
             dirty: false,
+            lockdown: None,
         })
     }
 
@@ -235,6 +254,17 @@ impl Procedure {
     /// Readers locked out, with the instant their lockout ends.
     pub fn locked_readers(&self) -> impl Iterator<Item = (&str, Instant)> {
         self.flood.locked_readers()
+    }
+
+    /// The lockdown in force: the role still admitted, if any.
+    pub fn lockdown(&self) -> Option<Role> {
+        self.lockdown
+    }
+
+    /// A signed `lockdown` (`Some(role)`: only that role may enter) or `release_lockdown`
+    /// (`None`). Returns the lockdown that was in force before. Leaving is never refused.
+    pub fn set_lockdown(&mut self, role: Option<Role>) -> Option<Role> {
+        std::mem::replace(&mut self.lockdown, role)
     }
 
     /// The time decisions use now.
@@ -397,6 +427,29 @@ impl Procedure {
 
     /// A tap. `list` is the active list's metadata (its visits included), `None` without a list.
     pub fn on_tap(&mut self, list: Option<&ListMeta>, tap: Tap<'_>) -> TapResult {
+        let list_version = list.map(|l| l.version);
+        // A lockdown keeps every other listed role out, ahead of any other rule and without
+        // touching any state (no clock reading, no lockout count): the card is known and
+        // simply not admitted now. Unknown cards and exits go through the usual rules.
+        if let (Some(allowed), Direction::Entry, Lookup::Found(e)) =
+            (self.lockdown, tap.direction, tap.lookup)
+        {
+            if e.role != allowed {
+                let event = EventDraft::tap(
+                    Decision::Deny(DenyReason::Lockdown),
+                    tap.reader,
+                    Some(&e.holder),
+                    tap.card.masked(),
+                    list_version,
+                );
+                return TapResult {
+                    verdict: Verdict::Deny(DenyReason::Lockdown),
+                    escort: None,
+                    events: vec![event],
+                    tap_event: 0,
+                };
+            }
+        }
         let mut events = Vec::new();
         let now = self.clock(tap.wall, tap.mono, &mut events);
         // Lockouts that have ended are cleared before the tap is decided, not only at the next
@@ -415,24 +468,26 @@ impl Procedure {
         let mut ctx = TapCtx {
             tap,
             entry,
-            list_version: list.map(|l| l.version),
+            list_version,
             events,
             escort: None,
         };
-        let action = match tap.direction {
+        let decided = match tap.direction {
             Direction::Exit => self.exit_tap(&mut ctx, base, now),
             Direction::Entry => self.entry_tap(&mut ctx, list, base, now),
         };
         TapResult {
-            action,
+            verdict: decided.verdict,
             escort: ctx.escort,
             events: ctx.events,
+            tap_event: decided.tap_event,
         }
     }
 
     /// A deny: the tap's event, and a failure towards a lockout when it counts.
-    fn deny(&mut self, ctx: &mut TapCtx<'_>, reason: DenyReason) -> Action {
-        ctx.events.push(ctx.tap_event(Decision::Deny(reason)));
+    fn deny(&mut self, ctx: &mut TapCtx<'_>, reason: DenyReason) -> Decided {
+        let event = ctx.tap_event(Decision::Deny(reason));
+        let decided = ctx.decide(event, Verdict::Deny(reason));
         if counts_as_failure(reason) {
             ctx.events.extend(self.flood.record_failure(
                 &self.settings.flood,
@@ -440,7 +495,7 @@ impl Procedure {
                 ctx.tap.mono,
             ));
         }
-        Action::Deny(reason)
+        decided
     }
 
     /// A reader in lockout lets through only granted cards of the pass roles.
@@ -456,7 +511,7 @@ impl Procedure {
     }
 
     /// Anti-passback on a violation: `Some(deny)` in hard mode; the alarm in soft and hard.
-    fn anti_passback(&self, ctx: &mut TapCtx<'_>, why: &str) -> Option<Action> {
+    fn anti_passback(&self, ctx: &mut TapCtx<'_>, why: &str) -> Option<Decided> {
         let mode = self.settings.anti_passback;
         if mode == AntiPassback::Off {
             return None;
@@ -479,13 +534,12 @@ impl Procedure {
                 )),
         );
         hard.then(|| {
-            ctx.events
-                .push(ctx.tap_event(Decision::Deny(DenyReason::AntiPassback)));
-            Action::Deny(DenyReason::AntiPassback)
+            let event = ctx.tap_event(Decision::Deny(DenyReason::AntiPassback));
+            ctx.decide(event, Verdict::Deny(DenyReason::AntiPassback))
         })
     }
 
-    fn exit_tap(&mut self, ctx: &mut TapCtx<'_>, base: Decision, now: EffectiveTime) -> Action {
+    fn exit_tap(&mut self, ctx: &mut TapCtx<'_>, base: Decision, now: EffectiveTime) -> Decided {
         let card = ctx.tap.card;
         // Someone inside always gets out (and their exit is recorded), whatever the list says now.
         if let Some((left, events)) = self.presence.exit(
@@ -506,9 +560,9 @@ impl Procedure {
             if let Some(v) = &left.visit {
                 granted = granted.visit(&v.id, &v.visitor);
             }
-            ctx.events.push(granted);
+            let decided = ctx.decide(granted, Verdict::Grant);
             ctx.events.extend(events);
-            return Action::Grant;
+            return decided;
         }
         if self.locked_out(ctx, base) {
             return self.deny(ctx, DenyReason::ReaderLockedOut);
@@ -520,8 +574,8 @@ impl Procedure {
             return denied;
         }
         // Soft mode: the alarm came first, then the grant it let through (as on entry).
-        ctx.events.push(ctx.tap_event(Decision::Grant));
-        Action::Grant
+        let event = ctx.tap_event(Decision::Grant);
+        ctx.decide(event, Verdict::Grant)
     }
 
     fn entry_tap(
@@ -530,7 +584,7 @@ impl Procedure {
         list: Option<&ListMeta>,
         base: Decision,
         now: EffectiveTime,
-    ) -> Action {
+    ) -> Decided {
         if self.locked_out(ctx, base) {
             return self.deny(ctx, DenyReason::ReaderLockedOut);
         }
@@ -554,7 +608,8 @@ impl Procedure {
                 return denied;
             }
         }
-        ctx.events.push(ctx.tap_event(Decision::Grant));
+        let event = ctx.tap_event(Decision::Grant);
+        let decided = ctx.decide(event, Verdict::Grant);
         let occupant = Occupant::new(
             tapper.card,
             &tapper.holder,
@@ -575,7 +630,7 @@ impl Procedure {
                 self.admit_waiting_visitor(ctx, list, p, escort_holder, now);
             }
         }
-        Action::Grant
+        decided
     }
 
     fn visitor_entry(
@@ -584,7 +639,7 @@ impl Procedure {
         list: Option<&ListMeta>,
         visitor: Tapper,
         now: EffectiveTime,
-    ) -> Action {
+    ) -> Decided {
         if now.trust == ClockTrust::Untrusted && !self.settings.visitors_when_clock_untrusted {
             return self.deny(ctx, DenyReason::ClockUntrusted);
         }
@@ -609,11 +664,11 @@ impl Procedure {
         match self.escorts.visitor_tapped(&self.settings.escort, waiting) {
             VisitorTap::Escorted(escort) => {
                 ctx.escort = Some(escort.holder.clone());
-                ctx.events.push(
-                    ctx.tap_event(Decision::Grant)
-                        .visit(&visit.id, &visit.visitor)
-                        .escort(Some(escort.holder.clone())),
-                );
+                let event = ctx
+                    .tap_event(Decision::Grant)
+                    .visit(&visit.id, &visit.visitor)
+                    .escort(Some(escort.holder.clone()));
+                let decided = ctx.decide(event, Verdict::Grant);
                 let occupant = Occupant::new(
                     visitor.card,
                     &visitor.holder,
@@ -626,21 +681,19 @@ impl Procedure {
                 ctx.events
                     .extend(self.presence.enter(occupant, &self.settings.escort));
                 self.dirty = true;
-                Action::Grant
+                decided
             }
             VisitorTap::Awaiting { deadline } => {
-                ctx.events.push(
-                    EventDraft::new(EventKind::EscortAwaited)
-                        .reader(ctx.tap.reader)
-                        .person(&visitor.holder, visitor.card.masked())
-                        .visit(&visit.id, &visit.visitor)
-                        .list_version(ctx.list_version)
-                        .detail(format!(
-                            "waiting up to {:?} for an escort's card",
-                            self.settings.escort.max_window()
-                        )),
-                );
-                Action::AwaitEscort { until: deadline }
+                let event = EventDraft::new(EventKind::EscortAwaited)
+                    .reader(ctx.tap.reader)
+                    .person(&visitor.holder, visitor.card.masked())
+                    .visit(&visit.id, &visit.visitor)
+                    .list_version(ctx.list_version)
+                    .detail(format!(
+                        "waiting up to {:?} for an escort's card",
+                        self.settings.escort.max_window()
+                    ));
+                ctx.decide(event, Verdict::AwaitEscort { until: deadline })
             }
         }
     }
@@ -691,6 +744,14 @@ impl Procedure {
     }
 }
 
+/// A tap decided: its verdict and where its own event sits in the tap's events. Made only by
+/// [`TapCtx::decide`], which records that event, so every way through a tap yields exactly one.
+#[must_use]
+struct Decided {
+    verdict: Verdict,
+    tap_event: usize,
+}
+
 /// One tap being decided.
 struct TapCtx<'a> {
     tap: Tap<'a>,
@@ -701,6 +762,15 @@ struct TapCtx<'a> {
 }
 
 impl TapCtx<'_> {
+    /// Records the tap's own event and the verdict it carries.
+    fn decide(&mut self, event: EventDraft, verdict: Verdict) -> Decided {
+        self.events.push(event);
+        Decided {
+            verdict,
+            tap_event: self.events.len() - 1,
+        }
+    }
+
     fn tap_event(&self, decision: Decision) -> EventDraft {
         EventDraft::tap(
             decision,
@@ -889,21 +959,25 @@ mod tests {
             let r2 = d.tap(second, In, ms(gap));
             if escort_first {
                 assert_eq!(
-                    r1.action,
-                    Action::Grant,
+                    r1.verdict,
+                    Verdict::Grant,
                     "{name}: the escort opens for themself"
                 );
-                let want = if admitted { Action::Grant } else { r2.action };
-                assert_eq!(r2.action, want, "{name}");
+                let want = if admitted { Verdict::Grant } else { r2.verdict };
+                assert_eq!(r2.verdict, want, "{name}");
                 assert_eq!(
-                    matches!(r2.action, Action::AwaitEscort { .. }),
+                    matches!(r2.verdict, Verdict::AwaitEscort { .. }),
                     !admitted,
                     "{name}"
                 );
             } else {
-                assert!(matches!(r1.action, Action::AwaitEscort { .. }), "{name}");
+                assert!(matches!(r1.verdict, Verdict::AwaitEscort { .. }), "{name}");
                 assert_eq!(kinds(&r1.events), vec![EventKind::EscortAwaited], "{name}");
-                assert_eq!(r2.action, Action::Grant, "{name}: the escort opens anyway");
+                assert_eq!(
+                    r2.verdict,
+                    Verdict::Grant,
+                    "{name}: the escort opens anyway"
+                );
             }
             let grant = visitor_grant(&r2.events);
             assert_eq!(grant.is_some(), admitted, "{name}: {:?}", r2.events);
@@ -921,7 +995,7 @@ mod tests {
     #[test]
     fn a_waiting_visitor_times_out_with_a_deny() {
         let mut d = Door::default();
-        let Action::AwaitEscort { until } = d.tap(V3, In, ms(0)).action else {
+        let Verdict::AwaitEscort { until } = d.tap(V3, In, ms(0)).verdict else {
             panic!("should wait");
         };
         assert_eq!(until, d.m0 + ms(10_000) + Duration::from_nanos(1));
@@ -934,7 +1008,7 @@ mod tests {
         assert_eq!(e[0].holder.as_deref(), Some("badge-3"));
         // The escort comes too late: they enter, the visitor does not.
         let r = d.tap(ESCORT, In, ms(10_500));
-        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.verdict, Verdict::Grant);
         assert!(visitor_grant(&r.events).is_none());
         assert_eq!(d.inside(), vec!["siti"]);
     }
@@ -943,15 +1017,18 @@ mod tests {
     fn a_visitor_cannot_escort_and_the_same_card_twice_never_counts() {
         let mut d = Door::default();
         assert!(matches!(
-            d.tap(V3, In, ms(0)).action,
-            Action::AwaitEscort { .. }
+            d.tap(V3, In, ms(0)).verdict,
+            Verdict::AwaitEscort { .. }
         ));
         assert!(matches!(
-            d.tap(V4, In, ms(1_000)).action,
-            Action::AwaitEscort { .. }
+            d.tap(V4, In, ms(1_000)).verdict,
+            Verdict::AwaitEscort { .. }
         ));
         assert!(
-            matches!(d.tap(V3, In, ms(2_000)).action, Action::AwaitEscort { .. }),
+            matches!(
+                d.tap(V3, In, ms(2_000)).verdict,
+                Verdict::AwaitEscort { .. }
+            ),
             "same card again"
         );
         assert!(d.inside().is_empty());
@@ -969,14 +1046,14 @@ mod tests {
     fn staff_can_escort_by_default_and_not_when_configured_otherwise() {
         let mut d = Door::default();
         d.tap(STAFF, In, ms(0));
-        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
+        assert_eq!(d.tap(V3, In, ms(1)).verdict, Verdict::Grant);
         let mut s = ProcedureSettings::new("server-room");
         s.escort.escort_roles = crate::escort::RoleSet::of(&[Role::Escort]);
         let mut d = Door::new(s);
         d.tap(STAFF, In, ms(0));
         assert!(matches!(
-            d.tap(V3, In, ms(1)).action,
-            Action::AwaitEscort { .. }
+            d.tap(V3, In, ms(1)).verdict,
+            Verdict::AwaitEscort { .. }
         ));
     }
 
@@ -1018,11 +1095,11 @@ mod tests {
                 },
             );
             match want {
-                Some(reason) => assert_eq!(r.action, Action::Deny(reason), "{name}"),
+                Some(reason) => assert_eq!(r.verdict, Verdict::Deny(reason), "{name}"),
                 None => assert!(
-                    matches!(r.action, Action::AwaitEscort { .. }),
+                    matches!(r.verdict, Verdict::AwaitEscort { .. }),
                     "{name}: {:?}",
-                    r.action
+                    r.verdict
                 ),
             }
         }
@@ -1032,11 +1109,11 @@ mod tests {
     fn list_level_denies_come_first() {
         let mut d = Door::default();
         let r = d.tap(EXPIRED, In, ms(0));
-        assert_eq!(r.action, Action::Deny(DenyReason::Expired));
+        assert_eq!(r.verdict, Verdict::Deny(DenyReason::Expired));
         assert_eq!(r.events[0].holder.as_deref(), Some("lapsed"));
         assert_eq!(
-            d.tap(UNKNOWN, In, ms(1)).action,
-            Action::Deny(DenyReason::UnknownCard)
+            d.tap(UNKNOWN, In, ms(1)).verdict,
+            Verdict::Deny(DenyReason::UnknownCard)
         );
         let r = d.p.on_tap(
             Some(&d.meta),
@@ -1049,7 +1126,7 @@ mod tests {
                 mono: d.m0,
             },
         );
-        assert_eq!(r.action, Action::Deny(DenyReason::StoreError));
+        assert_eq!(r.verdict, Verdict::Deny(DenyReason::StoreError));
         let r = d.p.on_tap(
             None,
             Tap {
@@ -1061,7 +1138,7 @@ mod tests {
                 mono: d.m0,
             },
         );
-        assert_eq!(r.action, Action::Deny(DenyReason::NoList));
+        assert_eq!(r.verdict, Verdict::Deny(DenyReason::NoList));
     }
 
     /// (mode, direction of the violating tap, action, violation alarm?)
@@ -1069,12 +1146,12 @@ mod tests {
     fn anti_passback_modes_in_both_directions() {
         use AntiPassback::*;
         let cases = [
-            (Off, In, Action::Grant, false),
-            (Soft, In, Action::Grant, true),
-            (Hard, In, Action::Deny(DenyReason::AntiPassback), true),
-            (Off, Out, Action::Grant, false),
-            (Soft, Out, Action::Grant, true),
-            (Hard, Out, Action::Deny(DenyReason::AntiPassback), true),
+            (Off, In, Verdict::Grant, false),
+            (Soft, In, Verdict::Grant, true),
+            (Hard, In, Verdict::Deny(DenyReason::AntiPassback), true),
+            (Off, Out, Verdict::Grant, false),
+            (Soft, Out, Verdict::Grant, true),
+            (Hard, Out, Verdict::Deny(DenyReason::AntiPassback), true),
         ];
         for (mode, dir, want, alarm) in cases {
             let name = format!("{mode:?} {dir:?}");
@@ -1082,11 +1159,11 @@ mod tests {
             s.anti_passback = mode;
             let mut d = Door::new(s);
             if dir == In {
-                assert_eq!(d.tap(STAFF, In, ms(0)).action, Action::Grant, "{name}");
+                assert_eq!(d.tap(STAFF, In, ms(0)).verdict, Verdict::Grant, "{name}");
             }
             // In: already inside. Out: never came in.
             let r = d.tap(STAFF, dir, ms(1_000));
-            assert_eq!(r.action, want, "{name}");
+            assert_eq!(r.verdict, want, "{name}");
             let violation = r
                 .events
                 .iter()
@@ -1112,9 +1189,9 @@ mod tests {
         }
     }
 
-    fn want_decision(a: Action) -> &'static str {
+    fn want_decision(a: Verdict) -> &'static str {
         match a {
-            Action::Grant => "grant",
+            Verdict::Grant => "grant",
             _ => "deny",
         }
     }
@@ -1125,10 +1202,10 @@ mod tests {
         s.anti_passback = AntiPassback::Hard;
         let mut d = Door::new(s);
         d.tap(ESCORT, In, ms(0));
-        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
+        assert_eq!(d.tap(V3, In, ms(1)).verdict, Verdict::Grant);
         assert_eq!(
-            d.tap(V3, In, ms(2)).action,
-            Action::Deny(DenyReason::AntiPassback)
+            d.tap(V3, In, ms(2)).verdict,
+            Verdict::Deny(DenyReason::AntiPassback)
         );
     }
 
@@ -1138,7 +1215,7 @@ mod tests {
         d.tap(ESCORT, In, ms(0));
         d.tap(V3, In, ms(2_000));
         let r = d.tap(ESCORT, Out, ms(60_000));
-        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.verdict, Verdict::Grant);
         assert_eq!(
             kinds(&r.events),
             vec![EventKind::AccessGranted, EventKind::VisitorUnescorted]
@@ -1153,7 +1230,7 @@ mod tests {
             ]
         );
         let r = d.tap(V3, Out, ms(1_202_000));
-        assert_eq!(r.action, Action::Grant, "no escort needed to leave");
+        assert_eq!(r.verdict, Verdict::Grant, "no escort needed to leave");
         assert_eq!(
             kinds(&r.events),
             vec![EventKind::AccessGranted, EventKind::VisitClosed]
@@ -1179,11 +1256,11 @@ mod tests {
         // A new list drops Budi while he is inside.
         d.entries.retain(|e| e.holder != "budi");
         assert_eq!(
-            d.tap(STAFF, In, ms(1)).action,
-            Action::Deny(DenyReason::UnknownCard)
+            d.tap(STAFF, In, ms(1)).verdict,
+            Verdict::Deny(DenyReason::UnknownCard)
         );
         let r = d.tap(STAFF, Out, ms(2));
-        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.verdict, Verdict::Grant);
         assert_eq!(r.events[0].holder.as_deref(), Some("budi"));
         assert!(d.inside().is_empty());
     }
@@ -1193,9 +1270,9 @@ mod tests {
         let mut d = Door::default();
         // The visit ends at T0 + 1 h; the visitor taps 5 s before, the escort 6 s later.
         let r = d.tap(V3, In, ms(3_595_000));
-        assert!(matches!(r.action, Action::AwaitEscort { .. }));
+        assert!(matches!(r.verdict, Verdict::AwaitEscort { .. }));
         let r = d.tap(ESCORT, In, ms(3_601_000));
-        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.verdict, Verdict::Grant);
         let v = r
             .events
             .iter()
@@ -1224,21 +1301,21 @@ mod tests {
             "the 5th"
         );
         assert_eq!(
-            d.tap(UNKNOWN, In, ms(5_000)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
+            d.tap(UNKNOWN, In, ms(5_000)).verdict,
+            Verdict::Deny(DenyReason::ReaderLockedOut)
         );
         assert_eq!(
-            d.tap(STAFF, In, ms(6_000)).action,
-            Action::Grant,
+            d.tap(STAFF, In, ms(6_000)).verdict,
+            Verdict::Grant,
             "staff still pass"
         );
         assert_eq!(
-            d.tap(V3, In, ms(7_000)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
+            d.tap(V3, In, ms(7_000)).verdict,
+            Verdict::Deny(DenyReason::ReaderLockedOut)
         );
         assert_eq!(
-            d.tap_on("entry-2", UNKNOWN, In, ms(7_000)).action,
-            Action::Deny(DenyReason::UnknownCard),
+            d.tap_on("entry-2", UNKNOWN, In, ms(7_000)).verdict,
+            Verdict::Deny(DenyReason::UnknownCard),
             "other readers are not locked"
         );
         assert_eq!(d.p.next_deadline(), Some(d.m0 + ms(64_000)));
@@ -1248,8 +1325,8 @@ mod tests {
             vec![EventKind::ReaderLockoutCleared]
         );
         assert_eq!(
-            d.tap(UNKNOWN, In, ms(65_000)).action,
-            Action::Deny(DenyReason::UnknownCard)
+            d.tap(UNKNOWN, In, ms(65_000)).verdict,
+            Verdict::Deny(DenyReason::UnknownCard)
         );
 
         let mut s = ProcedureSettings::new("server-room");
@@ -1259,8 +1336,8 @@ mod tests {
             d.tap(UNKNOWN, In, ms(i));
         }
         assert_eq!(
-            d.tap(STAFF, In, ms(10)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
+            d.tap(STAFF, In, ms(10)).verdict,
+            Verdict::Deny(DenyReason::ReaderLockedOut)
         );
     }
 
@@ -1277,7 +1354,7 @@ mod tests {
             kinds(&r.events),
             vec![EventKind::ReaderLockoutCleared, EventKind::AccessDenied]
         );
-        assert_eq!(r.action, Action::Deny(DenyReason::UnknownCard));
+        assert_eq!(r.verdict, Verdict::Deny(DenyReason::UnknownCard));
         // …and a new lockout starts only after the clear, counted afresh.
         for i in 1..4 {
             assert_eq!(
@@ -1336,7 +1413,7 @@ mod tests {
         };
         // At 1970 every entry would be "not yet valid"; on the floor, staff are decided normally.
         let r = tap(&mut d, STAFF, ms(0));
-        assert_eq!(r.action, Action::Grant);
+        assert_eq!(r.verdict, Verdict::Grant);
         assert_eq!(
             r.events[0].kind,
             EventKind::ClockUntrusted,
@@ -1344,7 +1421,7 @@ mod tests {
         );
         // Time-boxed badges fail closed: the floor cannot show the visit has not ended.
         let r = tap(&mut d, V3, ms(1_000));
-        assert_eq!(r.action, Action::Deny(DenyReason::ClockUntrusted));
+        assert_eq!(r.verdict, Verdict::Deny(DenyReason::ClockUntrusted));
         assert_eq!(kinds(&r.events), vec![EventKind::AccessDenied]);
         // NTP answers.
         let e = d.p.on_tick(ts("2026-05-04T03:00:30Z"), m0 + ms(2_000));
@@ -1363,8 +1440,8 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            tap(&mut d, V3, ms(0)).action,
-            Action::AwaitEscort { .. }
+            tap(&mut d, V3, ms(0)).verdict,
+            Verdict::AwaitEscort { .. }
         ));
     }
 
@@ -1398,7 +1475,7 @@ mod tests {
         // The clock is right again: untrusted until real time reaches the bound, staff granted.
         let events = d.p.on_tick(ts("2026-05-04T03:00:02Z"), d.m0 + ms(2_000));
         assert_eq!(kinds(&events), vec![EventKind::ClockUntrusted]);
-        assert_eq!(d.tap(STAFF, In, ms(2_000)).action, Action::Grant);
+        assert_eq!(d.tap(STAFF, In, ms(2_000)).verdict, Verdict::Grant);
         // Never past the list's expiry, whatever max_ahead says.
         let mut s = ProcedureSettings::new("server-room");
         s.clock_max_ahead = Duration::from_secs(400 * 86_400);
@@ -1558,6 +1635,134 @@ mod tests {
         }
     }
 
+    // --- lockdown -----------------------------------------------------------------------------
+
+    /// (lockdown, card, side, verdict): a lockdown keeps other listed roles out on the entry
+    /// side, before any other rule; unknown cards, failed lookups and exits are decided as usual.
+    #[test]
+    fn lockdown_admits_only_its_role_on_entry_and_never_refuses_an_exit() {
+        use DenyReason::*;
+        let staff = Some(Role::Staff);
+        let escort = Some(Role::Escort);
+        let cases = [
+            (None, STAFF, In, Verdict::Grant),
+            (staff, STAFF, In, Verdict::Grant),
+            (staff, ESCORT, In, Verdict::Deny(Lockdown)),
+            (escort, STAFF, In, Verdict::Deny(Lockdown)),
+            (escort, ESCORT, In, Verdict::Grant),
+            (staff, V3, In, Verdict::Deny(Lockdown)),
+            (Some(Role::Visitor), STAFF, In, Verdict::Deny(Lockdown)),
+            // The lockdown comes first: a lapsed card of another role hears "lockdown".
+            (escort, EXPIRED, In, Verdict::Deny(Lockdown)),
+            (staff, EXPIRED, In, Verdict::Deny(Expired)),
+            (staff, UNKNOWN, In, Verdict::Deny(UnknownCard)),
+            (escort, STAFF, Out, Verdict::Grant),
+            (staff, ESCORT, Out, Verdict::Grant),
+        ];
+        for (lockdown, card, side, want) in cases {
+            let name = format!("lockdown {lockdown:?}, card {card}, {side:?}");
+            let mut d = Door::default();
+            assert_eq!(d.p.set_lockdown(lockdown), None, "{name}");
+            assert_eq!(d.p.lockdown(), lockdown, "{name}");
+            let r = d.tap(card, side, ms(0));
+            assert_eq!(r.verdict, want, "{name}");
+            if want == Verdict::Deny(Lockdown) {
+                // Exactly the event the door recorded before the lockdown moved into the core.
+                let holder = d.entries.iter().find(|e| e.card == CardHash([card; 32]));
+                let want_event = EventDraft::tap(
+                    Decision::Deny(Lockdown),
+                    "entry",
+                    holder.map(|e| e.holder.as_str()),
+                    CardHash([card; 32]).masked(),
+                    Some(3),
+                );
+                assert_eq!(r.events, vec![want_event], "{name}");
+                assert_eq!(r.tap_event, 0, "{name}");
+                assert_eq!(r.escort, None, "{name}");
+                assert!(d.inside().is_empty(), "{name}");
+                assert!(!d.p.take_dirty(), "{name}: nothing changed");
+            }
+        }
+        let mut d = Door::default();
+        let r = d.tap(STAFF, In, ms(0));
+        assert_eq!(r.verdict, Verdict::Grant);
+        d.p.set_lockdown(escort);
+        let found = d.entries[0].clone();
+        let r = d.p.on_tap(
+            Some(&d.meta),
+            Tap {
+                reader: "entry",
+                direction: In,
+                card: found.card,
+                lookup: Lookup::Failed,
+                wall: d.wall(ms(1)),
+                mono: d.m0 + ms(1),
+            },
+        );
+        assert_eq!(
+            r.verdict,
+            Verdict::Deny(StoreError),
+            "a failed lookup fails closed as usual"
+        );
+    }
+
+    #[test]
+    fn lockdown_denies_count_towards_no_lockout_and_release_restores_the_usual_rules() {
+        let mut d = Door::default();
+        assert_eq!(d.p.set_lockdown(Some(Role::Escort)), None);
+        for i in 0..20 {
+            let r = d.tap(STAFF, In, ms(i * 100));
+            assert_eq!(r.verdict, Verdict::Deny(DenyReason::Lockdown), "tap {i}");
+            assert_eq!(kinds(&r.events), vec![EventKind::AccessDenied], "tap {i}");
+        }
+        assert_eq!(
+            d.p.locked_readers().count(),
+            0,
+            "no lockout from lockdown denies"
+        );
+        assert_eq!(d.tap(ESCORT, In, ms(2_500)).verdict, Verdict::Grant);
+        assert_eq!(d.p.set_lockdown(None), Some(Role::Escort), "the one before");
+        assert_eq!(d.p.lockdown(), None);
+        assert_eq!(d.tap(STAFF, In, ms(3_000)).verdict, Verdict::Grant);
+        assert_eq!(d.inside(), vec!["siti", "budi"]);
+    }
+
+    #[test]
+    fn the_tap_event_is_marked_when_other_events_come_before_it() {
+        // Soft anti-passback: the alarm comes first, then the grant it let through.
+        let mut s = ProcedureSettings::new("server-room");
+        s.anti_passback = AntiPassback::Soft;
+        let mut d = Door::new(s);
+        d.tap(STAFF, In, ms(0));
+        let r = d.tap(STAFF, In, ms(1_000));
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::AntipassbackViolation, EventKind::AccessGranted]
+        );
+        assert_eq!(r.tap_event, 1);
+        // An escort completing a waiting visitor: the escort's grant is the tap's, the
+        // visitor's grant that follows is not.
+        let mut d = Door::default();
+        d.tap(V3, In, ms(0));
+        let r = d.tap(ESCORT, In, ms(1_000));
+        let own = r.own_event().unwrap();
+        assert_eq!(own.holder.as_deref(), Some("siti"));
+        assert!(r.events[r.tap_event + 1..]
+            .iter()
+            .any(|e| e.holder.as_deref() == Some("badge-3") && e.kind == EventKind::AccessGranted));
+        // A lockout that ended is cleared before the tap's own event.
+        let mut d = Door::default();
+        for i in 0..5 {
+            d.tap(UNKNOWN, In, ms(i));
+        }
+        let r = d.tap(UNKNOWN, In, ms(70_000));
+        assert_eq!(
+            kinds(&r.events),
+            vec![EventKind::ReaderLockoutCleared, EventKind::AccessDenied]
+        );
+        assert_eq!(r.tap_event, 1);
+    }
+
     // --- properties ---------------------------------------------------------------------------
 
     #[derive(Debug, Clone)]
@@ -1583,8 +1788,84 @@ mod tests {
         ]
     }
 
+    /// The tap's own event is the one the daemon used to guess: the first decision event
+    /// (granted, denied, awaited) for this card on this reader, and it says what the verdict does.
+    fn check_tap_event(r: &TapResult, reader: &str, card: u8) -> Result<(), TestCaseError> {
+        let masked = CardHash([card; 32]).masked();
+        let is_decision = |e: &EventDraft| {
+            e.reader.as_deref() == Some(reader)
+                && e.card.as_deref() == Some(masked.as_str())
+                && matches!(
+                    e.kind,
+                    EventKind::AccessGranted | EventKind::AccessDenied | EventKind::EscortAwaited
+                )
+        };
+        prop_assert_eq!(r.events.iter().position(is_decision), Some(r.tap_event));
+        let own = &r.events[r.tap_event];
+        let want = match r.verdict {
+            Verdict::Grant => EventKind::AccessGranted,
+            Verdict::Deny(_) => EventKind::AccessDenied,
+            Verdict::AwaitEscort { .. } => EventKind::EscortAwaited,
+        };
+        prop_assert_eq!(own.kind, want);
+        if let Verdict::Deny(reason) = r.verdict {
+            prop_assert_eq!(own.reason.as_deref(), Some(reason.as_str()));
+        }
+        Ok(())
+    }
+
+    fn lockdown_role() -> impl Strategy<Value = Option<Role>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Role::Staff)),
+            Just(Some(Role::Escort)),
+            Just(Some(Role::Visitor))
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Under any lockdown, changed at any time: an entry tap of a listed card of another role
+        /// is denied `lockdown` with one event and changes nothing; every other tap is decided as
+        /// by a door without the lockdown in the same state.
+        #[test]
+        fn lockdown_is_one_rule_in_front_of_the_others(
+            ops in proptest::collection::vec((op(), lockdown_role()), 1..40),
+        ) {
+            let mut d = Door::default();
+            let mut now = Duration::ZERO;
+            for (op, lockdown) in ops {
+                d.p.set_lockdown(lockdown);
+                let Op::Tap { card, exit, after_ms } = op else { continue };
+                now += ms(after_ms);
+                let dir = if exit { Out } else { In };
+                let role = d.entries.iter().find(|e| e.card == CardHash([card; 32])).map(|e| e.role);
+                let kept_out = !exit && matches!((lockdown, role), (Some(a), Some(r)) if a != r);
+                let mut twin = d.p.clone();
+                twin.set_lockdown(None);
+                let before = d.p.presence().count();
+                let r = d.tap(card, dir, now);
+                check_tap_event(&r, if exit { "exit" } else { "entry" }, card)?;
+                if kept_out {
+                    prop_assert_eq!(r.verdict, Verdict::Deny(DenyReason::Lockdown));
+                    prop_assert_eq!(r.events.len(), 1);
+                    prop_assert_eq!(d.p.presence().count(), before);
+                } else {
+                    let hash = CardHash([card; 32]);
+                    let found = d.entries.iter().find(|e| e.card == hash);
+                    let want = twin.on_tap(Some(&d.meta), Tap {
+                        reader: if exit { "exit" } else { "entry" },
+                        direction: dir,
+                        card: hash,
+                        lookup: found.map_or(Lookup::NotFound, Lookup::Found),
+                        wall: d.wall(now),
+                        mono: d.m0 + now,
+                    });
+                    prop_assert_eq!(r, want);
+                }
+            }
+        }
 
         /// No visitor is granted without a distinct, valid escort tap within the window; presence
         /// always equals what the grant events say; every `visit.closed` matches an earlier entry.
@@ -1609,7 +1890,8 @@ mod tests {
                     Op::Tap { card, exit, after_ms } => {
                         now += ms(after_ms);
                         let r = d.tap(card, if exit { Out } else { In }, now);
-                        taps.push((now, holder_of(card).to_string(), !exit, r.action == Action::Grant));
+                        taps.push((now, holder_of(card).to_string(), !exit, r.verdict == Verdict::Grant));
+                        check_tap_event(&r, if exit { "exit" } else { "entry" }, card)?;
                         r.events
                     }
                     Op::Tick { after_ms } => { now += ms(after_ms); d.tick(now) }
