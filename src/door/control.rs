@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::event::Event;
 use crate::door::config::ReaderRole;
-use crate::door::daemon::DaemonHandle;
 use crate::door::hw::sim::LockChange;
 use crate::door::hw::{DoorInput, LockState};
 
@@ -161,7 +160,7 @@ pub struct Captured {
 
 /// The active list, as status reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListStatus {
+pub struct ActiveListSummary {
     /// Version.
     pub version: u64,
     /// Signing time.
@@ -218,7 +217,7 @@ pub struct Status {
     /// The door's clock now.
     pub now: Timestamp,
     /// Active list, if any.
-    pub list: Option<ListStatus>,
+    pub list: Option<ActiveListSummary>,
     /// The rollback floor: a new list must be above it ([`crate::door::store::Store::highest_version`]).
     pub highest_list_version: u64,
     /// Lock state.
@@ -398,8 +397,24 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<Unix
     Ok(listener)
 }
 
-/// Serves connections until `shutdown`.
-pub async fn serve(listener: UnixListener, handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
+/// What answers the control socket's requests (the daemon's handle). The server only moves
+/// lines; it knows nothing of the door, so the door's runtime depends on this module and not the
+/// reverse.
+pub trait Responder: Send + Sync + 'static {
+    /// Answers one request from `peer` (the client's credentials, if the socket gave them).
+    fn respond(
+        &self,
+        req: Request,
+        peer: Option<Peer>,
+    ) -> impl std::future::Future<Output = Reply> + Send;
+}
+
+/// Serves connections until `shutdown`, each request answered by `handle`.
+pub async fn serve<R: Responder>(
+    listener: UnixListener,
+    handle: Arc<R>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -418,9 +433,9 @@ pub async fn serve(listener: UnixListener, handle: Arc<DaemonHandle>, shutdown: 
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<R: Responder>(
     stream: UnixStream,
-    handle: Arc<DaemonHandle>,
+    handle: Arc<R>,
     shutdown: CancellationToken,
 ) {
     let peer = stream.peer_cred().ok().map(|c| Peer {
@@ -449,7 +464,7 @@ async fn serve_connection(
                         // A capture can wait long: a client that hangs up cancels it (dropping
                         // the wait voids the door's capture), so a later tap is decided.
                         tokio::select! {
-                            reply = handle.handle(req, peer) => reply,
+                            reply = handle.respond(req, peer) => reply,
                             next = framed.next() => match next {
                                 None | Some(Err(_)) => return,
                                 Some(Ok(_)) => Reply::Error {
@@ -458,7 +473,7 @@ async fn serve_connection(
                             },
                         }
                     } else {
-                        handle.handle(req, peer).await
+                        handle.respond(req, peer).await
                     }
                 }
             },
