@@ -233,11 +233,17 @@ mod tests {
         // A copy still in progress: b grows between scans.
         append(&dir.path().join("b.list"), b"two");
         assert_eq!(names(&scanner.scan(dir.path())), ["a.list"]);
-        assert_eq!(
-            names(&scanner.scan(dir.path())),
-            ["a.list", "b.list"],
-            "sorted"
-        );
+        // a was handed on (the watcher moves it away); b held still now.
+        assert_eq!(names(&scanner.scan(dir.path())), ["b.list"]);
+        // Ready files come in name order, whatever order the directory lists them in.
+        let dir = tempfile::tempdir().unwrap();
+        let mut scanner = InboxScanner::default();
+        for name in ["d.list", "b.list", "c.list", "a.list"] {
+            append(&dir.path().join(name), b"one");
+        }
+        scanner.scan(dir.path());
+        let all = names(&scanner.scan(dir.path()));
+        assert_eq!(all, ["a.list", "b.list", "c.list", "d.list"]);
     }
 
     #[test]

@@ -23,5 +23,7 @@ pub(crate) mod mailbox;
 pub(crate) mod readers;
 pub(crate) mod recorder;
 pub(crate) mod task;
+#[cfg(test)]
+mod tests;
 
 pub use handle::DaemonHandle;
