@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::oneshot;
+
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
 use crate::door::config::ReaderBackend;
@@ -11,7 +13,6 @@ use crate::door::control::{
 };
 use crate::door::runtime::handle::DaemonHandle;
 use crate::door::runtime::mailbox::DoorMsg;
-use tokio::sync::oneshot;
 
 impl Responder for DaemonHandle {
     fn respond(
