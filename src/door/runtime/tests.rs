@@ -21,9 +21,9 @@ use crate::door::config::Config;
 use crate::door::control::{Reply, Request};
 use crate::door::hw::sim::{LockRecord, SimLock};
 use crate::door::hw::{DoorInput, LockState};
+use crate::door::runtime::handle::DaemonHandle;
 use crate::door::runtime::intake::Intake;
 use crate::door::runtime::task::{assemble, DoorParts};
-use crate::door::runtime::handle::DaemonHandle;
 use crate::door::store::{Store, StoreOptions};
 use crate::util::files::FileId;
 
