@@ -487,3 +487,61 @@ async fn serve_connection<R: Responder>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every request with the request's name (or an error for `who`), and counts peers.
+    struct Echo;
+
+    impl Responder for Echo {
+        async fn respond(&self, req: Request, peer: Option<Peer>) -> Reply {
+            assert!(peer.is_some(), "a Unix socket knows its peer");
+            match req {
+                Request::Who => Reply::Error {
+                    message: "no who here".into(),
+                },
+                other => Reply::Error {
+                    message: format!("echo {}", other.name()),
+                },
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_server_moves_lines_between_a_client_and_any_responder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = bind(&path, 0o600, None).unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Arc::new(Echo), shutdown.clone()));
+        let p = path.clone();
+        let (status, who) = tokio::task::spawn_blocking(move || {
+            let ask = |req| request(&p, &req, Duration::from_secs(5)).unwrap();
+            (ask(Request::Status), ask(Request::Who))
+        })
+        .await
+        .unwrap();
+        let message = |reply: Reply| match reply {
+            Reply::Error { message } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message(status), "echo status");
+        assert_eq!(message(who), "no who here");
+        // A line that is not a request is answered, not dropped.
+        let p = path.clone();
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            stream.write_all(b"{\"cmd\":\"dance\"}\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(raw.contains("bad request"), "{raw}");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}
