@@ -150,7 +150,7 @@ impl Door {
         let sink = log.clone();
         std::thread::spawn(move || {
             for (at, line) in lines {
-                if line.contains("pintu::door::daemon: tap ") {
+                if line.contains("pintu::door::runtime::task: tap ") {
                     let micros = line
                         .split("micros=")
                         .nth(1)

@@ -997,7 +997,7 @@ fn a_relay_error_is_a_hardware_fault_and_the_door_counts_as_secured() {
 /// `tokio::time::Instant::now()`): relock on close, REX, each alarm and its clear.
 #[tokio::test(start_paused = true)]
 async fn door_machine_under_tokios_paused_clock() {
-    use pintu::core::door::LockCommand::{Secure, Unlock};
+    use pintu::core::doorstate::LockCommand::{Release, Secure};
     use pintu::core::doorstate::{DoorEvent::*, DoorMachine, DoorSettings, Output::*};
     let now = || tokio::time::Instant::now().into_std();
     let settings = DoorSettings {
@@ -1009,7 +1009,7 @@ async fn door_machine_under_tokios_paused_clock() {
     };
     let mut door = DoorMachine::new(settings);
     // REX releases; nobody opens; the release runs out on the paused clock.
-    assert_eq!(door.release(now()), vec![Lock(Unlock)]);
+    assert_eq!(door.release(now()), vec![Lock(Release)]);
     tokio::time::advance(Duration::from_secs(4)).await;
     assert_eq!(door.tick(now()), vec![]);
     tokio::time::sleep_until(tokio::time::Instant::from_std(

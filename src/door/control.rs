@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::event::Event;
 use crate::door::config::ReaderRole;
-use crate::door::daemon::DaemonHandle;
 use crate::door::hw::sim::LockChange;
 use crate::door::hw::{DoorInput, LockState};
 
@@ -161,7 +160,7 @@ pub struct Captured {
 
 /// The active list, as status reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListStatus {
+pub struct ActiveListSummary {
     /// Version.
     pub version: u64,
     /// Signing time.
@@ -218,7 +217,7 @@ pub struct Status {
     /// The door's clock now.
     pub now: Timestamp,
     /// Active list, if any.
-    pub list: Option<ListStatus>,
+    pub list: Option<ActiveListSummary>,
     /// The rollback floor: a new list must be above it ([`crate::door::store::Store::highest_version`]).
     pub highest_list_version: u64,
     /// Lock state.
@@ -398,8 +397,24 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<Unix
     Ok(listener)
 }
 
-/// Serves connections until `shutdown`.
-pub async fn serve(listener: UnixListener, handle: Arc<DaemonHandle>, shutdown: CancellationToken) {
+/// What answers the control socket's requests (the daemon's handle). The server only moves
+/// lines; it knows nothing of the door, so the door's runtime depends on this module and not the
+/// reverse.
+pub trait Responder: Send + Sync + 'static {
+    /// Answers one request from `peer` (the client's credentials, if the socket gave them).
+    fn respond(
+        &self,
+        req: Request,
+        peer: Option<Peer>,
+    ) -> impl std::future::Future<Output = Reply> + Send;
+}
+
+/// Serves connections until `shutdown`, each request answered by `handle`.
+pub async fn serve<R: Responder>(
+    listener: UnixListener,
+    handle: Arc<R>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -418,9 +433,9 @@ pub async fn serve(listener: UnixListener, handle: Arc<DaemonHandle>, shutdown: 
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<R: Responder>(
     stream: UnixStream,
-    handle: Arc<DaemonHandle>,
+    handle: Arc<R>,
     shutdown: CancellationToken,
 ) {
     let peer = stream.peer_cred().ok().map(|c| Peer {
@@ -449,7 +464,7 @@ async fn serve_connection(
                         // A capture can wait long: a client that hangs up cancels it (dropping
                         // the wait voids the door's capture), so a later tap is decided.
                         tokio::select! {
-                            reply = handle.handle(req, peer) => reply,
+                            reply = handle.respond(req, peer) => reply,
                             next = framed.next() => match next {
                                 None | Some(Err(_)) => return,
                                 Some(Ok(_)) => Reply::Error {
@@ -458,7 +473,7 @@ async fn serve_connection(
                             },
                         }
                     } else {
-                        handle.handle(req, peer).await
+                        handle.respond(req, peer).await
                     }
                 }
             },
@@ -470,5 +485,63 @@ async fn serve_connection(
         if framed.send(text).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every request with the request's name (or an error for `who`), and counts peers.
+    struct Echo;
+
+    impl Responder for Echo {
+        async fn respond(&self, req: Request, peer: Option<Peer>) -> Reply {
+            assert!(peer.is_some(), "a Unix socket knows its peer");
+            match req {
+                Request::Who => Reply::Error {
+                    message: "no who here".into(),
+                },
+                other => Reply::Error {
+                    message: format!("echo {}", other.name()),
+                },
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_server_moves_lines_between_a_client_and_any_responder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = bind(&path, 0o600, None).unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Arc::new(Echo), shutdown.clone()));
+        let p = path.clone();
+        let (status, who) = tokio::task::spawn_blocking(move || {
+            let ask = |req| request(&p, &req, Duration::from_secs(5)).unwrap();
+            (ask(Request::Status), ask(Request::Who))
+        })
+        .await
+        .unwrap();
+        let message = |reply: Reply| match reply {
+            Reply::Error { message } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message(status), "echo status");
+        assert_eq!(message(who), "no who here");
+        // A line that is not a request is answered, not dropped.
+        let p = path.clone();
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            stream.write_all(b"{\"cmd\":\"dance\"}\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(raw.contains("bad request"), "{raw}");
+        shutdown.cancel();
+        server.await.unwrap();
     }
 }

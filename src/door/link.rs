@@ -38,7 +38,7 @@ use crate::core::command::{self, CommandPolicy, COMMAND_MAX_BYTES};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
 use crate::door::config::MqttConfig;
-use crate::door::daemon::DaemonHandle;
+use crate::door::runtime::DaemonHandle;
 
 /// Schema id of the status messages.
 pub const STATUS_SCHEMA: &str = "pintu.status.v1";

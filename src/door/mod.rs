@@ -5,7 +5,10 @@
 //!   floors, the durable event outbox; plus the last good list file.
 //! - [`hw`]: small traits for the hardware edges (lock, card sources, door inputs), their real
 //!   backends (PC/SC, serial, GPIO) and simulated ones.
-//! - [`daemon`]: `pintud`'s runtime: the door task, list intake and the inbox watcher.
+//! - [`daemon`]: `pintud`'s wiring: starts the runtime, the control server, the sources, the
+//!   MQTT link and the watchdog, and stops them with the lock secured.
+//! - [`runtime`]: the door task (lock, procedure, lockdown, presence), the
+//!   [`DaemonHandle`](runtime::DaemonHandle) everyone else calls, list intake and the inbox.
 //! - [`control`]: the local control socket (protocol, server and client).
 //! - [`link`]: the door's MQTT link: events out of the outbox, status, signed lists and commands in.
 //! - [`failure`]: `pintud --report-failure`, run by systemd when it gives up on pintud.
@@ -18,4 +21,5 @@ pub mod daemon;
 pub mod failure;
 pub mod hw;
 pub mod link;
+pub mod runtime;
 pub mod store;

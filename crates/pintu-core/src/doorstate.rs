@@ -14,7 +14,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::door::LockCommand;
+/// What to do with the lock (the relay): the machine's commands, carried out by the door task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockCommand {
+    /// Release the lock (energise or de-energise as wired) so the door can be opened.
+    Release,
+    /// Return to the locked, safe state.
+    Secure,
+}
 
 /// How the lock behaves without power, which decides what a fault or a stop leaves behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -124,7 +131,7 @@ impl DoorMachine {
         let was_secured = self.released_until.is_none();
         self.released_until = Some(now + self.settings.unlock_for);
         if was_secured {
-            vec![Output::Lock(LockCommand::Unlock)]
+            vec![Output::Lock(LockCommand::Release)]
         } else {
             vec![]
         }
@@ -230,7 +237,7 @@ mod tests {
     fn grant_open_close_relocks_at_once() {
         let t = Instant::now();
         let mut d = DoorMachine::new(settings());
-        assert_eq!(d.release(t), vec![Lock(Unlock)]);
+        assert_eq!(d.release(t), vec![Lock(Release)]);
         assert_eq!(
             d.contact_opened(t + s(1)),
             vec![Event(Opened { authorised: true })]
@@ -293,7 +300,7 @@ mod tests {
     fn exit_button_makes_the_opening_authorised() {
         let t = Instant::now();
         let mut d = DoorMachine::new(settings());
-        assert_eq!(d.release(t), vec![Lock(Unlock)]); // REX
+        assert_eq!(d.release(t), vec![Lock(Release)]); // REX
         assert_eq!(
             d.contact_opened(t + s(1)),
             vec![Event(Opened { authorised: true })]

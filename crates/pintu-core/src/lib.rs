@@ -6,7 +6,6 @@
 pub mod card;
 pub mod command;
 pub mod decision;
-pub mod door;
 pub mod doorstate;
 pub mod escort;
 pub mod event;

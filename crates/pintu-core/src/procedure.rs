@@ -2,14 +2,16 @@
 //! per tick, composing the list decision ([`decide`]) with visits, the escort rule, presence and
 //! anti-passback, flood lockouts and the trusted-time floor.
 //!
-//! Inputs carry the wall clock and the monotonic clock read together; outputs are an [`Action`]
+//! Inputs carry the wall clock and the monotonic clock read together; outputs are a [`Verdict`]
 //! for the lock (grant, deny, or wait for an escort) and [`EventDraft`]s, in the order they
-//! happened. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
+//! happened, with the tap's own event marked ([`TapResult::tap_event`]). A lockdown (a signed
+//! command admitting one role) is decided here too, before anything else about an entry tap. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
 //! when [`Procedure::take_dirty`] says so, and calls [`Procedure::on_tick`] at
 //! [`Procedure::next_deadline`] (and at least every second). Rules and defaults: `docs/visits.md`.
 //!
 //! ```text
-//!  tap ─► effective time (floor) ─► decide(list, entry, door, time) ─► reader lockout?
+//!  tap ─► lockdown? (entry side, listed card of another role: deny, nothing else happens)
+//!       ─► effective time (floor) ─► decide(list, entry, door, time) ─► reader lockout?
 //!          entry reader: visitor? ─► clock trusted? visit window? anti-passback? escort pair?
 //!                        staff/escort ─► anti-passback ─► grant, enter; completes a waiting visitor
 //!          exit reader:  inside? ─► grant, leave (visit.closed, visitor.unescorted)
@@ -114,7 +116,7 @@ pub struct Tap<'a> {
 
 /// What the door does with a tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum Verdict {
     /// Release the lock.
     Grant,
     /// Keep it locked.
@@ -127,13 +129,13 @@ pub enum Action {
     },
 }
 
-impl Action {
+impl Verdict {
     /// `grant`, `deny` or `await_escort` (for logs and the control socket).
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Grant => "grant",
-            Action::Deny(_) => "deny",
-            Action::AwaitEscort { .. } => "await_escort",
+            Verdict::Grant => "grant",
+            Verdict::Deny(_) => "deny",
+            Verdict::AwaitEscort { .. } => "await_escort",
         }
     }
 }
@@ -142,11 +144,23 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapResult {
     /// What to do with the lock.
-    pub action: Action,
+    pub verdict: Verdict,
     /// Holder id of the escort, when this tap admitted a visitor (either half of the pair).
     pub escort: Option<String>,
-    /// Events to record, in order (the tap's own event first).
+    /// Events to record, in order. Clock and lockout events may come before the tap's own event
+    /// (an anti-passback alarm too), presence and visit events after it.
     pub events: Vec<EventDraft>,
+    /// Index in `events` of the tap's own event (`access.granted`, `access.denied` or
+    /// `escort.awaited` for this card on this reader): the one whose sequence number
+    /// acknowledges the tap. Every tap has exactly one.
+    pub tap_event: usize,
+}
+
+impl TapResult {
+    /// The tap's own event.
+    pub fn own_event(&self) -> Option<&EventDraft> {
+        self.events.get(self.tap_event)
+    }
 }
 
 /// What the daemon persists (sled) so presence and the time floor survive a power cut.
@@ -173,6 +187,9 @@ pub struct Procedure {
     /// Last effective wall time and monotonic time seen, to turn wall deadlines into instants.
     last: (Timestamp, Instant),
     dirty: bool,
+    /// The role still admitted during a lockdown (a signed command). Not in the snapshot: the
+    /// daemon persists it on its own, as the command that set it is recorded.
+    lockdown: Option<Role>,
 }
 
 impl Procedure {
@@ -189,6 +206,7 @@ impl Procedure {
             list_expires: None,
             last: (wall, mono),
             dirty: false,
+            lockdown: None,
         }
     }
 
@@ -214,6 +232,7 @@ impl Procedure {
             list_expires: None,
             last: (now.at, mono),
             dirty: false,
+            lockdown: None,
         })
     }
 
@@ -235,6 +254,17 @@ impl Procedure {
     /// Readers locked out, with the instant their lockout ends.
     pub fn locked_readers(&self) -> impl Iterator<Item = (&str, Instant)> {
         self.flood.locked_readers()
+    }
+
+    /// The lockdown in force: the role still admitted, if any.
+    pub fn lockdown(&self) -> Option<Role> {
+        self.lockdown
+    }
+
+    /// A signed `lockdown` (`Some(role)`: only that role may enter) or `release_lockdown`
+    /// (`None`). Returns the lockdown that was in force before. Leaving is never refused.
+    pub fn set_lockdown(&mut self, role: Option<Role>) -> Option<Role> {
+        std::mem::replace(&mut self.lockdown, role)
     }
 
     /// The time decisions use now.
@@ -397,6 +427,29 @@ impl Procedure {
 
     /// A tap. `list` is the active list's metadata (its visits included), `None` without a list.
     pub fn on_tap(&mut self, list: Option<&ListMeta>, tap: Tap<'_>) -> TapResult {
+        let list_version = list.map(|l| l.version);
+        // A lockdown keeps every other listed role out, ahead of any other rule and without
+        // touching any state (no clock reading, no lockout count): the card is known and
+        // simply not admitted now. Unknown cards and exits go through the usual rules.
+        if let (Some(allowed), Direction::Entry, Lookup::Found(e)) =
+            (self.lockdown, tap.direction, tap.lookup)
+        {
+            if e.role != allowed {
+                let event = EventDraft::tap(
+                    Decision::Deny(DenyReason::Lockdown),
+                    tap.reader,
+                    Some(&e.holder),
+                    tap.card.masked(),
+                    list_version,
+                );
+                return TapResult {
+                    verdict: Verdict::Deny(DenyReason::Lockdown),
+                    escort: None,
+                    events: vec![event],
+                    tap_event: 0,
+                };
+            }
+        }
         let mut events = Vec::new();
         let now = self.clock(tap.wall, tap.mono, &mut events);
         // Lockouts that have ended are cleared before the tap is decided, not only at the next
@@ -415,24 +468,26 @@ impl Procedure {
         let mut ctx = TapCtx {
             tap,
             entry,
-            list_version: list.map(|l| l.version),
+            list_version,
             events,
             escort: None,
         };
-        let action = match tap.direction {
+        let decided = match tap.direction {
             Direction::Exit => self.exit_tap(&mut ctx, base, now),
             Direction::Entry => self.entry_tap(&mut ctx, list, base, now),
         };
         TapResult {
-            action,
+            verdict: decided.verdict,
             escort: ctx.escort,
             events: ctx.events,
+            tap_event: decided.tap_event,
         }
     }
 
     /// A deny: the tap's event, and a failure towards a lockout when it counts.
-    fn deny(&mut self, ctx: &mut TapCtx<'_>, reason: DenyReason) -> Action {
-        ctx.events.push(ctx.tap_event(Decision::Deny(reason)));
+    fn deny(&mut self, ctx: &mut TapCtx<'_>, reason: DenyReason) -> Decided {
+        let event = ctx.tap_event(Decision::Deny(reason));
+        let decided = ctx.decide(event, Verdict::Deny(reason));
         if counts_as_failure(reason) {
             ctx.events.extend(self.flood.record_failure(
                 &self.settings.flood,
@@ -440,7 +495,7 @@ impl Procedure {
                 ctx.tap.mono,
             ));
         }
-        Action::Deny(reason)
+        decided
     }
 
     /// A reader in lockout lets through only granted cards of the pass roles.
@@ -456,7 +511,7 @@ impl Procedure {
     }
 
     /// Anti-passback on a violation: `Some(deny)` in hard mode; the alarm in soft and hard.
-    fn anti_passback(&self, ctx: &mut TapCtx<'_>, why: &str) -> Option<Action> {
+    fn anti_passback(&self, ctx: &mut TapCtx<'_>, why: &str) -> Option<Decided> {
         let mode = self.settings.anti_passback;
         if mode == AntiPassback::Off {
             return None;
@@ -479,13 +534,12 @@ impl Procedure {
                 )),
         );
         hard.then(|| {
-            ctx.events
-                .push(ctx.tap_event(Decision::Deny(DenyReason::AntiPassback)));
-            Action::Deny(DenyReason::AntiPassback)
+            let event = ctx.tap_event(Decision::Deny(DenyReason::AntiPassback));
+            ctx.decide(event, Verdict::Deny(DenyReason::AntiPassback))
         })
     }
 
-    fn exit_tap(&mut self, ctx: &mut TapCtx<'_>, base: Decision, now: EffectiveTime) -> Action {
+    fn exit_tap(&mut self, ctx: &mut TapCtx<'_>, base: Decision, now: EffectiveTime) -> Decided {
         let card = ctx.tap.card;
         // Someone inside always gets out (and their exit is recorded), whatever the list says now.
         if let Some((left, events)) = self.presence.exit(
@@ -506,9 +560,9 @@ impl Procedure {
             if let Some(v) = &left.visit {
                 granted = granted.visit(&v.id, &v.visitor);
             }
-            ctx.events.push(granted);
+            let decided = ctx.decide(granted, Verdict::Grant);
             ctx.events.extend(events);
-            return Action::Grant;
+            return decided;
         }
         if self.locked_out(ctx, base) {
             return self.deny(ctx, DenyReason::ReaderLockedOut);
@@ -520,8 +574,8 @@ impl Procedure {
             return denied;
         }
         // Soft mode: the alarm came first, then the grant it let through (as on entry).
-        ctx.events.push(ctx.tap_event(Decision::Grant));
-        Action::Grant
+        let event = ctx.tap_event(Decision::Grant);
+        ctx.decide(event, Verdict::Grant)
     }
 
     fn entry_tap(
@@ -530,7 +584,7 @@ impl Procedure {
         list: Option<&ListMeta>,
         base: Decision,
         now: EffectiveTime,
-    ) -> Action {
+    ) -> Decided {
         if self.locked_out(ctx, base) {
             return self.deny(ctx, DenyReason::ReaderLockedOut);
         }
@@ -554,7 +608,8 @@ impl Procedure {
                 return denied;
             }
         }
-        ctx.events.push(ctx.tap_event(Decision::Grant));
+        let event = ctx.tap_event(Decision::Grant);
+        let decided = ctx.decide(event, Verdict::Grant);
         let occupant = Occupant::new(
             tapper.card,
             &tapper.holder,
@@ -575,7 +630,7 @@ impl Procedure {
                 self.admit_waiting_visitor(ctx, list, p, escort_holder, now);
             }
         }
-        Action::Grant
+        decided
     }
 
     fn visitor_entry(
@@ -584,7 +639,7 @@ impl Procedure {
         list: Option<&ListMeta>,
         visitor: Tapper,
         now: EffectiveTime,
-    ) -> Action {
+    ) -> Decided {
         if now.trust == ClockTrust::Untrusted && !self.settings.visitors_when_clock_untrusted {
             return self.deny(ctx, DenyReason::ClockUntrusted);
         }
@@ -609,11 +664,11 @@ impl Procedure {
         match self.escorts.visitor_tapped(&self.settings.escort, waiting) {
             VisitorTap::Escorted(escort) => {
                 ctx.escort = Some(escort.holder.clone());
-                ctx.events.push(
-                    ctx.tap_event(Decision::Grant)
-                        .visit(&visit.id, &visit.visitor)
-                        .escort(Some(escort.holder.clone())),
-                );
+                let event = ctx
+                    .tap_event(Decision::Grant)
+                    .visit(&visit.id, &visit.visitor)
+                    .escort(Some(escort.holder.clone()));
+                let decided = ctx.decide(event, Verdict::Grant);
                 let occupant = Occupant::new(
                     visitor.card,
                     &visitor.holder,
@@ -626,21 +681,19 @@ impl Procedure {
                 ctx.events
                     .extend(self.presence.enter(occupant, &self.settings.escort));
                 self.dirty = true;
-                Action::Grant
+                decided
             }
             VisitorTap::Awaiting { deadline } => {
-                ctx.events.push(
-                    EventDraft::new(EventKind::EscortAwaited)
-                        .reader(ctx.tap.reader)
-                        .person(&visitor.holder, visitor.card.masked())
-                        .visit(&visit.id, &visit.visitor)
-                        .list_version(ctx.list_version)
-                        .detail(format!(
-                            "waiting up to {:?} for an escort's card",
-                            self.settings.escort.max_window()
-                        )),
-                );
-                Action::AwaitEscort { until: deadline }
+                let event = EventDraft::new(EventKind::EscortAwaited)
+                    .reader(ctx.tap.reader)
+                    .person(&visitor.holder, visitor.card.masked())
+                    .visit(&visit.id, &visit.visitor)
+                    .list_version(ctx.list_version)
+                    .detail(format!(
+                        "waiting up to {:?} for an escort's card",
+                        self.settings.escort.max_window()
+                    ));
+                ctx.decide(event, Verdict::AwaitEscort { until: deadline })
             }
         }
     }
@@ -691,6 +744,14 @@ impl Procedure {
     }
 }
 
+/// A tap decided: its verdict and where its own event sits in the tap's events. Made only by
+/// [`TapCtx::decide`], which records that event, so every way through a tap yields exactly one.
+#[must_use]
+struct Decided {
+    verdict: Verdict,
+    tap_event: usize,
+}
+
 /// One tap being decided.
 struct TapCtx<'a> {
     tap: Tap<'a>,
@@ -701,6 +762,15 @@ struct TapCtx<'a> {
 }
 
 impl TapCtx<'_> {
+    /// Records the tap's own event and the verdict it carries.
+    fn decide(&mut self, event: EventDraft, verdict: Verdict) -> Decided {
+        self.events.push(event);
+        Decided {
+            verdict,
+            tap_event: self.events.len() - 1,
+        }
+    }
+
     fn tap_event(&self, decision: Decision) -> EventDraft {
         EventDraft::tap(
             decision,
@@ -720,943 +790,4 @@ impl TapCtx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Event;
-    use crate::visit::Visit;
-    use jiff::tz::TimeZone;
-    use jiff::SignedDuration;
-    use proptest::prelude::*;
-    use uuid::Uuid;
-    use Direction::{Entry as In, Exit as Out};
-
-    const T0: &str = "2026-05-04T03:00:00Z";
-    const STAFF: u8 = 1;
-    const ESCORT: u8 = 2;
-    const V3: u8 = 3;
-    const V4: u8 = 4;
-    const EXPIRED: u8 = 5;
-    const UNKNOWN: u8 = 6;
-    const IDLE_BADGE: u8 = 7;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn entry(card: u8, holder: &str, role: Role) -> Entry {
-        Entry {
-            card: CardHash([card; 32]),
-            holder: holder.into(),
-            name: holder.to_uppercase(),
-            role,
-            valid_from: ts("2026-01-01T00:00:00Z"),
-            valid_until: ts("2027-01-01T00:00:00Z"),
-            doors: None,
-            schedule: vec![],
-            request_ref: "REQ".into(),
-            approver: "kabid".into(),
-        }
-    }
-
-    /// Visits V3 and V4: T0 - 1 h .. T0 + 1 h.
-    fn visit(card: u8) -> Visit {
-        Visit {
-            id: format!("V{card}"),
-            badge: CardHash([card; 32]),
-            visitor: format!("Visitor {card}"),
-            host: "budi".into(),
-            valid_from: ts("2026-05-04T02:00:00Z"),
-            valid_until: ts("2026-05-04T04:00:00Z"),
-        }
-    }
-
-    struct Door {
-        p: Procedure,
-        meta: ListMeta,
-        entries: Vec<Entry>,
-        m0: Instant,
-    }
-
-    impl Door {
-        fn new(settings: ProcedureSettings) -> Self {
-            let m0 = Instant::now();
-            let mut expired = entry(EXPIRED, "lapsed", Role::Staff);
-            expired.valid_until = ts("2026-02-01T00:00:00Z");
-            let entries = vec![
-                entry(STAFF, "budi", Role::Staff),
-                entry(ESCORT, "siti", Role::Escort),
-                entry(V3, "badge-3", Role::Visitor),
-                entry(V4, "badge-4", Role::Visitor),
-                expired,
-                entry(IDLE_BADGE, "badge-7", Role::Visitor),
-            ];
-            let meta = ListMeta {
-                site: "s".into(),
-                doors: vec!["server-room".into()],
-                version: 3,
-                issued_at: ts("2026-05-01T00:00:00Z"),
-                expires_at: ts("2026-06-01T00:00:00Z"),
-                time_zone: TimeZone::get("Asia/Jakarta").unwrap(),
-                entry_count: entries.len(),
-                payload_digest: [0; 32],
-                signed_by: vec![],
-                visits: vec![visit(V3), visit(V4)],
-            };
-            Door {
-                p: Procedure::new(settings, ts(T0), m0),
-                meta,
-                entries,
-                m0,
-            }
-        }
-
-        fn default() -> Self {
-            Door::new(ProcedureSettings::new("server-room"))
-        }
-
-        fn wall(&self, at: Duration) -> Timestamp {
-            ts(T0) + SignedDuration::try_from(at).unwrap()
-        }
-
-        fn tap_on(&mut self, reader: &str, card: u8, dir: Direction, at: Duration) -> TapResult {
-            let hash = CardHash([card; 32]);
-            let found = self.entries.iter().find(|e| e.card == hash);
-            let tap = Tap {
-                reader,
-                direction: dir,
-                card: hash,
-                lookup: found.map_or(Lookup::NotFound, Lookup::Found),
-                wall: self.wall(at),
-                mono: self.m0 + at,
-            };
-            self.p.on_tap(Some(&self.meta), tap)
-        }
-
-        fn tap(&mut self, card: u8, dir: Direction, at: Duration) -> TapResult {
-            let reader = if dir == In { "entry" } else { "exit" };
-            self.tap_on(reader, card, dir, at)
-        }
-
-        fn tick(&mut self, at: Duration) -> Vec<EventDraft> {
-            let wall = self.wall(at);
-            self.p.on_tick(wall, self.m0 + at)
-        }
-
-        fn inside(&self) -> Vec<&str> {
-            self.p
-                .presence()
-                .occupants()
-                .iter()
-                .map(|o| o.holder.as_str())
-                .collect()
-        }
-    }
-
-    fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
-        events.iter().map(|e| e.kind).collect()
-    }
-
-    fn visitor_grant(events: &[EventDraft]) -> Option<&EventDraft> {
-        events
-            .iter()
-            .find(|e| e.kind == EventKind::AccessGranted && e.visit.is_some())
-    }
-
-    /// (escort first?, gap in ms, visitor admitted?): N = 10 s, inclusive.
-    #[test]
-    fn escort_at_exactly_n_seconds_pairs_and_one_millisecond_later_does_not() {
-        let cases = [
-            (true, 0, true),
-            (true, 10_000, true),
-            (true, 10_001, false),
-            (false, 0, true),
-            (false, 10_000, true),
-            (false, 10_001, false),
-        ];
-        for (escort_first, gap, admitted) in cases {
-            let name = format!("escort first {escort_first}, gap {gap} ms");
-            let mut d = Door::default();
-            let (first, second) = if escort_first {
-                (ESCORT, V3)
-            } else {
-                (V3, ESCORT)
-            };
-            let r1 = d.tap(first, In, ms(0));
-            let r2 = d.tap(second, In, ms(gap));
-            if escort_first {
-                assert_eq!(
-                    r1.action,
-                    Action::Grant,
-                    "{name}: the escort opens for themself"
-                );
-                let want = if admitted { Action::Grant } else { r2.action };
-                assert_eq!(r2.action, want, "{name}");
-                assert_eq!(
-                    matches!(r2.action, Action::AwaitEscort { .. }),
-                    !admitted,
-                    "{name}"
-                );
-            } else {
-                assert!(matches!(r1.action, Action::AwaitEscort { .. }), "{name}");
-                assert_eq!(kinds(&r1.events), vec![EventKind::EscortAwaited], "{name}");
-                assert_eq!(r2.action, Action::Grant, "{name}: the escort opens anyway");
-            }
-            let grant = visitor_grant(&r2.events);
-            assert_eq!(grant.is_some(), admitted, "{name}: {:?}", r2.events);
-            if let Some(g) = grant {
-                assert_eq!(g.escort.as_deref(), Some("siti"), "{name}");
-                assert_eq!(g.visit.as_deref(), Some("V3"), "{name}");
-                assert_eq!(r2.escort.as_deref(), Some("siti"), "{name}");
-                assert_eq!(d.inside(), vec!["siti", "badge-3"], "{name}");
-            } else {
-                assert_eq!(d.inside(), vec!["siti"], "{name}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_waiting_visitor_times_out_with_a_deny() {
-        let mut d = Door::default();
-        let Action::AwaitEscort { until } = d.tap(V3, In, ms(0)).action else {
-            panic!("should wait");
-        };
-        assert_eq!(until, d.m0 + ms(10_000) + Duration::from_nanos(1));
-        assert_eq!(d.p.next_deadline(), Some(until));
-        assert!(d.tick(ms(10_000)).is_empty(), "exactly N s still waits");
-        let e = d.tick(ms(10_000) + Duration::from_nanos(1));
-        assert_eq!(kinds(&e), vec![EventKind::AccessDenied]);
-        assert_eq!(e[0].reason.as_deref(), Some("escort_timeout"));
-        assert_eq!(e[0].visit.as_deref(), Some("V3"));
-        assert_eq!(e[0].holder.as_deref(), Some("badge-3"));
-        // The escort comes too late: they enter, the visitor does not.
-        let r = d.tap(ESCORT, In, ms(10_500));
-        assert_eq!(r.action, Action::Grant);
-        assert!(visitor_grant(&r.events).is_none());
-        assert_eq!(d.inside(), vec!["siti"]);
-    }
-
-    #[test]
-    fn a_visitor_cannot_escort_and_the_same_card_twice_never_counts() {
-        let mut d = Door::default();
-        assert!(matches!(
-            d.tap(V3, In, ms(0)).action,
-            Action::AwaitEscort { .. }
-        ));
-        assert!(matches!(
-            d.tap(V4, In, ms(1_000)).action,
-            Action::AwaitEscort { .. }
-        ));
-        assert!(
-            matches!(d.tap(V3, In, ms(2_000)).action, Action::AwaitEscort { .. }),
-            "same card again"
-        );
-        assert!(d.inside().is_empty());
-        let e = d.tick(ms(30_000));
-        assert_eq!(
-            kinds(&e),
-            vec![EventKind::AccessDenied, EventKind::AccessDenied]
-        );
-        assert!(e
-            .iter()
-            .all(|e| e.reason.as_deref() == Some("escort_timeout")));
-    }
-
-    #[test]
-    fn staff_can_escort_by_default_and_not_when_configured_otherwise() {
-        let mut d = Door::default();
-        d.tap(STAFF, In, ms(0));
-        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
-        let mut s = ProcedureSettings::new("server-room");
-        s.escort.escort_roles = crate::escort::RoleSet::of(&[Role::Escort]);
-        let mut d = Door::new(s);
-        d.tap(STAFF, In, ms(0));
-        assert!(matches!(
-            d.tap(V3, In, ms(1)).action,
-            Action::AwaitEscort { .. }
-        ));
-    }
-
-    #[test]
-    fn visit_window_edges_and_idle_badges() {
-        // The visit runs T0 - 1 h (inclusive) .. T0 + 1 h (exclusive).
-        let start = Duration::ZERO; // shift the door so that T0 + offset hits the edges
-        let cases: [(&str, u8, i64, Option<DenyReason>); 5] = [
-            (
-                "before the window",
-                V3,
-                -3_600_001,
-                Some(DenyReason::OutsideVisit),
-            ),
-            ("at the start", V3, -3_600_000, None),
-            ("last millisecond", V3, 3_599_999, None),
-            ("at the end", V3, 3_600_000, Some(DenyReason::OutsideVisit)),
-            (
-                "badge bound to no visit",
-                IDLE_BADGE,
-                0,
-                Some(DenyReason::NoVisit),
-            ),
-        ];
-        for (name, card, offset_ms, want) in cases {
-            let mut d = Door::default();
-            let wall = ts(T0) + SignedDuration::from_millis(offset_ms);
-            let hash = CardHash([card; 32]);
-            let found = d.entries.iter().find(|e| e.card == hash).cloned();
-            let r = d.p.on_tap(
-                Some(&d.meta),
-                Tap {
-                    reader: "entry",
-                    direction: In,
-                    card: hash,
-                    lookup: found.as_ref().map_or(Lookup::NotFound, Lookup::Found),
-                    wall,
-                    mono: d.m0 + start,
-                },
-            );
-            match want {
-                Some(reason) => assert_eq!(r.action, Action::Deny(reason), "{name}"),
-                None => assert!(
-                    matches!(r.action, Action::AwaitEscort { .. }),
-                    "{name}: {:?}",
-                    r.action
-                ),
-            }
-        }
-    }
-
-    #[test]
-    fn list_level_denies_come_first() {
-        let mut d = Door::default();
-        let r = d.tap(EXPIRED, In, ms(0));
-        assert_eq!(r.action, Action::Deny(DenyReason::Expired));
-        assert_eq!(r.events[0].holder.as_deref(), Some("lapsed"));
-        assert_eq!(
-            d.tap(UNKNOWN, In, ms(1)).action,
-            Action::Deny(DenyReason::UnknownCard)
-        );
-        let r = d.p.on_tap(
-            Some(&d.meta),
-            Tap {
-                reader: "entry",
-                direction: In,
-                card: CardHash([STAFF; 32]),
-                lookup: Lookup::Failed,
-                wall: ts(T0),
-                mono: d.m0,
-            },
-        );
-        assert_eq!(r.action, Action::Deny(DenyReason::StoreError));
-        let r = d.p.on_tap(
-            None,
-            Tap {
-                reader: "entry",
-                direction: In,
-                card: CardHash([STAFF; 32]),
-                lookup: Lookup::NotFound,
-                wall: ts(T0),
-                mono: d.m0,
-            },
-        );
-        assert_eq!(r.action, Action::Deny(DenyReason::NoList));
-    }
-
-    /// (mode, direction of the violating tap, action, violation alarm?)
-    #[test]
-    fn anti_passback_modes_in_both_directions() {
-        use AntiPassback::*;
-        let cases = [
-            (Off, In, Action::Grant, false),
-            (Soft, In, Action::Grant, true),
-            (Hard, In, Action::Deny(DenyReason::AntiPassback), true),
-            (Off, Out, Action::Grant, false),
-            (Soft, Out, Action::Grant, true),
-            (Hard, Out, Action::Deny(DenyReason::AntiPassback), true),
-        ];
-        for (mode, dir, want, alarm) in cases {
-            let name = format!("{mode:?} {dir:?}");
-            let mut s = ProcedureSettings::new("server-room");
-            s.anti_passback = mode;
-            let mut d = Door::new(s);
-            if dir == In {
-                assert_eq!(d.tap(STAFF, In, ms(0)).action, Action::Grant, "{name}");
-            }
-            // In: already inside. Out: never came in.
-            let r = d.tap(STAFF, dir, ms(1_000));
-            assert_eq!(r.action, want, "{name}");
-            let violation = r
-                .events
-                .iter()
-                .find(|e| e.kind == EventKind::AntipassbackViolation);
-            assert_eq!(violation.is_some(), alarm, "{name}");
-            if let Some(v) = violation {
-                let why = if dir == In {
-                    "already_inside"
-                } else {
-                    "not_inside"
-                };
-                assert_eq!(v.reason.as_deref(), Some(why), "{name}");
-                assert_eq!(v.holder.as_deref(), Some("budi"), "{name}");
-            }
-            let tap_event = r.events.last().unwrap();
-            assert_eq!(tap_event.decision, Some(want_decision(want)), "{name}");
-            let expected_inside: Vec<&str> = if dir == In { vec!["budi"] } else { vec![] };
-            assert_eq!(
-                d.inside(),
-                expected_inside,
-                "{name}: presence unchanged by the violation"
-            );
-        }
-    }
-
-    fn want_decision(a: Action) -> &'static str {
-        match a {
-            Action::Grant => "grant",
-            _ => "deny",
-        }
-    }
-
-    #[test]
-    fn hard_anti_passback_applies_to_visitors_too() {
-        let mut s = ProcedureSettings::new("server-room");
-        s.anti_passback = AntiPassback::Hard;
-        let mut d = Door::new(s);
-        d.tap(ESCORT, In, ms(0));
-        assert_eq!(d.tap(V3, In, ms(1)).action, Action::Grant);
-        assert_eq!(
-            d.tap(V3, In, ms(2)).action,
-            Action::Deny(DenyReason::AntiPassback)
-        );
-    }
-
-    #[test]
-    fn last_escort_leaving_alarms_and_the_visitor_exit_closes_the_visit() {
-        let mut d = Door::default();
-        d.tap(ESCORT, In, ms(0));
-        d.tap(V3, In, ms(2_000));
-        let r = d.tap(ESCORT, Out, ms(60_000));
-        assert_eq!(r.action, Action::Grant);
-        assert_eq!(
-            kinds(&r.events),
-            vec![EventKind::AccessGranted, EventKind::VisitorUnescorted]
-        );
-        assert_eq!(r.events[1].visit.as_deref(), Some("V3"));
-        let r = d.tap(ESCORT, In, ms(70_000));
-        assert_eq!(
-            kinds(&r.events),
-            vec![
-                EventKind::AccessGranted,
-                EventKind::VisitorUnescortedCleared
-            ]
-        );
-        let r = d.tap(V3, Out, ms(1_202_000));
-        assert_eq!(r.action, Action::Grant, "no escort needed to leave");
-        assert_eq!(
-            kinds(&r.events),
-            vec![EventKind::AccessGranted, EventKind::VisitClosed]
-        );
-        let closed = &r.events[1];
-        assert_eq!(closed.visit.as_deref(), Some("V3"));
-        assert_eq!(closed.visitor.as_deref(), Some("Visitor 3"));
-        assert_eq!(closed.holder.as_deref(), Some("badge-3"));
-        assert_eq!(closed.card.as_deref(), Some("c:03030303"));
-        assert_eq!(closed.escort.as_deref(), Some("siti"));
-        assert_eq!(closed.entered_at, Some(d.wall(ms(2_000))));
-        assert_eq!(closed.exited_at, Some(d.wall(ms(1_202_000))));
-        assert_eq!(closed.duration_s, Some(1_200));
-        assert_eq!(d.inside(), vec!["siti"]);
-        assert!(d.p.take_dirty());
-        assert!(!d.p.take_dirty());
-    }
-
-    #[test]
-    fn the_exit_reader_lets_out_whoever_is_inside_even_if_their_card_lapsed() {
-        let mut d = Door::default();
-        d.tap(STAFF, In, ms(0));
-        // A new list drops Budi while he is inside.
-        d.entries.retain(|e| e.holder != "budi");
-        assert_eq!(
-            d.tap(STAFF, In, ms(1)).action,
-            Action::Deny(DenyReason::UnknownCard)
-        );
-        let r = d.tap(STAFF, Out, ms(2));
-        assert_eq!(r.action, Action::Grant);
-        assert_eq!(r.events[0].holder.as_deref(), Some("budi"));
-        assert!(d.inside().is_empty());
-    }
-
-    #[test]
-    fn a_waiting_visitor_whose_visit_ends_before_the_escort_comes_is_denied() {
-        let mut d = Door::default();
-        // The visit ends at T0 + 1 h; the visitor taps 5 s before, the escort 6 s later.
-        let r = d.tap(V3, In, ms(3_595_000));
-        assert!(matches!(r.action, Action::AwaitEscort { .. }));
-        let r = d.tap(ESCORT, In, ms(3_601_000));
-        assert_eq!(r.action, Action::Grant);
-        let v = r
-            .events
-            .iter()
-            .find(|e| e.holder.as_deref() == Some("badge-3"))
-            .unwrap();
-        assert_eq!(v.reason.as_deref(), Some("outside_visit"));
-        assert_eq!(d.inside(), vec!["siti"]);
-    }
-
-    #[test]
-    fn flood_threshold_lockout_staff_pass_and_expiry() {
-        let mut d = Door::default();
-        for i in 0..4 {
-            let r = d.tap(UNKNOWN, In, ms(i * 1_000));
-            assert_eq!(
-                kinds(&r.events),
-                vec![EventKind::AccessDenied],
-                "failure {}",
-                i + 1
-            );
-        }
-        let r = d.tap(EXPIRED, In, ms(4_000));
-        assert_eq!(
-            kinds(&r.events),
-            vec![EventKind::AccessDenied, EventKind::ReaderLockedOut],
-            "the 5th"
-        );
-        assert_eq!(
-            d.tap(UNKNOWN, In, ms(5_000)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
-        );
-        assert_eq!(
-            d.tap(STAFF, In, ms(6_000)).action,
-            Action::Grant,
-            "staff still pass"
-        );
-        assert_eq!(
-            d.tap(V3, In, ms(7_000)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
-        );
-        assert_eq!(
-            d.tap_on("entry-2", UNKNOWN, In, ms(7_000)).action,
-            Action::Deny(DenyReason::UnknownCard),
-            "other readers are not locked"
-        );
-        assert_eq!(d.p.next_deadline(), Some(d.m0 + ms(64_000)));
-        assert_eq!(d.p.locked_readers().count(), 1);
-        assert_eq!(
-            kinds(&d.tick(ms(64_000))),
-            vec![EventKind::ReaderLockoutCleared]
-        );
-        assert_eq!(
-            d.tap(UNKNOWN, In, ms(65_000)).action,
-            Action::Deny(DenyReason::UnknownCard)
-        );
-
-        let mut s = ProcedureSettings::new("server-room");
-        s.flood.pass_roles = crate::escort::RoleSet::NONE;
-        let mut d = Door::new(s);
-        for i in 0..5 {
-            d.tap(UNKNOWN, In, ms(i));
-        }
-        assert_eq!(
-            d.tap(STAFF, In, ms(10)).action,
-            Action::Deny(DenyReason::ReaderLockedOut)
-        );
-    }
-
-    #[test]
-    fn a_lockout_that_ended_is_cleared_by_the_next_tap_when_the_tick_is_late() {
-        let mut d = Door::default();
-        for i in 0..5 {
-            d.tap(UNKNOWN, In, ms(i));
-        }
-        assert_eq!(d.p.locked_readers().count(), 1);
-        // No tick at 60 s (the door task was busy): the next taps clear the lockout first…
-        let r = d.tap(UNKNOWN, In, ms(60_004));
-        assert_eq!(
-            kinds(&r.events),
-            vec![EventKind::ReaderLockoutCleared, EventKind::AccessDenied]
-        );
-        assert_eq!(r.action, Action::Deny(DenyReason::UnknownCard));
-        // …and a new lockout starts only after the clear, counted afresh.
-        for i in 1..4 {
-            assert_eq!(
-                kinds(&d.tap(UNKNOWN, In, ms(60_004 + i)).events),
-                vec![EventKind::AccessDenied]
-            );
-        }
-        assert_eq!(
-            kinds(&d.tap(UNKNOWN, In, ms(60_010)).events),
-            vec![EventKind::AccessDenied, EventKind::ReaderLockedOut]
-        );
-        // The late tick has nothing left to clear.
-        assert!(d.tick(ms(60_011)).is_empty());
-    }
-
-    #[test]
-    fn procedure_denies_do_not_count_towards_a_lockout() {
-        let mut s = ProcedureSettings::new("server-room");
-        s.anti_passback = AntiPassback::Hard;
-        let mut d = Door::new(s);
-        for i in 0..10 {
-            d.tap(STAFF, Out, ms(i)); // hard anti-passback denies
-        }
-        assert_eq!(d.p.locked_readers().count(), 0);
-    }
-
-    #[test]
-    fn clock_below_the_floor_uses_the_floor_and_reports_untrusted() {
-        let m0 = Instant::now();
-        let mut d = Door::default();
-        let snapshot = ProcedureSnapshot {
-            floor: Some(ts(T0)),
-            presence: Presence::new().snapshot(),
-        };
-        let settings = ProcedureSettings::new("server-room");
-        d.p = Procedure::restore(settings, snapshot, ts("1970-01-01T00:00:05Z"), m0).unwrap();
-        d.m0 = m0;
-        let boot_wall = ts("1970-01-01T00:00:05Z");
-        let status = d.p.clock_status(boot_wall, m0, NtpState::Unsynchronized);
-        assert_eq!(status.trust, ClockTrust::Untrusted);
-        assert_eq!(status.effective, ts(T0));
-        let tap = |d: &mut Door, card: u8, at: Duration| {
-            let hash = CardHash([card; 32]);
-            let found = d.entries.iter().find(|e| e.card == hash).cloned();
-            d.p.on_tap(
-                Some(&d.meta),
-                Tap {
-                    reader: "entry",
-                    direction: In,
-                    card: hash,
-                    lookup: found.as_ref().map_or(Lookup::NotFound, Lookup::Found),
-                    wall: boot_wall,
-                    mono: m0 + at,
-                },
-            )
-        };
-        // At 1970 every entry would be "not yet valid"; on the floor, staff are decided normally.
-        let r = tap(&mut d, STAFF, ms(0));
-        assert_eq!(r.action, Action::Grant);
-        assert_eq!(
-            r.events[0].kind,
-            EventKind::ClockUntrusted,
-            "raised once, first"
-        );
-        // Time-boxed badges fail closed: the floor cannot show the visit has not ended.
-        let r = tap(&mut d, V3, ms(1_000));
-        assert_eq!(r.action, Action::Deny(DenyReason::ClockUntrusted));
-        assert_eq!(kinds(&r.events), vec![EventKind::AccessDenied]);
-        // NTP answers.
-        let e = d.p.on_tick(ts("2026-05-04T03:00:30Z"), m0 + ms(2_000));
-        assert_eq!(kinds(&e), vec![EventKind::ClockUntrustedCleared]);
-        // Opting in decides visitors on the floor.
-        let mut s = ProcedureSettings::new("server-room");
-        s.visitors_when_clock_untrusted = true;
-        d.p = Procedure::restore(
-            s,
-            ProcedureSnapshot {
-                floor: Some(ts(T0)),
-                presence: Presence::new().snapshot(),
-            },
-            boot_wall,
-            m0,
-        )
-        .unwrap();
-        assert!(matches!(
-            tap(&mut d, V3, ms(0)).action,
-            Action::AwaitEscort { .. }
-        ));
-    }
-
-    #[test]
-    fn a_list_raises_the_floor() {
-        let mut d = Door::default();
-        let mut meta = d.meta.clone();
-        meta.issued_at = ts("2026-05-04T05:00:00Z");
-        d.p.on_list_applied(&meta, d.m0);
-        assert_eq!(d.p.now(ts(T0), d.m0).trust, ClockTrust::Untrusted);
-        assert_eq!(
-            d.p.snapshot(d.m0 + ms(1_000)).floor,
-            Some(ts("2026-05-04T05:00:01Z"))
-        );
-    }
-
-    /// Issue 15 item 4: a tick on a wall clock ten years ahead raises the floor at most
-    /// `clock_max_ahead` past the list's `issued_at`; the clock back at T0 is trusted again
-    /// within that bound, and staff are decided (not `list_expired`) meanwhile. A signed reset
-    /// brings the floor back at once.
-    #[test]
-    fn a_reading_years_ahead_raises_the_floor_only_to_the_signed_bound() {
-        let mut d = Door::default();
-        let mut meta = d.meta.clone();
-        meta.issued_at = ts("2026-05-04T02:50:00Z");
-        d.p.on_list_applied(&meta, d.m0);
-        d.p.on_tick(ts(T0), d.m0);
-        d.p.on_tick(ts("2036-05-04T03:00:00Z"), d.m0 + ms(1_000));
-        let floor = d.p.snapshot(d.m0 + ms(1_000)).floor.expect("floor");
-        assert_eq!(floor, ts("2026-05-04T03:50:00Z"), "issued_at + 1 h");
-        // The clock is right again: untrusted until real time reaches the bound, staff granted.
-        let events = d.p.on_tick(ts("2026-05-04T03:00:02Z"), d.m0 + ms(2_000));
-        assert_eq!(kinds(&events), vec![EventKind::ClockUntrusted]);
-        assert_eq!(d.tap(STAFF, In, ms(2_000)).action, Action::Grant);
-        // Never past the list's expiry, whatever max_ahead says.
-        let mut s = ProcedureSettings::new("server-room");
-        s.clock_max_ahead = Duration::from_secs(400 * 86_400);
-        let mut d2 = Door::new(s);
-        let mut meta = d2.meta.clone();
-        meta.issued_at = ts("2026-05-04T02:50:00Z");
-        meta.expires_at = ts("2026-05-05T00:00:00Z");
-        d2.p.on_list_applied(&meta, d2.m0);
-        d2.p.on_tick(ts("2036-05-04T03:00:00Z"), d2.m0);
-        assert_eq!(d2.p.snapshot(d2.m0).floor, Some(ts("2026-05-05T00:00:00Z")));
-        // The reset: the floor is the command's issued_at again.
-        d.p.reset_time_floor(ts(T0), d.m0 + ms(2_000));
-        assert!(d.p.take_dirty());
-        let events = d.p.on_tick(ts("2026-05-04T03:00:01Z"), d.m0 + ms(3_000));
-        assert_eq!(kinds(&events), vec![EventKind::ClockUntrustedCleared]);
-    }
-
-    #[test]
-    fn restart_with_visitors_inside_keeps_presence_and_overstay_still_fires() {
-        let mut d = Door::default();
-        d.tap(ESCORT, In, ms(0));
-        d.tap(V3, In, ms(1_000));
-        let snap = d.p.snapshot(d.m0 + ms(2_000));
-        let bytes = serde_json::to_vec(&snap).unwrap();
-        let back: ProcedureSnapshot = serde_json::from_slice(&bytes).unwrap();
-        // Power cut. Back 30 min later; the monotonic clock starts again.
-        let m1 = Instant::now();
-        let settings = ProcedureSettings::new("server-room");
-        let wall = d.wall(Duration::from_secs(1_800));
-        let mut p = Procedure::restore(settings, back, wall, m1).unwrap();
-        assert_eq!(p.presence().count(), 2);
-        assert!(p.presence().is_inside(&CardHash([V3; 32])));
-        // The visit ends at T0 + 1 h: 30 min from now.
-        assert_eq!(p.next_deadline(), Some(m1 + Duration::from_secs(1_800)));
-        let e = p.on_tick(
-            d.wall(Duration::from_secs(3_600)),
-            m1 + Duration::from_secs(1_800),
-        );
-        assert_eq!(kinds(&e), vec![EventKind::VisitOverstay]);
-        assert!(p.take_dirty(), "the overstay count must be persisted");
-        let e = p.on_tick(
-            d.wall(Duration::from_secs(4_500)),
-            m1 + Duration::from_secs(2_700),
-        );
-        assert_eq!(
-            kinds(&e),
-            vec![EventKind::VisitOverstay],
-            "repeats after 15 min"
-        );
-        // The visitor leaves: the record spans the restart, timed by the wall clock.
-        let r = p.on_tap(
-            Some(&d.meta),
-            Tap {
-                reader: "exit",
-                direction: Out,
-                card: CardHash([V3; 32]),
-                lookup: Lookup::Found(&d.entries[2]),
-                wall: d.wall(Duration::from_secs(4_801)),
-                mono: m1 + Duration::from_secs(3_001),
-            },
-        );
-        let closed = r
-            .events
-            .iter()
-            .find(|e| e.kind == EventKind::VisitClosed)
-            .unwrap();
-        assert_eq!(closed.duration_s, Some(4_800));
-        assert_eq!(closed.entered_at, Some(d.wall(ms(1_000))));
-    }
-
-    #[test]
-    fn exit_button_passage_exits_the_only_occupant_and_never_guesses() {
-        let mut d = Door::default();
-        d.tap(STAFF, In, ms(0));
-        let e = d.p.on_exit_passage(d.wall(ms(1_000)), d.m0 + ms(1_000));
-        assert!(e.is_empty());
-        assert!(d.inside().is_empty());
-        d.tap(STAFF, In, ms(2_000));
-        d.tap(ESCORT, In, ms(3_000));
-        let e = d.p.on_exit_passage(d.wall(ms(4_000)), d.m0 + ms(4_000));
-        assert_eq!(kinds(&e), vec![EventKind::ExitUnattributed]);
-        assert_eq!(d.inside().len(), 2);
-    }
-
-    #[test]
-    fn visit_closed_json_carries_the_exit_record_and_old_events_are_unchanged() {
-        let mut d = Door::default();
-        d.tap(ESCORT, In, ms(0));
-        d.tap(V3, In, ms(1_000));
-        let r = d.tap(V3, Out, ms(61_000));
-        let closed = r
-            .events
-            .into_iter()
-            .find(|e| e.kind == EventKind::VisitClosed)
-            .unwrap();
-        let event = closed.into_event(
-            Uuid::from_u128(1),
-            9,
-            d.wall(ms(61_000)),
-            "kominfo",
-            "server-room",
-        );
-        let json = serde_json::to_string(&event).unwrap();
-        assert_eq!(
-            json,
-            r#"{"schema":"pintu.event.v1","id":"00000000-0000-0000-0000-000000000001","seq":9,"time":"2026-05-04T03:01:01Z","site":"kominfo","door":"server-room","kind":"visit.closed","reader":"exit","holder":"badge-3","card":"c:03030303","escort":"siti","visit":"V3","visitor":"Visitor 3","entered_at":"2026-05-04T03:00:01Z","exited_at":"2026-05-04T03:01:01Z","duration_s":60}"#
-        );
-        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
-        // A staff grant has none of the new fields.
-        let r = d.tap(STAFF, In, ms(70_000));
-        let json = serde_json::to_string(&r.events[0].clone().into_event(
-            Uuid::from_u128(2),
-            10,
-            d.wall(ms(70_000)),
-            "kominfo",
-            "server-room",
-        ))
-        .unwrap();
-        assert_eq!(
-            json,
-            r#"{"schema":"pintu.event.v1","id":"00000000-0000-0000-0000-000000000002","seq":10,"time":"2026-05-04T03:01:10Z","site":"kominfo","door":"server-room","kind":"access.granted","reader":"entry","holder":"budi","card":"c:01010101","decision":"grant","list_version":3}"#
-        );
-    }
-
-    #[test]
-    fn new_kinds_and_reasons_match_their_serde_names() {
-        for k in [
-            EventKind::VisitOverstay,
-            EventKind::EscortAwaited,
-            EventKind::VisitorUnescorted,
-            EventKind::VisitorUnescortedCleared,
-            EventKind::VisitClosed,
-            EventKind::AntipassbackViolation,
-            EventKind::ReaderLockedOut,
-            EventKind::ReaderLockoutCleared,
-            EventKind::ClockUntrusted,
-            EventKind::ClockUntrustedCleared,
-            EventKind::ExitUnattributed,
-        ] {
-            assert_eq!(
-                serde_json::to_string(&k).unwrap(),
-                format!("\"{}\"", k.as_str())
-            );
-        }
-        for r in [
-            DenyReason::NoVisit,
-            DenyReason::OutsideVisit,
-            DenyReason::EscortTimeout,
-            DenyReason::AntiPassback,
-            DenyReason::ReaderLockedOut,
-            DenyReason::ClockUntrusted,
-        ] {
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
-        }
-    }
-
-    // --- properties ---------------------------------------------------------------------------
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Tap { card: u8, exit: bool, after_ms: u64 },
-        Tick { after_ms: u64 },
-        ExitButton { after_ms: u64 },
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            6 => (1u8..=7, any::<bool>(), 0u64..15_000).prop_map(|(card, exit, after_ms)| Op::Tap { card, exit, after_ms }),
-            2 => (0u64..30_000).prop_map(|after_ms| Op::Tick { after_ms }),
-            1 => (0u64..5_000).prop_map(|after_ms| Op::ExitButton { after_ms }),
-        ]
-    }
-
-    fn apb() -> impl Strategy<Value = AntiPassback> {
-        prop_oneof![
-            Just(AntiPassback::Off),
-            Just(AntiPassback::Soft),
-            Just(AntiPassback::Hard)
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// No visitor is granted without a distinct, valid escort tap within the window; presence
-        /// always equals what the grant events say; every `visit.closed` matches an earlier entry.
-        #[test]
-        fn procedure_invariants(ops in proptest::collection::vec(op(), 1..60), mode in apb()) {
-            let mut s = ProcedureSettings::new("server-room");
-            s.anti_passback = mode;
-            let window = s.escort.window;
-            let mut d = Door::new(s);
-            let mut now = Duration::ZERO;
-            // (when, holder, entry side?, granted?) of every tap
-            let mut taps: Vec<(Duration, String, bool, bool)> = Vec::new();
-            let mut model: std::collections::BTreeSet<String> = Default::default();
-            // visitor holder -> (visit id, entry wall time)
-            let mut open: std::collections::HashMap<String, (String, Timestamp)> = Default::default();
-            let holder_of = |card: u8| match card {
-                STAFF => "budi", ESCORT => "siti", V3 => "badge-3", V4 => "badge-4",
-                EXPIRED => "lapsed", IDLE_BADGE => "badge-7", _ => "",
-            };
-            for op in ops {
-                let events = match op {
-                    Op::Tap { card, exit, after_ms } => {
-                        now += ms(after_ms);
-                        let r = d.tap(card, if exit { Out } else { In }, now);
-                        taps.push((now, holder_of(card).to_string(), !exit, r.action == Action::Grant));
-                        r.events
-                    }
-                    Op::Tick { after_ms } => { now += ms(after_ms); d.tick(now) }
-                    Op::ExitButton { after_ms } => {
-                        now += ms(after_ms);
-                        let before: Vec<String> = d.inside().iter().map(|h| h.to_string()).collect();
-                        let e = d.p.on_exit_passage(d.wall(now), d.m0 + now);
-                        if before.len() == 1 { model.clear(); }
-                        e
-                    }
-                };
-                for e in &events {
-                    let holder = e.holder.clone().unwrap_or_default();
-                    if e.kind == EventKind::AccessGranted {
-                        let entering = e.reader.as_deref() == Some("entry");
-                        if entering && holder.starts_with("badge-") {
-                            // The visitor's last tap, and a distinct escort's granted entry tap
-                            // within the window of it.
-                            let escort = e.escort.clone();
-                            prop_assert!(escort.is_some(), "visitor granted without escort: {e:?}");
-                            let escort = escort.unwrap();
-                            prop_assert!(escort == "budi" || escort == "siti", "{escort}");
-                            prop_assert_ne!(&escort, &holder);
-                            let tv = taps.iter().rev().find(|t| t.1 == holder && t.2).map(|t| t.0);
-                            prop_assert!(tv.is_some());
-                            let tv = tv.unwrap();
-                            let paired = taps.iter().any(|t| {
-                                t.1 == escort && t.2 && t.3 && t.0.abs_diff(tv) <= window
-                            });
-                            prop_assert!(paired, "no escort tap within {window:?} of {tv:?}: {taps:?}");
-                            open.entry(holder.clone()).or_insert((e.visit.clone().unwrap_or_default(), d.wall(now)));
-                        }
-                        if entering { model.insert(holder); } else { model.remove(&holder); }
-                    } else if e.kind == EventKind::VisitClosed {
-                        let entered = open.remove(&holder);
-                        prop_assert!(entered.is_some(), "visit.closed without an entry: {e:?}");
-                        let (visit, at) = entered.unwrap();
-                        prop_assert_eq!(e.visit.clone(), Some(visit));
-                        prop_assert_eq!(e.entered_at, Some(at));
-                        prop_assert!(e.exited_at >= e.entered_at);
-                    }
-                }
-                let inside: std::collections::BTreeSet<String> =
-                    d.inside().iter().map(|h| h.to_string()).collect();
-                prop_assert_eq!(&inside, &model, "presence differs from the grants");
-                prop_assert_eq!(d.p.presence().count(), inside.len(), "no card twice");
-            }
-        }
-    }
-}
+mod tests;
