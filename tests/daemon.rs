@@ -512,7 +512,8 @@ fn door_held_open_raises_prealarm_then_alarm_and_clears_on_close() {
 /// the control socket: run in-process with scripted sources.
 #[test]
 fn card_sources_and_door_inputs_drive_the_door() {
-    use pintu::door::config::{Config, ReaderRole};
+    use pintu::core::procedure::Direction;
+    use pintu::door::config::Config;
     use pintu::door::hw::sim::{ScriptedCards, ScriptedInputs};
     use pintu::door::hw::DoorInput;
     use std::sync::Arc;
@@ -522,7 +523,7 @@ fn card_sources_and_door_inputs_drive_the_door() {
     std::fs::write(site.path("v1.signed"), standard_list(&site, 1)).expect("list");
     let cards = ScriptedCards {
         name: "exit-reader".into(),
-        role: ReaderRole::Exit,
+        role: Direction::Exit,
         uids: vec![ALICE.parse().expect("uid"), UNKNOWN.parse().expect("uid")],
         gap: Duration::from_millis(20),
     };

@@ -16,7 +16,7 @@ use tokio_util::codec::{Framed, LinesCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::event::Event;
-use crate::door::config::ReaderRole;
+use crate::core::procedure::Direction;
 use crate::door::hw::sim::LockChange;
 use crate::door::hw::{DoorInput, LockState};
 
@@ -184,7 +184,7 @@ pub struct ReaderStatus {
     /// Name.
     pub name: String,
     /// Entry or exit.
-    pub role: ReaderRole,
+    pub role: Direction,
     /// Backend name.
     pub backend: String,
     /// `up` (the reader can deliver taps: simulated, or its device open / present in pcscd),

@@ -33,10 +33,6 @@ pub use self::hardware::{
     RawInputs, RawLock, RawReader, ReaderBackend, ReaderConfig, SerialProtocol, SerialSettings,
     UidFormat, HEADER_GPIOS,
 };
-/// The side of the door a reader is on: the core's [`Direction`](crate::core::procedure::Direction).
-/// The config once had its own copy of the enum; this name keeps code written against it
-/// compiling until it says `Direction`.
-pub type ReaderRole = crate::core::procedure::Direction;
 pub use self::mqtt::{MqttConfig, MqttTls, RawMqtt, RawMqttTls};
 pub use self::raw::{
     LogFormat, RawClock, RawConfig, RawControl, RawDoor, RawFlood, RawKey, RawList, RawLog,

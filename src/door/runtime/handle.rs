@@ -14,7 +14,7 @@ use crate::core::command::{Action, VerifiedCommand};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::list::{ListMeta, Rejection, Role};
 use crate::core::text::{bounded, TEXT_MAX};
-use crate::door::config::{Config, ReaderBackend, ReaderRole};
+use crate::door::config::{Config, ReaderBackend};
 use crate::door::control::{Captured, TapOutcome, CAPTURE_DEFAULT, CAPTURE_MAX};
 use crate::door::hw::sim::LockRecord;
 use crate::door::hw::CardRead;
@@ -391,7 +391,7 @@ impl DaemonHandle {
                 .cfg
                 .readers
                 .iter()
-                .find(|r| r.role == ReaderRole::Entry)
+                .find(|r| r.role == crate::core::procedure::Direction::Entry)
                 .or(self.cfg.readers.first())
                 .ok_or("no readers configured")?,
         };

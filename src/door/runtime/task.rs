@@ -14,12 +14,10 @@ use crate::core::doorstate::{DoorEvent, DoorMachine, LockCommand, LockType, Outp
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::expiry::ExpiryWatch;
 use crate::core::list::Role;
-use crate::core::procedure::{
-    Direction, Lookup, Procedure, ProcedureSnapshot, Tap, TapResult, Verdict,
-};
+use crate::core::procedure::{Lookup, Procedure, ProcedureSnapshot, Tap, TapResult, Verdict};
 use crate::core::trusted_time::{ClockTrust, NtpState};
 use crate::door::clock::Clock;
-use crate::door::config::{Config, ReaderRole};
+use crate::door::config::Config;
 use crate::door::control::{self, Captured, TapOutcome};
 use crate::door::hw::sim::LockRecord;
 use crate::door::hw::{CardRead, DoorInput, Lock, LockState};
@@ -424,10 +422,7 @@ impl DoorTask {
                 }
             },
         };
-        let direction = match read.role {
-            ReaderRole::Entry => Direction::Entry,
-            ReaderRole::Exit => Direction::Exit,
-        };
+        let direction = read.role;
         let lookup = match (&entry, lookup_failed) {
             (_, true) => Lookup::Failed,
             (Some(e), false) => Lookup::Found(e),
