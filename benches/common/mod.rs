@@ -22,7 +22,7 @@ use pintu::core::card::Uid;
 use pintu::core::decision::{decide, Decision, DenyReason};
 use pintu::core::list::TrustPolicy;
 use pintu::door::clock::{Clock, ManualClock};
-use pintu::door::store::{Store, StoreOptions};
+use pintu::door::store::{CardLookup, Store, StoreOptions};
 pub use pintu_testkit::synthetic::now;
 pub use pintu_testkit::{
     known_uid, spawn_pintud_with_log_lines as spawn_pintud, unknown_uid, Mosquitto, Site, DOOR,
@@ -200,19 +200,17 @@ impl Fixture {
         }
     }
 
-    /// One tap, as the daemon's door task decides it (`Door::tap` in `src/door/daemon.rs`): HMAC of
-    /// the UID, the clock, the active list, the sled lookup (which deserializes the entry), then
-    /// the pure decision.
+    /// One tap's decision: the door task's own lookup ([`CardLookup::of`]: HMAC of the UID,
+    /// the active list, the sled get that deserializes the entry), then the core's decision for
+    /// the list and the entry. The procedure's stateful rules around it (lockdown, escorts,
+    /// presence, floods) are measured end to end by the daemon bench.
     pub fn tap(&self, site: &Site, uid: &Uid) -> Decision {
         let card = site.card_key.hash(uid);
         let now = self.clock.now();
         let active = self.store.active();
-        match active.as_deref() {
-            None => decide(None, None, DOOR, now),
-            Some(list) => match list.lookup(&card) {
-                Ok(entry) => decide(Some(&list.meta), entry.as_ref(), DOOR, now),
-                Err(_) => Decision::Deny(DenyReason::StoreError),
-            },
+        match CardLookup::of(active.as_deref(), &card) {
+            CardLookup::Failed => Decision::Deny(DenyReason::StoreError),
+            found => decide(active.as_deref().map(|a| &a.meta), found.entry(), DOOR, now),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::core::doorstate::{DoorEvent, DoorMachine, LockCommand, LockType, Outp
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::expiry::ExpiryWatch;
 use crate::core::list::Role;
-use crate::core::procedure::{Lookup, Procedure, ProcedureSnapshot, Tap, TapResult, Verdict};
+use crate::core::procedure::{Procedure, ProcedureSnapshot, Tap, TapResult, Verdict};
 use crate::core::trusted_time::{ClockTrust, NtpState};
 use crate::door::clock::Clock;
 use crate::door::config::Config;
@@ -27,7 +27,7 @@ use crate::door::runtime::lock::{SecuringLock, SECURE_ATTEMPTS};
 use crate::door::runtime::mailbox::{DoorMsg, DoorView};
 use crate::door::runtime::readers::ReaderWatch;
 use crate::door::runtime::recorder::Recorder;
-use crate::door::store::{Store, StoreError};
+use crate::door::store::{CardLookup, Store, StoreError};
 
 /// What the door needs to run, gathered by the wiring.
 pub(crate) struct DoorParts {
@@ -412,22 +412,9 @@ impl DoorTask {
         let mono = now_mono();
         self.sync_procedure();
         let active = self.store.active();
-        let (entry, lookup_failed) = match active.as_deref() {
-            None => (None, false),
-            Some(list) => match list.lookup(&card) {
-                Ok(entry) => (entry, false),
-                Err(e) => {
-                    tracing::error!("list lookup failed: {e}; denying");
-                    (None, true)
-                }
-            },
-        };
+        let found = CardLookup::of(active.as_deref(), &card);
+        let entry = found.entry();
         let direction = read.role;
-        let lookup = match (&entry, lookup_failed) {
-            (_, true) => Lookup::Failed,
-            (Some(e), false) => Lookup::Found(e),
-            (None, false) => Lookup::NotFound,
-        };
         let TapResult {
             verdict,
             escort,
@@ -439,7 +426,7 @@ impl DoorTask {
                 reader: &read.reader,
                 direction,
                 card,
-                lookup,
+                lookup: found.as_lookup(),
                 wall,
                 mono,
             },

@@ -42,6 +42,51 @@ pub struct ActiveList {
     pub(super) tree: sled::Tree,
 }
 
+/// What a tap found in the active list, owned: the card's entry, no entry (or no list), or a
+/// store that could not be read (the tap then fails closed, `store_error`). The door task and the
+/// benchmarks look cards up through this one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardLookup {
+    /// The card's entry.
+    Found(Entry),
+    /// Not in the list, or no list.
+    NotFound,
+    /// The store could not be read.
+    Failed,
+}
+
+impl CardLookup {
+    /// Looks `card` up in `active` (none: no list), logging a store failure.
+    pub fn of(active: Option<&ActiveList>, card: &CardHash) -> CardLookup {
+        match active.map(|list| list.lookup(card)) {
+            None | Some(Ok(None)) => CardLookup::NotFound,
+            Some(Ok(Some(entry))) => CardLookup::Found(entry),
+            Some(Err(e)) => {
+                tracing::error!("list lookup failed: {e}; denying");
+                CardLookup::Failed
+            }
+        }
+    }
+
+    /// The form the core's procedure takes.
+    pub fn as_lookup(&self) -> crate::core::procedure::Lookup<'_> {
+        use crate::core::procedure::Lookup;
+        match self {
+            CardLookup::Found(entry) => Lookup::Found(entry),
+            CardLookup::NotFound => Lookup::NotFound,
+            CardLookup::Failed => Lookup::Failed,
+        }
+    }
+
+    /// The entry, when found.
+    pub fn entry(&self) -> Option<&Entry> {
+        match self {
+            CardLookup::Found(entry) => Some(entry),
+            _ => None,
+        }
+    }
+}
+
 impl ActiveList {
     /// The entry for a card, if the list has one.
     pub fn lookup(&self, card: &CardHash) -> Result<Option<Entry>, StoreError> {

@@ -51,8 +51,8 @@ mod snapshot;
 #[cfg(test)]
 mod testing;
 
-pub use self::list::ActiveList;
 use self::list::{trusted_floor, META_HIGHEST_VERSION};
+pub use self::list::{ActiveList, CardLookup};
 use self::outbox::{resume_numbering, SeqState};
 use self::recovery::remove_stale_temp_files;
 
