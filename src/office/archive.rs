@@ -35,12 +35,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::event::{Event, EVENT_SCHEMA};
-use crate::door::link::Backoff;
+use crate::mqtt::{self, Backoff};
 
 /// Name of the query socket inside the store directory.
 pub const SOCKET_NAME: &str = "archive.sock";
 /// Largest event message accepted: what a door publishes at most.
-const MAX_EVENT_BYTES: usize = crate::door::link::LINK_EVENT_MAX_BYTES;
+const MAX_EVENT_BYTES: usize = mqtt::EVENT_MAX_BYTES;
 /// Most messages made durable with one flush.
 const BATCH: usize = 512;
 
@@ -789,7 +789,7 @@ impl ArchiveOptions {
             o.set_credentials(u.clone(), p.clone());
         }
         if let Some(tls) = &self.tls {
-            crate::door::link::install_crypto_provider();
+            mqtt::install_crypto_provider();
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: tls.ca.clone(),
                 alpn: None,
@@ -820,7 +820,7 @@ enum ConnMsg {
     },
 }
 
-impl crate::door::link::ConnectionReport for ConnMsg {
+impl mqtt::ConnectionReport for ConnMsg {
     fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self {
         ConnMsg::Connected {
             generation,
@@ -912,7 +912,7 @@ pub async fn run(
     let conn_stop = CancellationToken::new();
     // One client and event loop per connection: an acknowledgement can never reach a later
     // connection, where the same packet id could mean another message.
-    let conn = tokio::spawn(crate::door::link::connection_loop::<ConnMsg>(
+    let conn = tokio::spawn(mqtt::connection_loop::<ConnMsg>(
         opts.mqtt(),
         1024,
         Backoff::new(opts.reconnect_min, opts.reconnect_max),

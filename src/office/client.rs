@@ -327,7 +327,7 @@ impl OfficeMqtt {
             opts.set_credentials(user.clone(), password.clone());
         }
         if let Some(tls) = &self.tls {
-            crate::door::link::install_crypto_provider();
+            crate::mqtt::install_crypto_provider();
             opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: tls.ca.clone(),
                 alpn: None,
@@ -366,7 +366,7 @@ impl OfficeMqtt {
         opts: MqttOptions,
     ) -> Result<(AsyncClient, EventLoop), OfficeError> {
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        eventloop.set_network_options(crate::door::link::network_options());
+        eventloop.set_network_options(crate::mqtt::network_options());
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {

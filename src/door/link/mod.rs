@@ -2,15 +2,18 @@
 //! signed lists and signed commands in. The contract is `docs/mqtt.md` and `docs/asyncapi.yaml`.
 //!
 //! Two tasks:
-//! - the **connection task** owns one rumqttc `EventLoop` per connection and only polls it (a poll
-//!   is never cancelled mid-write). On any error it drops the event loop with its client and
-//!   reconnects after an exponential backoff with jitter. A new client per connection means a
-//!   request queued for a dead connection dies with it instead of surfacing on the next one;
-//! - the **link task** does the rest. It publishes durable outbox events in seq order (QoS 1, a
-//!   bounded window in flight), maps each outgoing publish's packet id to its seq in the order
-//!   the requests were queued, and removes an event from the outbox only on its PUBACK. Every new
-//!   connection starts again from the oldest event still in the outbox, so nothing unacknowledged
-//!   is ever lost with rumqttc's in-memory state; the office de-duplicates by (door, seq).
+//! - the **connection task** ([`crate::mqtt::connection_loop`]) owns one rumqttc `EventLoop` per
+//!   connection and only polls it (a poll is never cancelled mid-write). On any error it drops
+//!   the event loop with its client and reconnects after an exponential backoff with jitter. A
+//!   new client per connection means a request queued for a dead connection dies with it instead
+//!   of surfacing on the next one;
+//! - the **link task** (this module) does the rest. It publishes durable outbox events in seq
+//!   order (QoS 1, a bounded window in flight) and removes an event from the outbox only on its
+//!   PUBACK. The bookkeeping (packet id → seq in the order the requests were queued, what a
+//!   PUBACK means, what a reconnect resends) is the sans-I/O [`window::Window`]; this task reads
+//!   the outbox, publishes and acts on its answers. Every new connection starts again from the
+//!   oldest event still in the outbox, so nothing unacknowledged is ever lost with rumqttc's
+//!   in-memory state; the office de-duplicates by (door, seq).
 //!
 //! The link speaks **MQTT 5** (rumqttc's v5 client) so that the broker can say no: a PUBACK
 //! carries a reason code. An event refused for itself (too large for the broker or for the door's
@@ -20,17 +23,23 @@
 //! raises `mqtt.delivery_refused` (status, log, and again on every connection). The table of
 //! reason codes is in `docs/mqtt.md`.
 //!
+//! - [`window`]: the publish window, sans I/O, with its table and property tests;
+//! - [`status`]: the retained status message;
+//! - `lists`: lists from the broker, handed to the list intake one at a time.
+//!
 //! The tap → relay path never waits on any of this.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod lists;
+pub mod status;
+pub mod window;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::{ConnAck, LastWill, Packet, PubAck, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions, StateError};
-use rumqttc::{Outgoing, TlsConfiguration, Transport};
-use serde::Serialize;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
+use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -39,212 +48,27 @@ use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
 use crate::door::config::MqttConfig;
 use crate::door::daemon::DaemonHandle;
+use crate::mqtt::connection::is_protocol_error;
+use crate::mqtt::{
+    connection_loop, describe, install_crypto_provider, Backoff, ConnectionReport, Topics,
+    BROKER_TEXT_MAX,
+};
+use lists::{list_intake, ListSlot};
+use status::{
+    status_relevant, ActiveListStatus, KindOnly, OnlineStatus, StatusClock, StatusLockdown,
+    StatusOutbox, StatusReader,
+};
+use window::{verdict, Acked, Poison, Sent, Verdict, Window};
 
-/// Schema id of the status messages.
-pub const STATUS_SCHEMA: &str = "pintu.status.v1";
+pub use status::{ntp_synced, outbox_level, StatusMessage, STATUS_SCHEMA};
+
 /// Room above the list size cap for the MQTT packet header and topic.
 const PACKET_OVERHEAD: usize = 64 * 1024;
 /// How long a clean stop waits for the last events and the offline status to be acknowledged.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
-/// Largest event payload the link publishes; a larger one is set aside. Events written now are
-/// at most [`crate::core::event::EVENT_MAX_BYTES`]; this guards what an older pintud left in the
-/// outbox. The office archive accepts up to this much (`src/office/archive.rs`), so an event the broker
-/// takes can be archived.
-pub const LINK_EVENT_MAX_BYTES: usize = 64 << 10;
-/// Longest broker-supplied text (a PUBACK reason string) carried into a log line or an event.
-const BROKER_TEXT_MAX: usize = 200;
-
-/// The door's topics.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    /// `{prefix}/{site}/{door}/events`
-    pub events: String,
-    /// `{prefix}/{site}/{door}/status` (retained)
-    pub status: String,
-    /// `{prefix}/{site}/list` (retained, site-wide)
-    pub site_list: String,
-    /// `{prefix}/{site}/{door}/list` (retained, this door)
-    pub door_list: String,
-    /// `{prefix}/{site}/{door}/commands`
-    pub commands: String,
-}
-
-impl Topics {
-    /// The topics of door `door` at `site` under `prefix`.
-    pub fn new(prefix: &str, site: &str, door: &str) -> Topics {
-        Topics {
-            events: format!("{prefix}/{site}/{door}/events"),
-            status: format!("{prefix}/{site}/{door}/status"),
-            site_list: format!("{prefix}/{site}/list"),
-            door_list: format!("{prefix}/{site}/{door}/list"),
-            commands: format!("{prefix}/{site}/{door}/commands"),
-        }
-    }
-}
-
-/// Exponential backoff with jitter: each delay is drawn from [d/2, d], and d doubles up to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// Starts at `min`.
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // Jitter spreads the reconnects of a fleet of doors after a broker restart.
-        let mut byte = [0u8; 2];
-        let _ = getrandom::fill(&mut byte);
-        let frac = f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX);
-        ceiling.mul_f64(0.5 + frac / 2.0)
-    }
-
-    /// A connection succeeded: start from `min` again.
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
-/// The retained status message.
-#[derive(Debug, Serialize)]
-pub struct StatusMessage {
-    /// [`STATUS_SCHEMA`].
-    pub schema: &'static str,
-    /// `online` or `offline`.
-    pub state: &'static str,
-    /// Site id.
-    pub site: String,
-    /// Door id.
-    pub door: String,
-    /// When it was published (absent in the last will, which the broker sends later).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<jiff::Timestamp>,
-    /// The rest, only when online.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub online: Option<OnlineStatus>,
-}
-
-/// Status fields of a running door.
-#[derive(Debug, Serialize)]
-pub struct OnlineStatus {
-    /// pintud version.
-    pub version: String,
-    /// The active list, if any.
-    pub list: Option<StatusList>,
-    /// Wall-clock trust.
-    pub clock: StatusClock,
-    /// People inside (presence).
-    pub occupancy: usize,
-    /// Visitors inside.
-    pub visitors_inside: usize,
-    /// Events not yet delivered.
-    pub outbox: StatusOutbox,
-    /// `secured` or `released`.
-    pub lock: String,
-    /// Door contact: `open`, `closed` or `unknown`.
-    pub contact: String,
-    /// The lockdown in force, if any.
-    pub lockdown: Option<StatusLockdown>,
-    /// Configured readers.
-    pub readers: Vec<StatusReader>,
-    /// Seconds between status messages at most.
-    pub heartbeat_s: u64,
-    /// A test bench (`[door] bench = true`): the control socket can open this door's real lock.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub bench: bool,
-}
-
-/// The active list in status.
-#[derive(Debug, Serialize)]
-pub struct StatusList {
-    /// Version.
-    pub version: u64,
-    /// Signed at.
-    pub issued_at: jiff::Timestamp,
-    /// Expires at.
-    pub expires_at: jiff::Timestamp,
-    /// Whether it has expired (every tap is denied).
-    pub expired: bool,
-    /// Entries.
-    pub entries: usize,
-}
-
-/// Clock state in status.
-#[derive(Debug, Serialize)]
-pub struct StatusClock {
-    /// Whether the wall clock is trusted.
-    pub trusted: bool,
-    /// NTP synchronisation as the kernel reports it, when known.
-    pub ntp_synced: Option<bool>,
-}
-
-/// Outbox state in status.
-#[derive(Debug, Serialize)]
-pub struct StatusOutbox {
-    /// Events waiting.
-    pub depth: u64,
-    /// `ok`, `warning` or `critical` against the configured thresholds.
-    pub level: &'static str,
-    /// Events set aside (not deliverable on their own, kept in the door's store).
-    pub set_aside: u64,
-    /// Why the broker refuses the door's events, while it does (`null` otherwise).
-    pub delivery_refused: Option<String>,
-}
-
-/// A lockdown in status.
-#[derive(Debug, Serialize)]
-pub struct StatusLockdown {
-    /// The role still admitted.
-    pub allow_role: String,
-}
-
-/// A reader in status.
-#[derive(Debug, Serialize)]
-pub struct StatusReader {
-    /// Name.
-    pub name: String,
-    /// Backend.
-    pub backend: String,
-    /// `up`, `down` or `unknown`.
-    pub state: String,
-}
-
-/// The outbox depth level against the thresholds.
-pub fn outbox_level(depth: u64, warning: u64, critical: u64) -> &'static str {
-    if depth >= critical {
-        "critical"
-    } else if depth >= warning {
-        "warning"
-    } else {
-        "ok"
-    }
-}
-
-/// Whether the kernel's clock is NTP-synchronised (`adjtimex` does not report `TIME_ERROR`).
-pub fn ntp_synced() -> Option<bool> {
-    // SAFETY: with `modes == 0`, adjtimex only reads the kernel's clock state into `tx`, a
-    // zero-initialised plain C struct owned by this frame.
-    let state = unsafe {
-        let mut tx: nix::libc::timex = std::mem::zeroed();
-        nix::libc::adjtimex(&mut tx)
-    };
-    if state < 0 {
-        return None;
-    }
-    Some(state != nix::libc::TIME_ERROR)
-}
+/// Largest event payload the link publishes; a larger one is set aside (see
+/// [`crate::mqtt::EVENT_MAX_BYTES`]).
+pub const LINK_EVENT_MAX_BYTES: usize = crate::mqtt::EVENT_MAX_BYTES;
 
 /// What the connection task tells the link task. `generation` numbers connections: anything
 /// from an older one is stale.
@@ -269,36 +93,6 @@ enum LinkMsg {
         /// with PUBACK reason 0x95, which rumqttc does not accept).
         protocol: bool,
     },
-}
-
-/// What the door does with an event the broker answered, by PUBACK reason code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// Accepted: the event leaves the outbox.
-    Delivered,
-    /// Refused for this message only: set it aside and go on.
-    SetAside,
-    /// Refused as every event would be: keep it, pause delivery, raise the alarm.
-    Refused,
-    /// The broker and the door disagree about packet ids: start the connection over.
-    Reconnect,
-}
-
-/// Which PUBACK reason codes fall where (`docs/mqtt.md` has the same table).
-fn verdict(reason: PubAckReason) -> Verdict {
-    match reason {
-        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Verdict::Delivered,
-        // About the message's content or size: the next event may well pass.
-        PubAckReason::PayloadFormatInvalid | PubAckReason::ImplementationSpecificError => {
-            Verdict::SetAside
-        }
-        // About the door (its rights, its topic, its quota): every event would meet the same.
-        PubAckReason::NotAuthorized
-        | PubAckReason::TopicNameInvalid
-        | PubAckReason::QuotaExceeded
-        | PubAckReason::UnspecifiedError => Verdict::Refused,
-        PubAckReason::PacketIdentifierInUse => Verdict::Reconnect,
-    }
 }
 
 /// A PUBACK reason code in snake case, for events and status.
@@ -342,14 +136,6 @@ fn publish_packet_size(topic: usize, payload: usize) -> usize {
     1 + length_bytes + remaining
 }
 
-/// What an outgoing QoS 1 publish was, to act on its PUBACK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    Event(u64),
-    Status,
-    Offline,
-}
-
 /// Builds the client options (TLS, credentials, last will, packet limits).
 pub fn options(
     cfg: &MqttConfig,
@@ -375,11 +161,13 @@ pub fn options(
     }
     if let Some(tls) = &cfg.tls {
         install_crypto_provider();
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: tls.ca.clone(),
-            alpn: None,
-            client_auth: tls.client.clone(),
-        }));
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: tls.ca.clone(),
+                alpn: None,
+                client_auth: tls.client.clone(),
+            },
+        ));
     }
     let will = StatusMessage {
         schema: STATUS_SCHEMA,
@@ -397,11 +185,6 @@ pub fn options(
         None,
     ));
     opts
-}
-
-/// rustls with the ring provider (no aws-lc C build); once per process.
-pub fn install_crypto_provider() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Runs the link until `stop` is cancelled; then publishes what is left (bounded) and the
@@ -442,23 +225,16 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         handle,
         policy: None,
         topics,
-        window: usize::from(cfg.inflight),
+        window: Window::new(usize::from(cfg.inflight)),
         heartbeat: cfg.heartbeat,
         generation: 0,
         client: None,
-        queued: VecDeque::new(),
-        in_flight: HashMap::new(),
-        events_in_flight: 0,
-        next_seq: 0,
         list_slot: list_slot.clone(),
         outbox_level: "ok",
         status_due: false,
         max_packet: usize::MAX,
-        refused: None,
-        refused_raised: false,
         retry_at: None,
         refusal_backoff: Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
-        suspect: None,
     };
     link.policy = Some(CommandPolicy {
         trust: link.handle.config().command_trust.clone(),
@@ -471,73 +247,6 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
     drop(link);
     list_slot.close();
     let _ = intake.await;
-}
-
-/// What a connection task reports to the task that uses the connection. `generation` numbers
-/// connections, so the user can tell a stale report from a current one.
-pub trait ConnectionReport: Send + Sized + 'static {
-    /// The broker accepted a connection; `client` publishes on it (and only on it). `ack` is the
-    /// broker's CONNACK (session present, its limits).
-    fn connected(generation: u64, client: AsyncClient, ack: &ConnAck) -> Self;
-    /// Anything else the event loop yielded; `None` drops it.
-    fn event(generation: u64, event: Event) -> Option<Self>;
-    /// The connection ended (or could not be made).
-    fn disconnected(generation: u64, error: String) -> Self;
-    /// The connection ended with `error`; by default [`ConnectionReport::disconnected`] with it
-    /// in words.
-    fn disconnected_by(generation: u64, error: &ConnectionError) -> Self {
-        Self::disconnected(generation, describe(error))
-    }
-}
-
-/// Owns one rumqttc event loop per connection and only polls it, so a poll is never cancelled
-/// mid-write (only at `stop`). After any error the event loop and its client are dropped and a
-/// new pair is made after a backoff: a request (a publish, an acknowledgement) queued for a dead
-/// connection dies with it instead of surfacing on the next one. Shared by the door's link and
-/// the office archive.
-pub async fn connection_loop<M: ConnectionReport>(
-    opts: MqttOptions,
-    capacity: usize,
-    mut backoff: Backoff,
-    tx: mpsc::UnboundedSender<M>,
-    stop: CancellationToken,
-) {
-    let mut generation = 0u64;
-    loop {
-        generation += 1;
-        let (client, mut eventloop) = AsyncClient::new(opts.clone(), capacity);
-        eventloop.options.set_network_options(network_options());
-        loop {
-            let polled = tokio::select! {
-                _ = stop.cancelled() => return,
-                polled = eventloop.poll() => polled,
-            };
-            let msg = match polled {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    backoff.reset();
-                    M::connected(generation, client.clone(), &ack)
-                }
-                Ok(event) => match M::event(generation, event) {
-                    Some(msg) => msg,
-                    None => continue,
-                },
-                Err(error) => {
-                    if tx.send(M::disconnected_by(generation, &error)).is_err() {
-                        return;
-                    }
-                    break;
-                }
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
-        }
-        let delay = backoff.next_delay();
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
 }
 
 impl ConnectionReport for LinkMsg {
@@ -568,40 +277,8 @@ impl ConnectionReport for LinkMsg {
         LinkMsg::Disconnected {
             generation,
             error: describe(error),
-            protocol: matches!(
-                error,
-                ConnectionError::MqttState(StateError::Deserialization(_))
-            ),
+            protocol: is_protocol_error(error),
         }
-    }
-}
-
-/// TCP settings for every Pintu MQTT client: small packets (events, acks) go out at once. With
-/// Nagle's algorithm and the broker's delayed ACKs each event waited ~40 ms on loopback.
-pub fn network_options() -> rumqttc::NetworkOptions {
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    network
-}
-
-/// A connection error in words for operators (the link and the office archive log it).
-pub fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::Io(e) => format!("network: {e}"),
-        ConnectionError::ConnectionRefused(code) => {
-            format!("broker refused the connection: {code:?}")
-        }
-        ConnectionError::MqttState(StateError::ServerDisconnect {
-            reason_code,
-            reason_string,
-        }) => format!(
-            "broker disconnected the door: {reason_code:?}{}",
-            reason_string
-                .as_deref()
-                .map(|s| format!(" ({})", bounded(s, BROKER_TEXT_MAX)))
-                .unwrap_or_default()
-        ),
-        other => other.to_string(),
     }
 }
 
@@ -609,33 +286,20 @@ struct Link {
     handle: Arc<DaemonHandle>,
     policy: Option<CommandPolicy>,
     topics: Topics,
-    window: usize,
+    /// What is in flight and what goes out next (sans I/O).
+    window: Window,
     heartbeat: Duration,
     generation: u64,
     /// The client of the live connection, if any.
     client: Option<AsyncClient>,
-    /// Publishes queued on this connection whose packet id is not known yet, in queue order.
-    queued: VecDeque<Sent>,
-    /// Publishes sent and not yet acknowledged, by packet id.
-    in_flight: HashMap<u16, Sent>,
-    events_in_flight: usize,
-    /// The next outbox seq to publish on this connection.
-    next_seq: u64,
     list_slot: Arc<ListSlot>,
     outbox_level: &'static str,
     status_due: bool,
     /// Largest PUBLISH packet this connection may carry: the broker's limit (CONNACK).
     max_packet: usize,
-    /// Why the broker refuses every event, while it does; then one event at a time is tried.
-    refused: Option<String>,
-    /// `mqtt.delivery_refused` was recorded on this connection.
-    refused_raised: bool,
-    /// While refused: when to try the oldest event again.
+    /// While the broker refuses events: when to try the oldest event again.
     retry_at: Option<tokio::time::Instant>,
     refusal_backoff: Backoff,
-    /// The oldest event in flight when the broker's answer broke the connection (a protocol
-    /// error): published alone on the next connection; if that breaks it again, it is set aside.
-    suspect: Option<u64>,
 }
 
 impl Link {
@@ -676,25 +340,22 @@ impl Link {
                 tracing::info!(broker_max_packet = max_packet, "MQTT connected");
                 self.generation = generation;
                 self.client = Some(client);
-                self.queued.clear();
-                self.in_flight.clear();
-                self.events_in_flight = 0;
                 self.max_packet = max_packet.map_or(usize::MAX, |m| m as usize);
                 // Still refused from an earlier connection: status says so from the start, and
                 // the oldest event is tried at once (alone); a new refusal raises the alarm again.
-                self.refused_raised = false;
                 self.retry_at = None;
-                if let Some(why) = &self.refused {
+                if let Some(why) = self.window.refusal() {
                     tracing::error!(outbox = self.handle.store().outbox_depth(), "the broker refused the door's events on the last connection ({why}); trying again");
                 }
                 // Everything not acknowledged goes out again, in order.
-                self.next_seq = match self.handle.store().outbox_first() {
+                let first = match self.handle.store().outbox_first() {
                     Ok(first) => first.unwrap_or(0),
                     Err(e) => {
                         tracing::error!("cannot read the outbox: {e}");
                         0
                     }
                 };
+                self.window.reconnected(first);
                 self.subscribe();
                 self.publish_status();
                 self.pump().await;
@@ -730,69 +391,68 @@ impl Link {
 
     async fn on_event(&mut self, event: Event) {
         match event {
-            Event::Outgoing(Outgoing::Publish(pkid)) => match self.queued.pop_front() {
-                Some(sent) => {
-                    self.in_flight.insert(pkid, sent);
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                // rumqttc sends publishes in the order they were queued.
+                let known = self.window.published(pkid);
+                if !known {
+                    tracing::error!(pkid, "MQTT: a publish went out that was not queued");
                 }
-                None => tracing::error!(pkid, "MQTT: a publish went out that was not queued"),
-            },
+            }
             Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
                 // Only if the broker acknowledged out of order with the window full: start the
                 // connection over rather than guess which publish this packet id now means.
                 tracing::error!(pkid, "MQTT packet id collision; reconnecting");
                 self.reconnect();
             }
-            Event::Incoming(Packet::PubAck(ack)) => match self.in_flight.remove(&ack.pkid) {
-                Some(Sent::Event(seq)) => {
-                    self.events_in_flight = self.events_in_flight.saturating_sub(1);
-                    match verdict(ack.reason) {
-                        Verdict::Delivered => {
-                            if self.suspect == Some(seq) {
-                                self.suspect = None;
-                            }
-                            if let Err(e) = self.handle.store().acknowledge(seq) {
-                                tracing::error!(
-                                    seq,
-                                    "cannot remove a delivered event from the outbox: {e}"
-                                );
-                            }
-                            if self.refused.is_some() {
+            Event::Incoming(Packet::PubAck(ack)) => {
+                match self.window.acked(ack.pkid, verdict(ack.reason)) {
+                    Acked::Event { seq, verdict } => {
+                        match verdict {
+                            Verdict::Delivered => {
+                                if let Err(e) = self.handle.store().acknowledge(seq) {
+                                    tracing::error!(
+                                        seq,
+                                        "cannot remove a delivered event from the outbox: {e}"
+                                    );
+                                }
                                 self.delivery_accepted();
                             }
+                            Verdict::SetAside => {
+                                let why = refusal_text(&ack);
+                                self.set_aside(
+                                    seq,
+                                    reason_code(ack.reason),
+                                    format!("the broker refused it: {why}"),
+                                );
+                            }
+                            Verdict::Refused => self.delivery_refused(seq, refusal_text(&ack)),
+                            Verdict::Reconnect => {
+                                tracing::error!(
+                                    seq,
+                                    pkid = ack.pkid,
+                                    "the broker reports a packet id in use; reconnecting"
+                                );
+                                self.reconnect();
+                                return;
+                            }
                         }
-                        Verdict::SetAside => {
-                            let why = refusal_text(&ack);
-                            self.set_aside(
-                                seq,
-                                reason_code(ack.reason),
-                                format!("the broker refused it: {why}"),
-                            );
-                        }
-                        Verdict::Refused => self.delivery_refused(seq, refusal_text(&ack)),
-                        Verdict::Reconnect => {
-                            tracing::error!(
-                                seq,
-                                pkid = ack.pkid,
-                                "the broker reports a packet id in use; reconnecting"
-                            );
-                            self.reconnect();
-                            return;
-                        }
+                        self.check_outbox_level();
+                        self.pump().await;
                     }
-                    self.check_outbox_level();
-                    self.pump().await;
-                }
-                Some(Sent::Status | Sent::Offline) => {
-                    if verdict(ack.reason) != Verdict::Delivered {
-                        tracing::warn!(
+                    Acked::Status(_) => {
+                        if verdict(ack.reason) != Verdict::Delivered {
+                            tracing::warn!(
                             "the broker refused the door's status: {} (check the door's ACL: write on {})",
                             refusal_text(&ack),
                             self.topics.status
                         );
+                        }
+                    }
+                    Acked::Unknown => {
+                        tracing::debug!(pkid = ack.pkid, "PUBACK for an unknown packet id")
                     }
                 }
-                None => tracing::debug!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
-            },
+            }
             Event::Incoming(Packet::SubAck(ack))
                 if ack.return_codes.iter().any(|c| {
                     !matches!(
@@ -844,12 +504,6 @@ impl Link {
         if self.client.is_none() || self.retry_at.is_some() {
             return;
         }
-        // While the broker refuses events, one at a time: a probe, not a flood of refusals.
-        let window = if self.refused.is_some() || self.suspect.is_some() {
-            1
-        } else {
-            self.window
-        };
         let store = self.handle.store().clone();
         if store.has_unflushed() {
             if let Err(e) = self.handle.flush().await {
@@ -857,8 +511,10 @@ impl Link {
                 return;
             }
         }
-        while self.events_in_flight < window {
-            let batch = match store.outbox_from(self.next_seq, window - self.events_in_flight) {
+        // While the broker refuses events, the window has room for one: a probe, not a flood of
+        // refusals.
+        while self.window.room() > 0 {
+            let batch = match store.outbox_from(self.window.next_seq(), self.window.room()) {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::error!("cannot read the outbox: {e}");
@@ -882,7 +538,7 @@ impl Link {
                             self.max_packet
                         )
                     };
-                    self.next_seq = seq + 1;
+                    self.window.skip(seq);
                     self.set_aside(
                         seq,
                         "too_large",
@@ -901,9 +557,7 @@ impl Link {
                     self.reconnect();
                     return;
                 }
-                self.queued.push_back(Sent::Event(seq));
-                self.events_in_flight += 1;
-                self.next_seq = seq + 1;
+                self.window.queue_event(seq);
             }
         }
     }
@@ -944,31 +598,20 @@ impl Link {
     /// if the connection breaks again with only it in flight, it is set aside, so that one event
     /// cannot stall delivery for good.
     fn suspect_poison(&mut self, error: &str) {
-        let oldest = self
-            .in_flight
-            .values()
-            .filter_map(|s| match s {
-                Sent::Event(seq) => Some(*seq),
-                _ => None,
-            })
-            .min();
-        let Some(seq) = oldest else { return };
-        if self.suspect == Some(seq) && self.events_in_flight == 1 {
-            self.suspect = None;
-            self.set_aside(
+        match self.window.broke_connection() {
+            None => {}
+            Some(Poison::SetAside(seq)) => self.set_aside(
                 seq,
                 "broke_connection",
                 format!(
                     "the broker's answer to it broke the connection twice ({})",
                     bounded(error, BROKER_TEXT_MAX)
                 ),
-            );
-        } else {
-            tracing::warn!(
+            ),
+            Some(Poison::Suspect(seq)) => tracing::warn!(
                 seq,
                 "the broker's answer broke the connection ({error}); event {seq} goes out alone next"
-            );
-            self.suspect = Some(seq);
+            ),
         }
     }
 
@@ -977,9 +620,7 @@ impl Link {
     /// connection.
     fn delivery_refused(&mut self, seq: u64, why: String) {
         self.handle.store().set_delivery_refused(Some(why.clone()));
-        self.refused = Some(why.clone());
-        if !self.refused_raised {
-            self.refused_raised = true;
+        if self.window.refused(why.clone()) {
             self.status_due = true;
             tracing::error!(
                 seq,
@@ -1005,7 +646,7 @@ impl Link {
 
     /// An event went through after refusals: delivery resumes at full window.
     fn delivery_accepted(&mut self) {
-        let Some(was) = self.refused.take() else {
+        let Some(was) = self.window.accepted() else {
             return;
         };
         self.handle.store().set_delivery_refused(None);
@@ -1022,14 +663,14 @@ impl Link {
 
     /// The refusal backoff ran out: try the oldest event again, alone, once nothing is in flight.
     async fn retry_refused(&mut self) {
-        if self.events_in_flight > 0 {
+        if self.window.events_in_flight() > 0 {
             // Refusals for the rest of the window are still coming back.
             self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(500));
             return;
         }
         self.retry_at = None;
         if let Ok(Some(first)) = self.handle.store().outbox_first() {
-            self.next_seq = first;
+            self.window.rewind(first);
         }
         self.pump().await;
     }
@@ -1058,7 +699,7 @@ impl Link {
             return;
         }
         match client.try_publish(self.topics.status.clone(), QoS::AtLeastOnce, true, bytes) {
-            Ok(()) => self.queued.push_back(kind),
+            Ok(()) => self.window.queue_status(kind),
             Err(e) => tracing::warn!("cannot queue the status: {e}"),
         }
     }
@@ -1074,7 +715,7 @@ impl Link {
             time: Some(status.now),
             online: Some(OnlineStatus {
                 version: status.version.clone(),
-                list: status.list.as_ref().map(|l| StatusList {
+                list: status.list.as_ref().map(|l| ActiveListStatus {
                     version: l.version,
                     issued_at: l.issued_at,
                     expires_at: l.expires_at,
@@ -1213,11 +854,11 @@ impl Link {
         self.pump().await;
         let mut offline_sent = false;
         loop {
-            let outbox_done = self.events_in_flight == 0
+            let outbox_done = self.window.events_in_flight() == 0
                 && self
                     .handle
                     .store()
-                    .outbox_from(self.next_seq, 1)
+                    .outbox_from(self.window.next_seq(), 1)
                     .map(|b| b.is_empty())
                     .unwrap_or(true);
             if outbox_done && !offline_sent {
@@ -1232,9 +873,7 @@ impl Link {
                 self.publish_retained_status(&offline, Sent::Offline);
                 offline_sent = true;
             }
-            let offline_acked = offline_sent
-                && !self.queued.contains(&Sent::Offline)
-                && !self.in_flight.values().any(|s| *s == Sent::Offline);
+            let offline_acked = offline_sent && !self.window.offline_pending();
             if offline_acked {
                 break;
             }
@@ -1275,144 +914,11 @@ impl Link {
     }
 }
 
-/// Events whose kind changes what status says.
-fn status_relevant(event_json: &[u8]) -> bool {
-    const KINDS: [&[u8]; 9] = [
-        b"\"kind\":\"lock.",
-        b"\"kind\":\"reader.",
-        b"\"kind\":\"list.",
-        b"\"kind\":\"lockdown.",
-        b"\"kind\":\"outbox.",
-        b"\"kind\":\"door.",
-        b"\"kind\":\"hardware.",
-        b"\"kind\":\"store.",
-        b"\"kind\":\"daemon.",
-    ];
-    KINDS
-        .iter()
-        .any(|k| event_json.windows(k.len()).any(|w| w == *k))
-}
-
-/// Just the kind of a stored event.
-#[derive(serde::Deserialize)]
-struct KindOnly {
-    kind: String,
-}
-
 /// Sleeps until `at`, or forever without one (a `select!` branch that is off).
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The one list from the broker waiting for [`list_intake`]: the newest wins. Lists can be up to
-/// `list.max_size` (64 MiB by default), so a queue of them could exhaust the door's memory; with
-/// one slot, at most one list waits while another is verified. A list replaced before it was
-/// applied is recorded as `list.rejected` with reason `superseded` (a retained one comes again
-/// with the next connection).
-#[derive(Default)]
-struct ListSlot {
-    state: std::sync::Mutex<SlotState>,
-    wake: tokio::sync::Notify,
-}
-
-#[derive(Default)]
-struct SlotState {
-    /// The waiting list: its topic and bytes.
-    next: Option<(String, bytes::Bytes)>,
-    /// Topics of lists replaced while waiting, not yet recorded (bounded).
-    superseded: Vec<String>,
-    /// The link is gone: no more lists come.
-    closed: bool,
-}
-
-/// How many superseded lists are recorded one by one between two applies; more are only logged.
-const SUPERSEDED_RECORDED: usize = 16;
-
-impl ListSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts a list in the slot, replacing (and reporting) one that still waits.
-    fn offer(&self, topic: String, bytes: bytes::Bytes) {
-        if bytes.is_empty() {
-            // An empty retained message clears the topic; nothing to apply.
-            return;
-        }
-        tracing::debug!(%topic, bytes = bytes.len(), "list received");
-        let mut st = self.lock();
-        if let Some((old, _)) = st.next.replace((topic, bytes)) {
-            tracing::warn!(topic = %old, "a newer list arrived before this one was applied; it is dropped unverified");
-            if st.superseded.len() < SUPERSEDED_RECORDED {
-                st.superseded.push(old);
-            }
-        }
-        drop(st);
-        self.wake.notify_one();
-    }
-
-    /// No more lists: the intake ends once the slot is empty.
-    fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
-    }
-}
-
-/// Applies lists from the broker one at a time on a blocking thread. Retained lists come again
-/// on every reconnect: bytes already judged since start are skipped silently.
-async fn list_intake(handle: Arc<DaemonHandle>, slot: Arc<ListSlot>) {
-    let mut judged: HashSet<[u8; 32]> = HashSet::new();
-    loop {
-        let (next, superseded, closed) = {
-            let mut st = slot.lock();
-            (
-                st.next.take(),
-                std::mem::take(&mut st.superseded),
-                st.closed,
-            )
-        };
-        if !superseded.is_empty() {
-            let h = handle.clone();
-            let recorded = tokio::task::spawn_blocking(move || {
-                superseded
-                    .iter()
-                    .try_for_each(|topic| h.list_superseded(&format!("mqtt:{topic}")))
-            })
-            .await;
-            if let Ok(Err(e)) = recorded {
-                tracing::error!("cannot record a superseded list: {e}");
-            }
-        }
-        let Some((topic, bytes)) = next else {
-            if closed {
-                return;
-            }
-            slot.wake.notified().await;
-            continue;
-        };
-        let digest = crate::core::list::digest(&bytes);
-        if !judged.insert(digest) {
-            continue;
-        }
-        let h = handle.clone();
-        let source = format!("mqtt:{topic}");
-        let result = tokio::task::spawn_blocking(move || h.apply_list_from(&bytes, &source)).await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(
-                    "cannot apply a list from MQTT: {}",
-                    crate::util::error_chain(&e)
-                );
-                // Not judged (the list file could not be written, say): the retained list
-                // comes again with the next connection and is tried again.
-                judged.remove(&digest);
-            }
-            Err(e) => tracing::error!("list intake task failed: {e}"),
-        }
     }
 }
 
