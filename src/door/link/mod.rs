@@ -29,21 +29,23 @@
 //!
 //! The tap → relay path never waits on any of this.
 
+mod commands;
 mod lists;
+mod refusals;
 pub mod status;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{ConnAck, LastWill, Packet, PubAck, PubAckReason};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, LastWill, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::command::{self, CommandPolicy, COMMAND_MAX_BYTES};
+use crate::core::command::{CommandPolicy, COMMAND_MAX_BYTES};
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
 use crate::door::config::MqttConfig;
@@ -54,11 +56,9 @@ use crate::mqtt::{
     BROKER_TEXT_MAX,
 };
 use lists::{list_intake, ListSlot};
-use status::{
-    status_relevant, ActiveListStatus, KindOnly, OnlineStatus, StatusClock, StatusLockdown,
-    StatusOutbox, StatusReader,
-};
-use window::{verdict, Acked, Poison, Sent, Verdict, Window};
+use refusals::{reason_code, refusal_text};
+use status::status_relevant;
+use window::{verdict, Acked, Sent, Verdict, Window};
 
 pub use status::{ntp_synced, outbox_level, StatusMessage, STATUS_SCHEMA};
 
@@ -93,34 +93,6 @@ enum LinkMsg {
         /// with PUBACK reason 0x95, which rumqttc does not accept).
         protocol: bool,
     },
-}
-
-/// A PUBACK reason code in snake case, for events and status.
-fn reason_code(reason: PubAckReason) -> &'static str {
-    match reason {
-        PubAckReason::Success => "success",
-        PubAckReason::NoMatchingSubscribers => "no_matching_subscribers",
-        PubAckReason::UnspecifiedError => "unspecified_error",
-        PubAckReason::ImplementationSpecificError => "implementation_specific_error",
-        PubAckReason::NotAuthorized => "not_authorized",
-        PubAckReason::TopicNameInvalid => "topic_name_invalid",
-        PubAckReason::PacketIdentifierInUse => "packet_identifier_in_use",
-        PubAckReason::QuotaExceeded => "quota_exceeded",
-        PubAckReason::PayloadFormatInvalid => "payload_format_invalid",
-    }
-}
-
-/// The reason code with the broker's reason string, if it sent one (bounded, no control chars).
-fn refusal_text(ack: &PubAck) -> String {
-    let code = reason_code(ack.reason);
-    match ack
-        .properties
-        .as_ref()
-        .and_then(|p| p.reason_string.as_deref())
-    {
-        Some(why) => format!("{code} ({})", bounded(why, BROKER_TEXT_MAX)),
-        None => code.to_string(),
-    }
 }
 
 /// Size on the wire of a QoS 1 MQTT 5 PUBLISH without properties.
@@ -562,289 +534,6 @@ impl Link {
         }
     }
 
-    /// Event `seq` cannot be delivered on its own: move it aside (kept in the store), raise
-    /// `event.set_aside`, and let delivery go on.
-    fn set_aside(&mut self, seq: u64, reason: &str, why: String) {
-        let bytes = match self.handle.store().set_aside(seq) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return,
-            Err(e) => {
-                // Still skipped on this connection; tried again on the next.
-                tracing::error!(seq, "cannot set an undeliverable event aside: {e}");
-                return;
-            }
-        };
-        self.status_due = true;
-        let kind = serde_json::from_slice::<KindOnly>(&bytes)
-            .map(|k| k.kind)
-            .unwrap_or_else(|_| "unknown".into());
-        tracing::error!(seq, kind = %kind, size = bytes.len(), reason, "event set aside (kept in the store, not delivered): {why}");
-        if kind == EventKind::EventSetAside.as_str() {
-            // The alarm about a set-aside event was itself refused: another alarm would be too.
-            return;
-        }
-        self.handle.record(
-            EventDraft::new(EventKind::EventSetAside)
-                .reason(reason)
-                .detail(format!(
-                    "event {seq} ({kind}, {} bytes) could not be delivered and was set aside in the door's store: {why}",
-                    bytes.len()
-                )),
-        );
-    }
-
-    /// The broker's answer broke the connection (a protocol error, not the network). The oldest
-    /// event in flight is the suspect: the first time, it goes out alone on the next connection;
-    /// if the connection breaks again with only it in flight, it is set aside, so that one event
-    /// cannot stall delivery for good.
-    fn suspect_poison(&mut self, error: &str) {
-        match self.window.broke_connection() {
-            None => {}
-            Some(Poison::SetAside(seq)) => self.set_aside(
-                seq,
-                "broke_connection",
-                format!(
-                    "the broker's answer to it broke the connection twice ({})",
-                    bounded(error, BROKER_TEXT_MAX)
-                ),
-            ),
-            Some(Poison::Suspect(seq)) => tracing::warn!(
-                seq,
-                "the broker's answer broke the connection ({error}); event {seq} goes out alone next"
-            ),
-        }
-    }
-
-    /// The broker refused event `seq` as it would every event: it stays in the outbox, delivery
-    /// pauses (then one event at a time, with backoff), and the alarm is raised once per
-    /// connection.
-    fn delivery_refused(&mut self, seq: u64, why: String) {
-        self.handle.store().set_delivery_refused(Some(why.clone()));
-        if self.window.refused(why.clone()) {
-            self.status_due = true;
-            tracing::error!(
-                seq,
-                outbox = self.handle.store().outbox_depth(),
-                "the broker refuses the door's events: {why}; they stay in the outbox (check the door's credentials and ACL: write on {})",
-                self.topics.events
-            );
-            self.handle.record(
-                EventDraft::new(EventKind::MqttDeliveryRefused)
-                    .reason(why.split(' ').next().unwrap_or("refused").to_string())
-                    .detail(format!(
-                        "the broker refuses the door's events on {}: {why}; events stay in the outbox",
-                        self.topics.events
-                    )),
-            );
-        } else {
-            tracing::debug!(seq, "event refused again: {why}");
-        }
-        if self.retry_at.is_none() {
-            self.retry_at = Some(tokio::time::Instant::now() + self.refusal_backoff.next_delay());
-        }
-    }
-
-    /// An event went through after refusals: delivery resumes at full window.
-    fn delivery_accepted(&mut self) {
-        let Some(was) = self.window.accepted() else {
-            return;
-        };
-        self.handle.store().set_delivery_refused(None);
-        self.refusal_backoff.reset();
-        self.retry_at = None;
-        self.status_due = true;
-        tracing::info!("the broker accepts the door's events again (was: {was})");
-        self.handle.record(
-            EventDraft::new(EventKind::MqttDeliveryRefusedCleared).detail(format!(
-                "the broker accepts the door's events again (was: {was})"
-            )),
-        );
-    }
-
-    /// The refusal backoff ran out: try the oldest event again, alone, once nothing is in flight.
-    async fn retry_refused(&mut self) {
-        if self.window.events_in_flight() > 0 {
-            // Refusals for the rest of the window are still coming back.
-            self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(500));
-            return;
-        }
-        self.retry_at = None;
-        if let Ok(Some(first)) = self.handle.store().outbox_first() {
-            self.window.rewind(first);
-        }
-        self.pump().await;
-    }
-
-    fn publish_status(&mut self) {
-        let message = self.status_message();
-        self.publish_retained_status(&message, Sent::Status);
-    }
-
-    fn publish_retained_status(&mut self, message: &StatusMessage, kind: Sent) {
-        let Some(client) = &self.client else { return };
-        let bytes = match serde_json::to_vec(message) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("status does not serialize: {e}");
-                return;
-            }
-        };
-        if publish_packet_size(self.topics.status.len(), bytes.len()) > self.max_packet {
-            // Over the broker's limit rumqttc would drop the connection: skip it, say why.
-            tracing::warn!(
-                size = bytes.len(),
-                max_packet = self.max_packet,
-                "status not published: larger than the broker's maximum packet size"
-            );
-            return;
-        }
-        match client.try_publish(self.topics.status.clone(), QoS::AtLeastOnce, true, bytes) {
-            Ok(()) => self.window.queue_status(kind),
-            Err(e) => tracing::warn!("cannot queue the status: {e}"),
-        }
-    }
-
-    fn status_message(&self) -> StatusMessage {
-        let cfg = self.handle.config();
-        let status = self.handle.status();
-        StatusMessage {
-            schema: STATUS_SCHEMA,
-            state: "online",
-            site: status.site.clone(),
-            door: status.door.clone(),
-            time: Some(status.now),
-            online: Some(OnlineStatus {
-                version: status.version.clone(),
-                list: status.list.as_ref().map(|l| ActiveListStatus {
-                    version: l.version,
-                    issued_at: l.issued_at,
-                    expires_at: l.expires_at,
-                    expired: l.expired,
-                    entries: l.entries,
-                }),
-                clock: StatusClock {
-                    trusted: status.clock.as_ref().is_none_or(|c| c.trusted),
-                    ntp_synced: ntp_synced(),
-                },
-                occupancy: status.occupancy,
-                visitors_inside: status.visitors_inside,
-                outbox: StatusOutbox {
-                    depth: status.outbox_depth,
-                    level: outbox_level(
-                        status.outbox_depth,
-                        cfg.outbox_warning,
-                        cfg.outbox_critical,
-                    ),
-                    set_aside: status.set_aside,
-                    delivery_refused: status.delivery_refused.clone(),
-                },
-                lock: format!("{:?}", status.lock).to_lowercase(),
-                contact: status.contact.clone().unwrap_or_else(|| "unknown".into()),
-                lockdown: status
-                    .lockdown
-                    .clone()
-                    .map(|allow_role| StatusLockdown { allow_role }),
-                readers: status
-                    .readers
-                    .iter()
-                    .map(|r| StatusReader {
-                        name: r.name.clone(),
-                        backend: r.backend.clone(),
-                        state: r.state.clone(),
-                    })
-                    .collect(),
-                heartbeat_s: self.heartbeat.as_secs(),
-                bench: status.bench,
-            }),
-        }
-    }
-
-    /// Raises or clears the outbox alarm when the depth crosses a threshold.
-    fn check_outbox_level(&mut self) {
-        let cfg = self.handle.config();
-        let depth = self.handle.store().outbox_depth();
-        let level = outbox_level(depth, cfg.outbox_warning, cfg.outbox_critical);
-        if level == self.outbox_level {
-            return;
-        }
-        let previous = std::mem::replace(&mut self.outbox_level, level);
-        self.status_due = true;
-        let draft = match (previous, level) {
-            (_, "ok") => {
-                tracing::info!(depth, "outbox back below its warning threshold");
-                EventDraft::new(EventKind::OutboxAlarmCleared)
-                    .detail(format!("{depth} events waiting"))
-            }
-            // Falling from critical to warning: status says so; no new alarm.
-            ("critical", _) => return,
-            _ => {
-                tracing::warn!(depth, level, "outbox alarm: events are not being delivered");
-                EventDraft::new(EventKind::OutboxAlarm)
-                    .reason(level)
-                    .detail(format!(
-                        "{depth} events waiting (warning at {}, critical at {})",
-                        cfg.outbox_warning, cfg.outbox_critical
-                    ))
-            }
-        };
-        self.handle.record(draft);
-    }
-
-    async fn on_command(&mut self, bytes: &[u8]) {
-        let Some(policy) = &self.policy else { return };
-        // Windows are checked on the trusted time: a clock set back does not reopen them.
-        let clocks = command::CommandClocks {
-            trusted: self.handle.trusted_now(),
-            wall: self.handle.now(),
-        };
-        let verified = match command::verify_at(bytes, policy, clocks) {
-            Ok(v) => v,
-            Err(why) => {
-                tracing::warn!(reason = why.code(), "command rejected: {why}");
-                self.handle.record(
-                    EventDraft::new(EventKind::CommandRejected)
-                        .reason(why.code())
-                        .detail(bounded(&why.to_string(), 300)),
-                );
-                return;
-            }
-        };
-        let store = self.handle.store().clone();
-        let (id, expires_at) = (verified.payload.id, verified.payload.expires_at);
-        // Ids are kept until their window is below the trusted-time floor; a reset's for good
-        // (its window is checked on the wall clock).
-        let floor = self.handle.time_floor();
-        let forever = verified.payload.command.is_reset();
-        let fresh = tokio::task::spawn_blocking(move || {
-            store.remember_command(id, expires_at, floor, forever)
-        })
-        .await;
-        match fresh {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => {
-                let why = command::CommandRejection::Replayed(id);
-                tracing::warn!(%id, "command rejected: {why}");
-                self.handle.record(
-                    EventDraft::new(EventKind::CommandRejected)
-                        .reason(why.code())
-                        .detail(why.to_string()),
-                );
-                return;
-            }
-            Ok(Err(e)) => {
-                // Without a durable record the command could fire twice: refuse it.
-                tracing::error!(%id, "cannot record the command id: {e}; command not carried out");
-                return;
-            }
-            Err(e) => {
-                tracing::error!("command task failed: {e}");
-                return;
-            }
-        }
-        self.handle.execute_command(verified).await;
-        self.status_due = true;
-    }
-
     /// At stop: publish what is left (bounded), then the offline status, then disconnect.
     async fn drain_and_close(&mut self, rx: &mut mpsc::UnboundedReceiver<LinkMsg>) {
         if self.client.is_none() {
@@ -928,7 +617,7 @@ pub const MAX_COMMAND_BYTES: usize = COMMAND_MAX_BYTES;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttc::v5::mqttbytes::v5::Publish;
+    use rumqttc::v5::mqttbytes::v5::{PubAck, PubAckReason, Publish};
 
     #[test]
     fn packet_size_matches_what_rumqttc_writes() {

@@ -2,7 +2,12 @@
 //! `pintu.status.v1`, `docs/mqtt.md`): its JSON shape, the outbox level, the kernel's NTP state,
 //! and which events change what it says.
 
+use rumqttc::v5::mqttbytes::QoS;
 use serde::Serialize;
+
+use super::window::Sent;
+use super::{publish_packet_size, Link};
+use crate::core::event::{EventDraft, EventKind};
 
 /// Schema id of the status messages.
 pub const STATUS_SCHEMA: &str = "pintu.status.v1";
@@ -159,4 +164,121 @@ pub fn status_relevant(event_json: &[u8]) -> bool {
 pub struct KindOnly {
     /// The event kind, e.g. `lock.secured`.
     pub kind: String,
+}
+
+impl Link {
+    pub(super) fn publish_status(&mut self) {
+        let message = self.status_message();
+        self.publish_retained_status(&message, Sent::Status);
+    }
+
+    pub(super) fn publish_retained_status(&mut self, message: &StatusMessage, kind: Sent) {
+        let Some(client) = &self.client else { return };
+        let bytes = match serde_json::to_vec(message) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("status does not serialize: {e}");
+                return;
+            }
+        };
+        if publish_packet_size(self.topics.status.len(), bytes.len()) > self.max_packet {
+            // Over the broker's limit rumqttc would drop the connection: skip it, say why.
+            tracing::warn!(
+                size = bytes.len(),
+                max_packet = self.max_packet,
+                "status not published: larger than the broker's maximum packet size"
+            );
+            return;
+        }
+        match client.try_publish(self.topics.status.clone(), QoS::AtLeastOnce, true, bytes) {
+            Ok(()) => self.window.queue_status(kind),
+            Err(e) => tracing::warn!("cannot queue the status: {e}"),
+        }
+    }
+
+    pub(super) fn status_message(&self) -> StatusMessage {
+        let cfg = self.handle.config();
+        let status = self.handle.status();
+        StatusMessage {
+            schema: STATUS_SCHEMA,
+            state: "online",
+            site: status.site.clone(),
+            door: status.door.clone(),
+            time: Some(status.now),
+            online: Some(OnlineStatus {
+                version: status.version.clone(),
+                list: status.list.as_ref().map(|l| ActiveListStatus {
+                    version: l.version,
+                    issued_at: l.issued_at,
+                    expires_at: l.expires_at,
+                    expired: l.expired,
+                    entries: l.entries,
+                }),
+                clock: StatusClock {
+                    trusted: status.clock.as_ref().is_none_or(|c| c.trusted),
+                    ntp_synced: ntp_synced(),
+                },
+                occupancy: status.occupancy,
+                visitors_inside: status.visitors_inside,
+                outbox: StatusOutbox {
+                    depth: status.outbox_depth,
+                    level: outbox_level(
+                        status.outbox_depth,
+                        cfg.outbox_warning,
+                        cfg.outbox_critical,
+                    ),
+                    set_aside: status.set_aside,
+                    delivery_refused: status.delivery_refused.clone(),
+                },
+                lock: format!("{:?}", status.lock).to_lowercase(),
+                contact: status.contact.clone().unwrap_or_else(|| "unknown".into()),
+                lockdown: status
+                    .lockdown
+                    .clone()
+                    .map(|allow_role| StatusLockdown { allow_role }),
+                readers: status
+                    .readers
+                    .iter()
+                    .map(|r| StatusReader {
+                        name: r.name.clone(),
+                        backend: r.backend.clone(),
+                        state: r.state.clone(),
+                    })
+                    .collect(),
+                heartbeat_s: self.heartbeat.as_secs(),
+                bench: status.bench,
+            }),
+        }
+    }
+
+    /// Raises or clears the outbox alarm when the depth crosses a threshold.
+    pub(super) fn check_outbox_level(&mut self) {
+        let cfg = self.handle.config();
+        let depth = self.handle.store().outbox_depth();
+        let level = outbox_level(depth, cfg.outbox_warning, cfg.outbox_critical);
+        if level == self.outbox_level {
+            return;
+        }
+        let previous = std::mem::replace(&mut self.outbox_level, level);
+        self.status_due = true;
+        let draft = match (previous, level) {
+            (_, "ok") => {
+                tracing::info!(depth, "outbox back below its warning threshold");
+                EventDraft::new(EventKind::OutboxAlarmCleared)
+                    .detail(format!("{depth} events waiting"))
+            }
+            // Falling from critical to warning: status says so; no new alarm.
+            ("critical", _) => return,
+            _ => {
+                tracing::warn!(depth, level, "outbox alarm: events are not being delivered");
+                EventDraft::new(EventKind::OutboxAlarm)
+                    .reason(level)
+                    .detail(format!(
+                        "{depth} events waiting (warning at {}, critical at {})",
+                        cfg.outbox_warning, cfg.outbox_critical
+                    ))
+            }
+        };
+        self.handle.record(draft);
+    }
 }
