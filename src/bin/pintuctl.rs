@@ -1201,8 +1201,9 @@ impl MqttArgs {
             client_cert_file: self.mqtt_cert.clone(),
             client_key_file: self.mqtt_key.clone(),
             timeout: self.mqtt_timeout.map(config::HumanDuration),
+            ..Default::default()
         };
-        Ok(file.overlay(flags).resolve()?)
+        Ok(OfficeMqtt::resolve(file.overlay(flags))?)
     }
 }
 
@@ -2354,24 +2355,6 @@ struct ReportArgs {
     out: Option<PathBuf>,
 }
 
-/// `host` or `host:port`.
-fn broker_address(text: &str, tls: bool) -> Result<(String, u16)> {
-    let default = if tls { 8883 } else { 1883 };
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            let port = port
-                .parse()
-                .with_context(|| format!("--broker {text:?}: bad port {port:?}"))?;
-            Ok((host.to_string(), port))
-        }
-        _ => Ok((text.trim_matches(['[', ']']).to_string(), default)),
-    }
-}
-
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
-}
-
 fn archive(args: ArchiveArgs) -> Result<ExitCode> {
     use pintu::office::archive::{self as arc, ArchiveReader};
     if args.gaps || args.stats {
@@ -2431,38 +2414,27 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
 
     let site = args.site.context("--site is required")?;
     let broker = args.broker.context("--broker is required")?;
-    let (host, port) = broker_address(&broker, args.ca_file.is_some())?;
-    let credentials = match (args.username, args.password_file) {
-        (Some(user), Some(file)) => {
-            let text = String::from_utf8(read_file(&file, "password file")?)
-                .with_context(|| format!("password file {} is not UTF-8", file.display()))?;
-            let password = text.lines().next().unwrap_or("").to_string();
-            Some((user, password))
-        }
-        _ => None,
+    // The archive's flags as the shared broker flags (the library resolves and checks them).
+    let broker_args = pintu::mqtt::BrokerArgs {
+        broker: Some(broker),
+        mqtt_user: args.username,
+        mqtt_password_file: args.password_file,
+        mqtt_ca: args.ca_file,
+        mqtt_cert: args.client_cert_file,
+        mqtt_key: args.client_key_file,
+        mqtt_client_id: args.client_id,
+        topic_prefix: Some(args.prefix),
+        insecure: args.insecure,
+        mqtt_keep_alive: Some(args.keep_alive),
+        mqtt_reconnect_min: Some(args.reconnect_min),
+        mqtt_reconnect_max: Some(args.reconnect_max),
+        ..Default::default()
     };
-    if args.ca_file.is_none() && !args.insecure {
-        anyhow::bail!(
-            "--broker {broker}: no --ca-file, so events and the broker password would cross the \
-             network in clear; give --ca-file, or --insecure to allow plain TCP"
-        );
-    }
-    if args.ca_file.is_none() {
+    let opts =
+        arc::ArchiveOptions::from_args(&broker_args, &site, Some(args.db.join(arc::SOCKET_NAME)))?;
+    if opts.broker.tls.is_none() {
         eprintln!("warning: plain TCP to the broker (--insecure): events and the broker password cross the network in clear");
     }
-    let tls = match &args.ca_file {
-        Some(ca) => Some(arc::TlsMaterial {
-            ca: read_file(ca, "CA file")?,
-            client: match (&args.client_cert_file, &args.client_key_file) {
-                (Some(c), Some(k)) => Some((
-                    read_file(c, "client certificate")?,
-                    read_file(k, "client key")?,
-                )),
-                _ => None,
-            },
-        }),
-        None => None,
-    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -2472,21 +2444,6 @@ fn archive(args: ArchiveArgs) -> Result<ExitCode> {
         .try_init();
     std::fs::create_dir_all(&args.db)
         .with_context(|| format!("creating the archive directory {}", args.db.display()))?;
-    let opts = arc::ArchiveOptions {
-        host,
-        port,
-        client_id: args
-            .client_id
-            .unwrap_or_else(|| format!("pintu-archive-{site}")),
-        prefix: args.prefix,
-        site: site.clone(),
-        credentials,
-        tls,
-        keep_alive: args.keep_alive,
-        reconnect_min: args.reconnect_min,
-        reconnect_max: args.reconnect_max.max(args.reconnect_min),
-        socket: Some(args.db.join(arc::SOCKET_NAME)),
-    };
     let store = std::sync::Arc::new(arc::Archive::open(&args.db, &site)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

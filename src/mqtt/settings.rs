@@ -198,10 +198,10 @@ pub struct DoorBrokerKeys<'a> {
     pub insecure: bool,
 }
 
-/// How the door reads the files its `[mqtt]` table names: `(key, path, secret)` to the bytes or
-/// the message for that key. Secrets may come from systemd credentials; paths are relative to the
-/// config file.
-pub type ReadFile<'a> = dyn Fn(&str, &Path, bool) -> Result<Vec<u8>, String> + 'a;
+/// How the door reads the files its `[mqtt]` table names: `(path, secret)` to the bytes, or the
+/// message for the key that named the file. Secrets may come from systemd credentials; paths
+/// are relative to the config file.
+pub type ReadFile<'a> = dyn Fn(&Path, bool) -> Result<Vec<u8>, String> + 'a;
 
 impl DoorBrokerKeys<'_> {
     /// Checks the keys and reads the password and TLS files (so a bad path fails at load, with
@@ -232,7 +232,7 @@ impl DoorBrokerKeys<'_> {
             );
         }
         let file = |key: &str, path: &Path, secret: bool, fail: &mut dyn FnMut(&str, String)| {
-            read(key, path, secret).map_err(|m| fail(key, m)).ok()
+            read(path, secret).map_err(|m| fail(key, m)).ok()
         };
         let password = self
             .password_file
@@ -555,7 +555,7 @@ mod tests {
 
     fn validate(k: &DoorBrokerKeys<'_>) -> Result<BrokerSettings, Vec<(String, String)>> {
         let mut errors = Vec::new();
-        let read = |_: &str, p: &Path, _: bool| Ok(p.to_string_lossy().as_bytes().to_vec());
+        let read = |p: &Path, _: bool| Ok(p.to_string_lossy().as_bytes().to_vec());
         k.validate("door-id".into(), &read, &mut |k, m| {
             errors.push((k.to_string(), m))
         })

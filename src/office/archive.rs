@@ -28,14 +28,14 @@ use std::time::Duration;
 use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
-use rumqttc::{TlsConfiguration, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::event::{Event, EVENT_SCHEMA};
-use crate::mqtt::{self, Backoff};
+use crate::mqtt::settings::SettingsError;
+use crate::mqtt::{self, topics, BrokerArgs, BrokerSettings};
 
 /// Name of the query socket inside the store directory.
 pub const SOCKET_NAME: &str = "archive.sock";
@@ -68,6 +68,9 @@ pub enum ArchiveError {
         /// The site asked for.
         wanted: String,
     },
+    /// The broker settings (flags, office file, files they name) are wrong.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// The query socket failed.
     #[error("archive query socket {path}: {message}")]
     Socket {
@@ -358,9 +361,7 @@ impl Archive {
         if head.schema != EVENT_SCHEMA {
             return self.reject(topic, payload, &format!("unknown schema {:?}", head.schema));
         }
-        let levels: Vec<&str> = topic.split('/').collect();
-        let topic_door = levels.len().checked_sub(2).and_then(|i| levels.get(i));
-        if topic_door != Some(&head.door.as_str()) {
+        if topics::door_of(topic) != Some(head.door.as_str()) {
             return self.reject(
                 topic,
                 payload,
@@ -733,51 +734,54 @@ fn answer(archive: &Archive, line: &str) -> Result<Vec<String>, String> {
 // The service
 // ---------------------------------------------------------------------------------------------
 
-/// TLS for the broker connection (PEM bytes).
-#[derive(Clone)]
-pub struct TlsMaterial {
-    /// CA certificate(s) that signed the broker's certificate.
-    pub ca: Vec<u8>,
-    /// Client certificate and key.
-    pub client: Option<(Vec<u8>, Vec<u8>)>,
-}
-
 /// How the archive connects and where it stores.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ArchiveOptions {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// MQTT client id; fixed, so the broker keeps the session (default `pintu-archive-{site}`).
-    pub client_id: String,
-    /// First topic level (doors' `[mqtt] topic_prefix`).
-    pub prefix: String,
+    /// The broker (the shared settings). Keep the client id fixed (default
+    /// `pintu-archive-{site}`): the broker keeps the session and queues events for it.
+    pub broker: BrokerSettings,
     /// Site id.
     pub site: String,
-    /// User name and password.
-    pub credentials: Option<(String, String)>,
-    /// TLS.
-    pub tls: Option<TlsMaterial>,
-    /// MQTT keep-alive.
-    pub keep_alive: Duration,
-    /// Reconnect backoff bounds.
-    pub reconnect_min: Duration,
-    /// Reconnect backoff bounds.
-    pub reconnect_max: Duration,
     /// The query socket (default `{db}/archive.sock`); `None` serves none.
     pub socket: Option<PathBuf>,
 }
 
 impl ArchiveOptions {
+    /// The archive of `site` with the broker `args` name (flags over an office file), its query
+    /// socket at `socket`. The client id defaults to `pintu-archive-{site}`. Plain TCP is
+    /// refused unless `--insecure` is given: events and the broker password would cross the
+    /// network in clear.
+    pub fn from_args(
+        args: &BrokerArgs,
+        site: &str,
+        socket: Option<PathBuf>,
+    ) -> Result<ArchiveOptions, ArchiveError> {
+        let draft = args.draft()?;
+        let named = draft.host.clone().unwrap_or_default();
+        if draft.ca_file.is_none() && !draft.insecure {
+            return Err(SettingsError::Settings(format!(
+                "--broker {named}: no --ca-file, so events and the broker password would cross the \
+                 network in clear; give --ca-file, or --insecure to allow plain TCP"
+            ))
+            .into());
+        }
+        let broker = draft
+            .resolve(|| format!("pintu-archive-{site}"))?
+            .ok_or_else(|| SettingsError::Settings("--broker is required".into()))?;
+        Ok(ArchiveOptions {
+            broker,
+            site: site.to_string(),
+            socket,
+        })
+    }
+
     /// The events topic filter: `{prefix}/{site}/+/events`.
     pub fn filter(&self) -> String {
-        format!("{}/{}/+/events", self.prefix, self.site)
+        topics::events_filter(&self.broker.topic_prefix, &self.site)
     }
 
     fn mqtt(&self) -> MqttOptions {
-        let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        o.set_keep_alive(self.keep_alive);
+        let mut o = self.broker.options_v5();
         // The broker keeps the subscription and queues events while the archive is away. With
         // MQTT 5 a session lasts only as long as its expiry interval: never expire it.
         o.set_clean_start(false);
@@ -785,17 +789,6 @@ impl ArchiveOptions {
         // PUBACK only after the event is flushed to disk.
         o.set_manual_acks(true);
         o.set_max_packet_size(Some((MAX_EVENT_BYTES + 1024) as u32));
-        if let Some((u, p)) = &self.credentials {
-            o.set_credentials(u.clone(), p.clone());
-        }
-        if let Some(tls) = &self.tls {
-            mqtt::install_crypto_provider();
-            o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                ca: tls.ca.clone(),
-                alpn: None,
-                client_auth: tls.client.clone(),
-            }));
-        }
         o
     }
 }
@@ -892,8 +885,8 @@ pub async fn run(
     let mut highest = archive.highest()?;
     let stats = archive.stats()?;
     tracing::info!(
-        host = %opts.host, port = opts.port, client_id = %opts.client_id, filter = %filter,
-        tls = opts.tls.is_some(), db = %archive.path().display(),
+        host = %opts.broker.host, port = opts.broker.port, client_id = %opts.broker.client_id,
+        filter = %filter, tls = opts.broker.tls.is_some(), db = %archive.path().display(),
         stored = stats.stored, doors = stats.doors.len(),
         "archive starting"
     );
@@ -915,7 +908,7 @@ pub async fn run(
     let conn = tokio::spawn(mqtt::connection_loop::<ConnMsg>(
         opts.mqtt(),
         1024,
-        Backoff::new(opts.reconnect_min, opts.reconnect_max),
+        opts.broker.backoff(),
         tx,
         conn_stop.clone(),
     ));

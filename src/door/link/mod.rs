@@ -51,10 +51,7 @@ use crate::core::text::bounded;
 use crate::door::config::MqttConfig;
 use crate::door::daemon::DaemonHandle;
 use crate::mqtt::connection::is_protocol_error;
-use crate::mqtt::{
-    connection_loop, describe, install_crypto_provider, Backoff, ConnectionReport, Topics,
-    BROKER_TEXT_MAX,
-};
+use crate::mqtt::{connection_loop, describe, Backoff, ConnectionReport, Topics, BROKER_TEXT_MAX};
 use lists::{list_intake, ListSlot};
 use refusals::{reason_code, refusal_text};
 use status::status_relevant;
@@ -116,8 +113,8 @@ pub fn options(
     door: &str,
     max_list: usize,
 ) -> MqttOptions {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(cfg.keep_alive);
+    // Client id, broker, keep-alive, credentials, TLS: the shared settings.
+    let mut opts = cfg.options_v5();
     // A clean session: what was not acknowledged is republished from the outbox, not from
     // rumqttc's memory.
     opts.set_clean_start(true);
@@ -128,19 +125,6 @@ pub fn options(
     ));
     // Room for the event window plus status publishes, so packet ids never collide.
     opts.set_outgoing_inflight_upper_limit(cfg.inflight.saturating_mul(2).max(20));
-    if let Some((user, password)) = &cfg.credentials {
-        opts.set_credentials(user.clone(), password.clone());
-    }
-    if let Some(tls) = &cfg.tls {
-        install_crypto_provider();
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Simple {
-                ca: tls.ca.clone(),
-                alpn: None,
-                client_auth: tls.client.clone(),
-            },
-        ));
-    }
     let will = StatusMessage {
         schema: STATUS_SCHEMA,
         state: "offline",
@@ -173,7 +157,7 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
     let conn = tokio::spawn(connection_loop(
         opts,
         capacity,
-        Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
+        cfg.backoff(),
         tx,
         conn_stop.clone(),
     ));
@@ -206,7 +190,7 @@ pub async fn run(handle: Arc<DaemonHandle>, cfg: MqttConfig, stop: CancellationT
         status_due: false,
         max_packet: usize::MAX,
         retry_at: None,
-        refusal_backoff: Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
+        refusal_backoff: cfg.backoff(),
     };
     link.policy = Some(CommandPolicy {
         trust: link.handle.config().command_trust.clone(),
