@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{pintuctl, text, Pintud, Site, DOOR, SITE};
 
 const WAIT: Duration = Duration::from_secs(30);

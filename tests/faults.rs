@@ -50,7 +50,7 @@ use pintu::core::visit::Visit;
 use pintu::door::control::{Reply, Request, Status, TapOutcome};
 use pintu::door::hw::LockState;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{Pintud, Site};
 use crate::mqtt::{assert_exactly_once_in_order, events_until_seq, mqtt_section, topic};
 use crate::pcsc::{self, vcard, PCSC_READER};

@@ -14,7 +14,7 @@ use pintu::core::list::Role;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki};
 use crate::common::{Pintud, Site, TinyDisk, DOOR, SITE};
 
 const WAIT: Duration = Duration::from_secs(20);

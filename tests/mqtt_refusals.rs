@@ -9,7 +9,7 @@ use pintu::door::control::Request;
 use pintu::door::hw::DoorInput;
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
 use crate::common::{Pintud, Site, DOOR, SITE};
 use crate::mqtt::{mqtt_section, topic};
 

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use pintu::core::list::{self, Role};
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{text, Pintud, Site, DOOR, SITE};
 
 const ALICE_CARD: &str = "04A1B2C3D4E5F6";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{decision, grant, text, Pintud, Site};
 use crate::mqtt::{mqtt_section, topic};
 
