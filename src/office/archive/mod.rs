@@ -18,7 +18,6 @@
 //! sled allows one process at a time, so while the service runs, `pintuctl archive --gaps`,
 //! `review` and `report` read through a small query socket the service serves next to its store
 //! ([`ArchiveReader`]). Docs: `docs/archive.md`.
-
 //!
 //! - `store`: the sled store ([`Archive`]): storing, de-duplicating, gaps, counters;
 //! - `query`: reading it, directly or through the service's query socket ([`ArchiveReader`]);
