@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
 
 use crate::mqtt::settings::{BrokerDraft, SettingsError};
-use crate::mqtt::{topics, BrokerSettings};
+use crate::mqtt::{topics, BrokerArgs, BrokerSettings};
 
 /// The office file's `[mqtt]` table overlaid with flags (the shared draft form).
 pub use crate::mqtt::settings::BrokerDraft as OfficeSettings;
@@ -75,6 +75,12 @@ impl OfficeMqtt {
             format!("pintuctl-{}", hex::encode(bytes))
         })?;
         Ok(broker.map(|broker| OfficeMqtt { broker, timeout }))
+    }
+
+    /// The broker the flags name (over the office file they may name); `None` when neither
+    /// names a host.
+    pub fn from_args(args: &BrokerArgs) -> Result<Option<OfficeMqtt>, OfficeError> {
+        OfficeMqtt::resolve(args.draft()?)
     }
 }
 

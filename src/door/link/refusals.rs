@@ -156,3 +156,27 @@ impl Link {
         self.pump().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_text_is_bounded_and_without_control_characters() {
+        let ack = PubAck {
+            pkid: 1,
+            reason: PubAckReason::NotAuthorized,
+            properties: Some(rumqttc::v5::mqttbytes::v5::PubAckProperties {
+                reason_string: Some(format!("\u{1b}[31mdenied{}", "!".repeat(10_000))),
+                user_properties: Vec::new(),
+            }),
+        };
+        let text = refusal_text(&ack);
+        assert!(
+            text.starts_with("not_authorized (\\u{1b}[31mdenied"),
+            "{text}"
+        );
+        assert!(!text.chars().any(char::is_control));
+        assert!(text.chars().count() < BROKER_TEXT_MAX + 40);
+    }
+}

@@ -7,6 +7,24 @@ use proptest::prelude::*;
 
 use super::*;
 
+#[test]
+fn reason_codes_fall_where_docs_mqtt_md_says() {
+    use PubAckReason as R;
+    for (reason, want) in [
+        (R::Success, Verdict::Delivered),
+        (R::NoMatchingSubscribers, Verdict::Delivered),
+        (R::PayloadFormatInvalid, Verdict::SetAside),
+        (R::ImplementationSpecificError, Verdict::SetAside),
+        (R::NotAuthorized, Verdict::Refused),
+        (R::TopicNameInvalid, Verdict::Refused),
+        (R::QuotaExceeded, Verdict::Refused),
+        (R::UnspecifiedError, Verdict::Refused),
+        (R::PacketIdentifierInUse, Verdict::Reconnect),
+    ] {
+        assert_eq!(verdict(reason), want, "{reason:?}");
+    }
+}
+
 /// Queues events from `outbox` (seqs still undelivered) while the window has room, as the link
 /// does; returns the seqs queued.
 fn pump(w: &mut Window, outbox: &BTreeSet<u64>) -> Vec<u64> {
