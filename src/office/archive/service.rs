@@ -378,3 +378,37 @@ impl Writer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_needs_tls_or_insecure_and_keeps_a_fixed_client_id() {
+        let plain = BrokerArgs {
+            broker: Some("127.0.0.1:1884".into()),
+            ..Default::default()
+        };
+        let refused = ArchiveOptions::from_args(&plain, "dc1", None).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("--insecure to allow plain TCP"),
+            "{refused}"
+        );
+        let allowed = BrokerArgs {
+            insecure: true,
+            ..plain
+        };
+        let opts = ArchiveOptions::from_args(&allowed, "dc1", None).expect("insecure allowed");
+        assert_eq!(opts.broker.broker(), "127.0.0.1:1884");
+        assert_eq!(opts.broker.client_id, "pintu-archive-dc1");
+        assert!(opts.broker.insecure);
+        assert_eq!(opts.filter(), "pintu/dc1/+/events");
+        let nowhere = BrokerArgs {
+            insecure: true,
+            ..Default::default()
+        };
+        assert!(ArchiveOptions::from_args(&nowhere, "dc1", None).is_err());
+    }
+}
