@@ -1,5 +1,5 @@
-//! The MQTT floor both wings stand on: the door's link (`crate::door::link`) and the office's
-//! client and archive (`crate::office`) reach the same site broker with the same settings, the
+//! The MQTT floor both wings stand on: the door's link (`door/link/`) and the office's
+//! client and archive (`office/`) reach the same site broker with the same settings, the
 //! same topics and the same connection loop. Nothing here imports either wing.
 //!
 //! - [`settings`]: [`BrokerSettings`] and [`Tls`], defined once, with their raw TOML forms and
