@@ -59,7 +59,7 @@ pub enum OfficeError {
 #[derive(Debug, Clone)]
 pub struct OfficeMqtt {
     /// Where the broker is and how to reach it.
-    pub broker: BrokerSettings,
+    pub settings: BrokerSettings,
     /// Bound on each network step.
     pub timeout: Duration,
 }
@@ -74,7 +74,7 @@ impl OfficeMqtt {
             let _ = getrandom::fill(&mut bytes);
             format!("pintuctl-{}", hex::encode(bytes))
         })?;
-        Ok(broker.map(|broker| OfficeMqtt { broker, timeout }))
+        Ok(broker.map(|settings| OfficeMqtt { settings, timeout }))
     }
 
     /// The broker the flags name (over the office file they may name); `None` when neither
@@ -144,38 +144,38 @@ impl Connection {
 impl OfficeMqtt {
     /// `host:port`, for messages.
     pub fn broker(&self) -> String {
-        self.broker.broker()
+        self.settings.broker()
     }
 
     /// `{prefix}/{site}/list`: the site's retained list.
     pub fn site_list_topic(&self, site: &str) -> String {
-        topics::site_list(&self.broker.topic_prefix, site)
+        topics::site_list(&self.settings.topic_prefix, site)
     }
 
     /// `{prefix}/{site}/{door}/list`: one door's retained list.
     pub fn door_list_topic(&self, site: &str, door: &str) -> String {
-        topics::door_list(&self.broker.topic_prefix, site, door)
+        topics::door_list(&self.settings.topic_prefix, site, door)
     }
 
     /// `{prefix}/{site}/{door}/commands`: one door's commands.
     pub fn commands_topic(&self, site: &str, door: &str) -> String {
-        topics::commands(&self.broker.topic_prefix, site, door)
+        topics::commands(&self.settings.topic_prefix, site, door)
     }
 
     /// `{prefix}/{site}/+/status`: every door's retained status.
     pub fn status_filter(&self, site: &str) -> String {
-        topics::status_filter(&self.broker.topic_prefix, site)
+        topics::status_filter(&self.settings.topic_prefix, site)
     }
 
     /// `{prefix}/{site}/+/events`: every door's events.
     pub fn events_filter(&self, site: &str) -> String {
-        topics::events_filter(&self.broker.topic_prefix, site)
+        topics::events_filter(&self.settings.topic_prefix, site)
     }
 
     /// rumqttc options: client id, credentials, TLS (rustls, ring), keep-alive (the shared
     /// settings), clean session, and room for outgoing packets of `max_outgoing` payload bytes.
     pub fn options(&self, max_outgoing: usize) -> MqttOptions {
-        let mut opts = self.broker.options_v4();
+        let mut opts = self.settings.options_v4();
         opts.set_clean_session(true);
         opts.set_max_packet_size(MAX_INCOMING, max_outgoing.saturating_add(PACKET_OVERHEAD));
         opts
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(m.broker(), "broker.office:2000");
         assert_eq!(m.site_list_topic("s"), "dc/s/list");
         assert_eq!(m.status_filter("s"), "dc/s/+/status");
-        assert!(m.broker.client_id.starts_with("pintuctl-"));
+        assert!(m.settings.client_id.starts_with("pintuctl-"));
         assert_eq!(m.timeout, DEFAULT_TIMEOUT);
         assert!(OfficeMqtt::resolve(OfficeSettings::default())
             .unwrap()
