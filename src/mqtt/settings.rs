@@ -27,7 +27,7 @@ pub const TLS_PORT: u16 = 8883;
 pub const DEFAULT_PREFIX: &str = "pintu";
 
 /// How to reach the site broker, resolved: files read, defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerSettings {
     /// Broker host.
     pub host: String,
@@ -89,6 +89,24 @@ pub fn default_port(tls: bool) -> u16 {
         TLS_PORT
     } else {
         PLAIN_PORT
+    }
+}
+
+impl fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password (settings end up in logs and panics).
+        f.debug_struct("BrokerSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("username", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls)
+            .field("keep_alive", &self.keep_alive)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("insecure", &self.insecure)
+            .finish()
     }
 }
 
@@ -597,6 +615,13 @@ mod tests {
             ..keys(Some(&tls))
         })
         .unwrap();
+        let mut with_password = s.clone();
+        with_password.credentials = Some(("door".into(), "s3cret".into()));
+        let shown = format!("{with_password:?}");
+        assert!(
+            shown.contains("door") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert_eq!((s.port, s.insecure), (8883, false));
         assert_eq!(s.tls.map(|t| t.ca), Some(b"ca.pem".to_vec()));
     }
