@@ -85,13 +85,12 @@ fn main() {
     let site = common::Site::new();
     let work = common::temp_dir();
     let broker = common::Mosquitto::start(work.path());
-    let office = pintu::office::client::OfficeSettings {
+    let office = pintu::office::client::OfficeMqtt::resolve(pintu::mqtt::settings::BrokerDraft {
         host: Some("127.0.0.1".into()),
         port: Some(broker.port),
         client_id: Some("bench-office-publisher".into()),
         ..Default::default()
-    }
-    .resolve()
+    })
     .expect("office settings")
     .expect("a broker host");
     let list_topic = office.site_list_topic(common::SITE);

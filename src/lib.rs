@@ -6,7 +6,8 @@
 //! - [`door`]: everything `pintud` runs at the door (config, store, hardware, runtime, control
 //!   socket, MQTT link).
 //! - [`office`]: what the IT office runs (register, keys, publishing, archive, review, report).
-//! - [`util`]: shared by both wings (files, error text).
+//! - [`mqtt`]: shared by both wings: broker settings and flags, topics, the connection loop.
+//! - [`util`]: shared by both wings (files, error text, strict TOML).
 //!
 //! The door wing never imports the office wing, nor the reverse; docs/architecture.md has the map.
 #![warn(missing_docs)]
@@ -14,5 +15,6 @@
 /// The pure decision core: the `pintu-core` crate, re-exported so paths read `pintu::core::…`.
 pub use pintu_core as core;
 pub mod door;
+pub mod mqtt;
 pub mod office;
 pub mod util;

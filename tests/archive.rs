@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{pintuctl, text, Pintud, Site, DOOR, SITE};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -29,9 +29,9 @@ use pintu::core::event::{Event, EventKind};
 use pintu::core::list::{self, Entry, Payload};
 use pintu::door::store::LIST_FILE;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{decision, deny, grant, pintud, sign_with, text, Pintud, Site, DOOR, SITE};
 use crate::mqtt::mqtt_section;
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// In every list the door accepts.
 const ALICE: &str = "04A1B2C3D4E5F6";

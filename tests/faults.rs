@@ -50,11 +50,11 @@ use pintu::core::visit::Visit;
 use pintu::door::control::{Reply, Request, Status, TapOutcome};
 use pintu::door::hw::LockState;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{Pintud, Site};
 use crate::mqtt::{assert_exactly_once_in_order, events_until_seq, mqtt_section, topic};
 use crate::pcsc::{self, vcard, PCSC_READER};
 use crate::serial::{self, point, serial_reader, Pty};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// Generous bound for anything the door should do in well under a second.
 const WAIT: Duration = Duration::from_secs(20);

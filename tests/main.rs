@@ -1,8 +1,9 @@
 //! Pintu's integration tests: one binary (links once), one module per area.
-//! Shared fixtures live in `common`; the MQTT ones (Mosquitto, test PKI, clients) in `broker`.
+//! Shared fixtures live in `common`; the MQTT ones (Mosquitto, test PKI, clients) in
+//! `support_broker` (fixtures, no tests; the broker's tests are in `mqtt_broker`).
 
-mod broker;
 mod common;
+mod support_broker;
 
 mod archive;
 mod attacks;

@@ -14,8 +14,10 @@ use pintu::core::list::Role;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki};
 use crate::common::{Pintud, Site, TinyDisk, DOOR, SITE};
+use crate::support_broker::{
+    Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const STAFF: &str = "04A1B2C3D4";

@@ -9,9 +9,9 @@ use pintu::door::control::Request;
 use pintu::door::hw::DoorInput;
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
 use crate::common::{Pintud, Site, DOOR, SITE};
 use crate::mqtt::{mqtt_section, topic};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerOptions, Client, ClientOptions};
 use crate::common::{decision, grant, text, Pintud, Site};
 use crate::mqtt::{mqtt_section, topic};
+use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// `systemd-analyze security --offline=true systemd/pintud.service` before issue 15.
 const SCORE_BEFORE: f64 = 1.9;

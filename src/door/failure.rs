@@ -20,8 +20,9 @@ use serde::Serialize;
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::text::bounded;
 use crate::door::config::Config;
-use crate::door::link::{self, Topics, STATUS_SCHEMA};
+use crate::door::link::{self, STATUS_SCHEMA};
 use crate::door::store::{Store, StoreError, StoreOptions};
+use crate::mqtt::{self, Topics};
 
 /// How long the broker gets, in all, before the report gives up on MQTT.
 pub const MQTT_DEADLINE: Duration = Duration::from_secs(10);
@@ -242,13 +243,13 @@ async fn publish(
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), 16);
         eventloop
             .options
-            .set_network_options(link::network_options());
+            .set_network_options(mqtt::network_options());
         // Wait for the broker's CONNACK.
         let connected = loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => break Ok(()),
                 Ok(_) => {}
-                Err(e) => break Err(link::describe(&e)),
+                Err(e) => break Err(mqtt::describe(&e)),
             }
         };
         if let Err(e) = connected {
@@ -301,7 +302,7 @@ async fn wait_puback(eventloop: &mut EventLoop) -> Result<(), String> {
                 }
             }
             Ok(_) => {}
-            Err(e) => return Err(link::describe(&e)),
+            Err(e) => return Err(mqtt::describe(&e)),
         }
     }
 }

@@ -1,25 +1,23 @@
 //! The office side's MQTT: how `pintuctl` reaches the site broker to publish signed lists
-//! (retained) and to read the doors' retained status, and what the archive reuses to subscribe
-//! to events.
+//! (retained) and to read the doors' retained status.
 //!
 //! Connection settings come from an optional office file (TOML, one `[mqtt]` table, see
-//! `docs/operator.md`) overlaid with command-line flags ([`OfficeSettings::overlay`]), then
-//! resolved once into an [`OfficeMqtt`] (files read, defaults applied). Every network operation
-//! is bounded by [`OfficeMqtt::timeout`] and fails with an [`OfficeError`] that names the broker.
-//! The door side of the same topics is `crate::door::link` (`docs/mqtt.md`).
+//! `docs/operator.md`) overlaid with command-line flags ([`crate::mqtt::BrokerArgs`]), then
+//! resolved once into an [`OfficeMqtt`]: the shared [`BrokerSettings`] and a bound on each
+//! network step. Every network operation is bounded by [`OfficeMqtt::timeout`] and fails with an
+//! [`OfficeError`] that names the broker. Topics come from [`crate::mqtt::topics`], which the
+//! door's link uses too (`docs/mqtt.md`).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration,
-    Transport,
-};
-use serde::Deserialize;
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
 
-use crate::door::config::MqttTls;
-use crate::util::toml::{parse_toml, ConfigError, HumanDuration};
+use crate::mqtt::settings::{BrokerDraft, SettingsError};
+use crate::mqtt::{topics, BrokerArgs, BrokerSettings};
+
+/// The office file's `[mqtt]` table overlaid with flags (the shared draft form).
+pub use crate::mqtt::settings::BrokerDraft as OfficeSettings;
 
 /// Room above a payload for the MQTT packet header and topic.
 const PACKET_OVERHEAD: usize = 64 * 1024;
@@ -31,22 +29,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Office-side MQTT failures; each names the broker or file.
 #[derive(Debug, thiserror::Error)]
 pub enum OfficeError {
-    /// A problem in the office file.
+    /// The settings (office file, flags, files they name) are wrong.
     #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A file named by the settings could not be read.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// Which setting.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Settings that do not fit together.
-    #[error("{0}")]
-    Settings(String),
+    Settings(#[from] SettingsError),
     /// The broker could not be reached or refused the connection.
     #[error("MQTT broker {broker}: {message}")]
     Connect {
@@ -70,167 +55,33 @@ pub enum OfficeError {
     Runtime(std::io::Error),
 }
 
-/// MQTT settings as written in the office file's `[mqtt]` table or given as flags; every field
-/// optional so that flags can override the file field by field.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OfficeSettings {
-    /// Broker host name or address.
-    pub host: Option<String>,
-    /// Port (default 1883, or 8883 with TLS).
-    pub port: Option<u16>,
-    /// Client id (default `pintuctl-` and random hex, so two operators never collide).
-    pub client_id: Option<String>,
-    /// First topic level (default `pintu`, as the doors').
-    pub topic_prefix: Option<String>,
-    /// User name.
-    pub username: Option<String>,
-    /// File holding the password (one line).
-    pub password_file: Option<PathBuf>,
-    /// CA certificate (PEM) of the broker: turns TLS on.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM).
-    pub client_cert_file: Option<PathBuf>,
-    /// Client key (PEM).
-    pub client_key_file: Option<PathBuf>,
-    /// Bound on connecting, publishing, subscribing (default 10 s).
-    pub timeout: Option<HumanDuration>,
+/// Resolved office MQTT settings: the broker and a bound on each network step.
+#[derive(Debug, Clone)]
+pub struct OfficeMqtt {
+    /// Where the broker is and how to reach it.
+    pub settings: BrokerSettings,
+    /// Bound on each network step.
+    pub timeout: Duration,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OfficeFile {
-    #[serde(default)]
-    mqtt: OfficeSettings,
-}
-
-impl OfficeSettings {
-    /// Reads the `[mqtt]` table of an office file; relative paths in it are taken relative to
-    /// the file.
-    pub fn load(path: &Path) -> Result<OfficeSettings, OfficeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| OfficeError::Io {
-            what: "office file",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file: OfficeFile = parse_toml(path, &text)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let rel = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
-        let m = file.mqtt;
-        Ok(OfficeSettings {
-            password_file: rel(m.password_file),
-            ca_file: rel(m.ca_file),
-            client_cert_file: rel(m.client_cert_file),
-            client_key_file: rel(m.client_key_file),
-            ..m
-        })
-    }
-
-    /// `self` with every field that `over` sets replaced by it (flags over the file).
-    pub fn overlay(self, over: OfficeSettings) -> OfficeSettings {
-        OfficeSettings {
-            host: over.host.or(self.host),
-            port: over.port.or(self.port),
-            client_id: over.client_id.or(self.client_id),
-            topic_prefix: over.topic_prefix.or(self.topic_prefix),
-            username: over.username.or(self.username),
-            password_file: over.password_file.or(self.password_file),
-            ca_file: over.ca_file.or(self.ca_file),
-            client_cert_file: over.client_cert_file.or(self.client_cert_file),
-            client_key_file: over.client_key_file.or(self.client_key_file),
-            timeout: over.timeout.or(self.timeout),
-        }
-    }
-
-    /// Reads the files named and applies defaults; `None` when no broker host is set.
-    pub fn resolve(self) -> Result<Option<OfficeMqtt>, OfficeError> {
-        let Some(host) = self.host.filter(|h| !h.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let read = |what: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|source| OfficeError::Io {
-                what,
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let credentials = match (self.username, self.password_file) {
-            (Some(user), Some(file)) => {
-                let text = read("password file", &file)?;
-                let password = String::from_utf8_lossy(&text)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                Some((user, password))
-            }
-            (Some(user), None) => Some((user, String::new())),
-            (None, Some(_)) => {
-                return Err(OfficeError::Settings(
-                    "an MQTT password file needs a user name (username / --mqtt-user)".into(),
-                ))
-            }
-            (None, None) => None,
-        };
-        let client = match (self.client_cert_file, self.client_key_file) {
-            (Some(cert), Some(key)) => Some((
-                read("client certificate", &cert)?,
-                read("client key", &key)?,
-            )),
-            (None, None) => None,
-            _ => {
-                return Err(OfficeError::Settings(
-                    "a client certificate needs its key, and a key its certificate".into(),
-                ))
-            }
-        };
-        let tls = match self.ca_file {
-            Some(ca) => Some(MqttTls {
-                ca: read("CA certificate", &ca)?,
-                client,
-            }),
-            None if client.is_some() => {
-                return Err(OfficeError::Settings(
-                    "a client certificate needs TLS: give the broker's CA file too".into(),
-                ))
-            }
-            None => None,
-        };
-        let port = self.port.unwrap_or(if tls.is_some() { 8883 } else { 1883 });
-        let client_id = self.client_id.unwrap_or_else(|| {
+impl OfficeMqtt {
+    /// Reads the files `draft` names and applies defaults (client id `pintuctl-` and random hex,
+    /// so two operators never collide; timeout 10 s); `None` when no broker host is set.
+    pub fn resolve(draft: BrokerDraft) -> Result<Option<OfficeMqtt>, OfficeError> {
+        let timeout = draft.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
+        let broker = draft.resolve(|| {
             let mut bytes = [0u8; 4];
             let _ = getrandom::fill(&mut bytes);
             format!("pintuctl-{}", hex::encode(bytes))
-        });
-        Ok(Some(OfficeMqtt {
-            host,
-            port,
-            client_id,
-            topic_prefix: self.topic_prefix.unwrap_or_else(|| "pintu".into()),
-            credentials,
-            tls,
-            timeout: self.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
-        }))
+        })?;
+        Ok(broker.map(|settings| OfficeMqtt { settings, timeout }))
     }
-}
 
-/// Resolved office MQTT settings.
-#[derive(Debug, Clone)]
-pub struct OfficeMqtt {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// Client id.
-    pub client_id: String,
-    /// First topic level.
-    pub topic_prefix: String,
-    /// User name and password.
-    pub credentials: Option<(String, String)>,
-    /// TLS material.
-    pub tls: Option<MqttTls>,
-    /// Bound on each network step.
-    pub timeout: Duration,
+    /// The broker the flags name (over the office file they may name); `None` when neither
+    /// names a host.
+    pub fn from_args(args: &BrokerArgs) -> Result<Option<OfficeMqtt>, OfficeError> {
+        OfficeMqtt::resolve(args.draft()?)
+    }
 }
 
 /// A retained (or live) message received by [`OfficeMqtt::collect`].
@@ -293,47 +144,40 @@ impl Connection {
 impl OfficeMqtt {
     /// `host:port`, for messages.
     pub fn broker(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        self.settings.broker()
     }
 
     /// `{prefix}/{site}/list`: the site's retained list.
     pub fn site_list_topic(&self, site: &str) -> String {
-        format!("{}/{site}/list", self.topic_prefix)
+        topics::site_list(&self.settings.topic_prefix, site)
     }
 
     /// `{prefix}/{site}/{door}/list`: one door's retained list.
     pub fn door_list_topic(&self, site: &str, door: &str) -> String {
-        format!("{}/{site}/{door}/list", self.topic_prefix)
+        topics::door_list(&self.settings.topic_prefix, site, door)
+    }
+
+    /// `{prefix}/{site}/{door}/commands`: one door's commands.
+    pub fn commands_topic(&self, site: &str, door: &str) -> String {
+        topics::commands(&self.settings.topic_prefix, site, door)
     }
 
     /// `{prefix}/{site}/+/status`: every door's retained status.
     pub fn status_filter(&self, site: &str) -> String {
-        format!("{}/{site}/+/status", self.topic_prefix)
+        topics::status_filter(&self.settings.topic_prefix, site)
     }
 
     /// `{prefix}/{site}/+/events`: every door's events.
     pub fn events_filter(&self, site: &str) -> String {
-        format!("{}/{site}/+/events", self.topic_prefix)
+        topics::events_filter(&self.settings.topic_prefix, site)
     }
 
-    /// rumqttc options: client id, credentials, TLS (rustls, ring), clean session, and room for
-    /// outgoing packets of `max_outgoing` payload bytes.
+    /// rumqttc options: client id, credentials, TLS (rustls, ring), keep-alive (the shared
+    /// settings), clean session, and room for outgoing packets of `max_outgoing` payload bytes.
     pub fn options(&self, max_outgoing: usize) -> MqttOptions {
-        let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        opts.set_keep_alive(Duration::from_secs(30));
+        let mut opts = self.settings.options_v4();
         opts.set_clean_session(true);
         opts.set_max_packet_size(MAX_INCOMING, max_outgoing.saturating_add(PACKET_OVERHEAD));
-        if let Some((user, password)) = &self.credentials {
-            opts.set_credentials(user.clone(), password.clone());
-        }
-        if let Some(tls) = &self.tls {
-            crate::door::link::install_crypto_provider();
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                ca: tls.ca.clone(),
-                alpn: None,
-                client_auth: tls.client.clone(),
-            }));
-        }
         opts
     }
 
@@ -366,7 +210,7 @@ impl OfficeMqtt {
         opts: MqttOptions,
     ) -> Result<(AsyncClient, EventLoop), OfficeError> {
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        eventloop.set_network_options(crate::door::link::network_options());
+        eventloop.set_network_options(crate::mqtt::network_options());
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
@@ -494,19 +338,24 @@ mod tests {
             port: Some(2000),
             ..Default::default()
         };
-        let m = file.overlay(flags).resolve().unwrap().unwrap();
+        let m = OfficeMqtt::resolve(file.overlay(flags)).unwrap().unwrap();
         assert_eq!(m.broker(), "broker.office:2000");
         assert_eq!(m.site_list_topic("s"), "dc/s/list");
         assert_eq!(m.status_filter("s"), "dc/s/+/status");
-        assert!(m.client_id.starts_with("pintuctl-"));
+        assert!(m.settings.client_id.starts_with("pintuctl-"));
         assert_eq!(m.timeout, DEFAULT_TIMEOUT);
-        assert!(OfficeSettings::default().resolve().unwrap().is_none());
+        assert!(OfficeMqtt::resolve(OfficeSettings::default())
+            .unwrap()
+            .is_none());
         let half = OfficeSettings {
             host: Some("h".into()),
             client_cert_file: Some("c.pem".into()),
             ..Default::default()
         };
-        assert!(half.resolve().unwrap_err().to_string().contains("key"));
+        assert!(OfficeMqtt::resolve(half)
+            .unwrap_err()
+            .to_string()
+            .contains("key"));
     }
 
     #[test]
@@ -517,12 +366,11 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let m = OfficeSettings {
+        let m = OfficeMqtt::resolve(OfficeSettings {
             host: Some("127.0.0.1".into()),
             port: Some(port),
             ..Default::default()
-        }
-        .resolve()
+        })
         .unwrap()
         .unwrap();
         let err = block_on(m.publish_retained("t", b"x".to_vec()))

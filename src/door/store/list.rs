@@ -47,8 +47,8 @@ pub struct ActiveList {
 /// benchmarks look cards up through this one step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CardLookup {
-    /// The card's entry.
-    Found(Entry),
+    /// The card's entry (boxed: an entry is large, the other outcomes are not).
+    Found(Box<Entry>),
     /// Not in the list, or no list.
     NotFound,
     /// The store could not be read.
@@ -60,7 +60,7 @@ impl CardLookup {
     pub fn of(active: Option<&ActiveList>, card: &CardHash) -> CardLookup {
         match active.map(|list| list.lookup(card)) {
             None | Some(Ok(None)) => CardLookup::NotFound,
-            Some(Ok(Some(entry))) => CardLookup::Found(entry),
+            Some(Ok(Some(entry))) => CardLookup::Found(Box::new(entry)),
             Some(Err(e)) => {
                 tracing::error!("list lookup failed: {e}; denying");
                 CardLookup::Failed

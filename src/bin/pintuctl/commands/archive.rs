@@ -1,17 +1,12 @@
 //! `pintuctl archive`: the office service that archives every door's events from the broker,
 //! and the reports of an archive (`--gaps`, `--stats`).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::broker_args::{broker_address, ArchiveArgs};
+use crate::broker_args::ArchiveArgs;
 use crate::output::outln;
-
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
-}
 
 pub fn exec(args: ArchiveArgs) -> Result<ExitCode> {
     use pintu::office::archive::{self as arc, ArchiveReader};
@@ -74,39 +69,12 @@ pub fn exec(args: ArchiveArgs) -> Result<ExitCode> {
     }
 
     let site = args.site.context("--site is required")?;
-    let broker = args.broker.context("--broker is required")?;
-    let (host, port) = broker_address(&broker, args.ca_file.is_some())?;
-    let credentials = match (args.username, args.password_file) {
-        (Some(user), Some(file)) => {
-            let text = String::from_utf8(read_file(&file, "password file")?)
-                .with_context(|| format!("password file {} is not UTF-8", file.display()))?;
-            let password = text.lines().next().unwrap_or("").to_string();
-            Some((user, password))
-        }
-        _ => None,
-    };
-    if args.ca_file.is_none() && !args.insecure {
-        anyhow::bail!(
-            "--broker {broker}: no --ca-file, so events and the broker password would cross the \
-             network in clear; give --ca-file, or --insecure to allow plain TCP"
-        );
-    }
-    if args.ca_file.is_none() {
+    let broker = args.broker.with_env_fallback();
+    let opts =
+        arc::ArchiveOptions::from_args(&broker, &site, Some(args.db.join(arc::SOCKET_NAME)))?;
+    if opts.broker.tls.is_none() {
         eprintln!("warning: plain TCP to the broker (--insecure): events and the broker password cross the network in clear");
     }
-    let tls = match &args.ca_file {
-        Some(ca) => Some(arc::TlsMaterial {
-            ca: read_file(ca, "CA file")?,
-            client: match (&args.client_cert_file, &args.client_key_file) {
-                (Some(c), Some(k)) => Some((
-                    read_file(c, "client certificate")?,
-                    read_file(k, "client key")?,
-                )),
-                _ => None,
-            },
-        }),
-        None => None,
-    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -116,21 +84,6 @@ pub fn exec(args: ArchiveArgs) -> Result<ExitCode> {
         .try_init();
     std::fs::create_dir_all(&args.db)
         .with_context(|| format!("creating the archive directory {}", args.db.display()))?;
-    let opts = arc::ArchiveOptions {
-        host,
-        port,
-        client_id: args
-            .client_id
-            .unwrap_or_else(|| format!("pintu-archive-{site}")),
-        prefix: args.prefix,
-        site: site.clone(),
-        credentials,
-        tls,
-        keep_alive: args.keep_alive,
-        reconnect_min: args.reconnect_min,
-        reconnect_max: args.reconnect_max.max(args.reconnect_min),
-        socket: Some(args.db.join(arc::SOCKET_NAME)),
-    };
     let store = std::sync::Arc::new(arc::Archive::open(&args.db, &site)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -49,8 +49,7 @@ pub fn exec(args: DoorsArgs) -> Result<ExitCode> {
             .map(|r| r.register.site)
             .context("give --site, or --register for the site id")?,
     };
-    let mqtt = mqtt
-        .resolve()?
+    let mqtt = client::OfficeMqtt::from_args(&mqtt)?
         .context("no MQTT broker: give --broker (or --office with an [mqtt] table)")?;
     let filter = mqtt.status_filter(&site);
     let got = client::block_on(mqtt.collect(&filter, wait))??;

@@ -53,7 +53,7 @@ impl PublishArgs {
             reg,
             &self.keys,
             self.out.as_deref(),
-            || self.mqtt.resolve(),
+            || OfficeMqtt::from_args(&self.mqtt),
         )?)
     }
 }

@@ -329,7 +329,7 @@ impl Broker {
                 .replace("{dir}", &dir);
         }
         let o = &self.opts;
-        let mut c = String::from("# Written by tests/broker.rs for one test.\n");
+        let mut c = String::from("# Written by tests/support_broker.rs for one test.\n");
         // Run as root (tests in a container): stay root rather than switch to the "mosquitto"
         // user, which could not read the temp dir.
         if nix::unistd::geteuid().is_root() {
