@@ -84,10 +84,10 @@ fn main() {
 
     let site = common::Site::new();
     let work = common::temp_dir();
-    let broker = common::Mosquitto::start(work.path());
+    let broker = common::bench_broker();
     let office = pintu::office::client::OfficeMqtt::resolve(pintu::mqtt::settings::BrokerDraft {
         host: Some("127.0.0.1".into()),
-        port: Some(broker.port),
+        port: Some(broker.port()),
         client_id: Some("bench-office-publisher".into()),
         ..Default::default()
     })
@@ -109,7 +109,7 @@ fn main() {
 
     // The subscriber is up before any door, so it sees every event from seq 1.
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let subscriber = Subscriber::start(broker.port, seen.clone());
+    let subscriber = Subscriber::start(broker.port(), seen.clone());
 
     // Version 1, retained before the doors start: each door gets it when it subscribes.
     publish(&office, &list_topic, signed_list(&site, list_n, 1, &[]))
@@ -134,7 +134,7 @@ fn main() {
         for id in &ids {
             let dir = work.path().join(id);
             std::fs::create_dir_all(&dir).expect("door dir");
-            let config = write_config(&dir, id, &public, &card_key, broker.port);
+            let config = write_config(&dir, id, &public, &card_key, broker.port());
             fleet.doors.push(Door::start(id, &dir, &config));
         }
         let batch_started = Instant::now();
@@ -961,7 +961,7 @@ trait BrokerProc {
     fn hwm(&self) -> u64;
 }
 
-impl BrokerProc for common::Mosquitto {
+impl BrokerProc for pintu_testkit::broker::Broker {
     /// utime + stime so far, in clock ticks.
     fn cpu(&self) -> u64 {
         let Some(pid) = self.pid() else { return 0 };

@@ -41,7 +41,7 @@ fn main() {
     let taps = if bench { 300 } else { 20 };
     let dir = common::temp_dir();
     let site = common::Site::new();
-    let mut broker = common::Mosquitto::start(dir.path());
+    let mut broker = common::bench_broker();
 
     // Queue the events in the door's outbox while it has no broker.
     let store_opts = site.bench_store_options(dir.path());
@@ -58,7 +58,7 @@ fn main() {
     }
 
     let received = Arc::new(Mutex::new(Received::default()));
-    let _subscriber = subscribe(broker.port, received.clone());
+    let _subscriber = subscribe(broker.port(), received.clone());
 
     let list = dir.path().join("list.signed");
     std::fs::write(&list, site.signed_synthetic_list(1, 1000)).expect("list");
@@ -71,7 +71,7 @@ fn main() {
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
         "\n[mqtt]\nhost = \"127.0.0.1\"\ninsecure = true\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\n[store]\noutbox_critical = 10000000\noutbox_warning = 5000000\n",
-        broker.port
+        broker.port()
     ));
     std::fs::write(&config, text).expect("config");
     let (mut pintud, _lines) = common::spawn_pintud(&config, &list);

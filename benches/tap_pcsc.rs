@@ -1,5 +1,5 @@
 //! PC/SC tap latency through the real stack: a virtual card placed on pcscd's vpcd reader (the
-//! TCP connect of `tests/vcard.rs`'s card) → pintud's decision, seen as its `tap` log line.
+//! TCP connect of the testkit's virtual card) → pintud's decision, seen as its `tap` log line.
 //! p50/p99 over `PINTU_BENCH_TAPS` presentations (default 300; quick 50).
 //!
 //! `cargo bench --bench tap_pcsc` runs it (pcscd and vsmartcard-vpcd installed: `scripts/test`
@@ -14,8 +14,7 @@
 //! readers without their own event thread every 400 ms), so the figure is mostly pcscd's
 //! detection delay; the door's share (GET DATA, decision, relay) is the `micros` of the log line.
 
-#[path = "../tests/vcard.rs"]
-mod vcard;
+use pintu_testkit::vcard;
 
 mod common;
 #[allow(unused_imports)]

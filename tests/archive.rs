@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{pintuctl, text, Pintud, Site, DOOR, SITE};
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 

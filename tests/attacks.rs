@@ -31,7 +31,7 @@ use pintu::door::store::LIST_FILE;
 
 use crate::common::{decision, deny, grant, pintud, sign_with, text, Pintud, Site, DOOR, SITE};
 use crate::mqtt::mqtt_section;
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// In every list the door accepts.
 const ALICE: &str = "04A1B2C3D4E5F6";

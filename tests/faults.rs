@@ -5,7 +5,7 @@
 //!   after every replug a known card is granted and an unknown one denied; every unplug and replug
 //!   is reported (status `readers[].state`, `reader.down` / `reader.up` events in order), and no
 //!   tap is granted on the reader while it is down.
-//! - **pcscd restarted** (pcscd with vsmartcard-vpcd, the virtual card of `tests/vcard.rs`): the
+//! - **pcscd restarted** (pcscd with vsmartcard-vpcd, the virtual card of `crates/pintu-testkit/src/vcard.rs`): the
 //!   card is decided correctly after every restart, and each restart is reported down, then up.
 //! - **Broker flapping** (a real Mosquitto stopped and started every 1–3 s while taps go on): every
 //!   tap is decided correctly whatever the link does, and afterwards every event has reached the
@@ -54,7 +54,7 @@ use crate::common::{Pintud, Site};
 use crate::mqtt::{assert_exactly_once_in_order, events_until_seq, mqtt_section, topic};
 use crate::pcsc::{self, vcard, PCSC_READER};
 use crate::serial::{self, point, serial_reader, Pty};
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// Generous bound for anything the door should do in well under a second.
 const WAIT: Duration = Duration::from_secs(20);

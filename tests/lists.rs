@@ -908,7 +908,19 @@ fn a_store_with_one_floor_gives_it_to_every_trusted_key_on_upgrade() {
     drop(store);
     // Make it a store from before per-key floors: only `highest_version`, and no list file (so
     // the floor can only come from the store).
-    let db = sled::open(site.state_dir().join(pintu::door::store::STORE_DIR)).expect("sled");
+    // sled's background flusher lets go of the directory's lock a moment after the drop (the
+    // daemon's own open retries the same way).
+    let path = site.state_dir().join(pintu::door::store::STORE_DIR);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match sled::open(&path) {
+            Ok(db) => break db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("sled: {e:?}"),
+        }
+    };
     let meta = db.open_tree("meta").expect("meta");
     let old: Vec<_> = meta
         .scan_prefix(b"key_floor")

@@ -1,9 +1,8 @@
 //! Pintu's integration tests: one binary (links once), one module per area.
-//! Shared fixtures live in `common`; the MQTT ones (Mosquitto, test PKI, clients) in
-//! `support_broker` (fixtures, no tests; the broker's tests are in `mqtt_broker`).
+//! Fixtures come from the `pintu-testkit` crate (shared with the benches), re-exported with a few
+//! test-only helpers by `common`; the broker's own tests are in `mqtt_broker`.
 
 mod common;
-mod support_broker;
 
 mod archive;
 mod attacks;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::common::{Pintud, Site, TinyDisk, DOOR, SITE};
-use crate::support_broker::{
+use pintu_testkit::broker::{
     Broker, BrokerOptions, Client, ClientOptions, ClientTls, Message, Pki,
 };
 

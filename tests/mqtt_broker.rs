@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support_broker::{
+use pintu_testkit::broker::{
     publish, publish_async, try_publish, Broker, BrokerOptions, Client, ClientOptions, ClientTls,
     Message, Pki, Subscriber, TIMEOUT,
 };

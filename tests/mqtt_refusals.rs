@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::common::{Pintud, Site, DOOR, SITE};
 use crate::mqtt::{mqtt_section, topic};
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions, Message};
 
 const WAIT: Duration = Duration::from_secs(30);
 

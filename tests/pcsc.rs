@@ -1,13 +1,12 @@
 //! Card readers through PC/SC for real: pcscd with the vsmartcard-vpcd driver, a virtual card
-//! written in Rust (`tests/vcard.rs`) and pintud as a process with a `pcsc` reader. And
+//! written in Rust (`crates/pintu-testkit/src/vcard.rs`) and pintud as a process with a `pcsc` reader. And
 //! enrollment: capture at the door (a simulated reader through the control socket, and the PC/SC
 //! reader with `pintuctl enroll --door`), and `pintuctl enroll` at a desk reader into a register.
 //!
 //! The PC/SC tests start `pcscd -f` themselves when none is running, and take the virtual reader
 //! one at a time ([`vcard::exclusive`]). The restart test stops whichever pcscd runs.
 
-#[path = "vcard.rs"]
-pub(crate) mod vcard;
+pub(crate) use pintu_testkit::vcard;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use pintu::core::list::{self, Role};
 
 use crate::common::{text, Pintud, Site, DOOR, SITE};
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 const ALICE_CARD: &str = "04A1B2C3D4E5F6";
 const BUDI_CARD: &str = "04B7C8D9E0F1A2";

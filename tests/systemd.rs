@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::{decision, grant, text, Pintud, Site};
 use crate::mqtt::{mqtt_section, topic};
-use crate::support_broker::{Broker, BrokerOptions, Client, ClientOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions, Client, ClientOptions};
 
 /// `systemd-analyze security --offline=true systemd/pintud.service` before issue 15.
 const SCORE_BEFORE: f64 = 1.9;

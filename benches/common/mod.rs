@@ -23,10 +23,10 @@ use pintu::core::decision::{decide, Decision, DenyReason};
 use pintu::core::list::TrustPolicy;
 use pintu::door::clock::{Clock, ManualClock};
 use pintu::door::store::{CardLookup, Store, StoreOptions};
+use pintu_testkit::broker::{Broker, BrokerOptions};
 pub use pintu_testkit::synthetic::now;
 pub use pintu_testkit::{
-    known_uid, spawn_pintud_with_log_lines as spawn_pintud, unknown_uid, Mosquitto, Site, DOOR,
-    SITE,
+    known_uid, spawn_pintud_with_log_lines as spawn_pintud, unknown_uid, Site, DOOR, SITE,
 };
 
 /// sled page cache: the daemon's defaults, `store.cache_size` (32 MiB, the floor) and
@@ -369,4 +369,14 @@ level = "info"
     let path = dir.join("pintu.toml");
     std::fs::write(&path, config).expect("config");
     path
+}
+
+/// The benches' broker: the tests' Mosquitto without persistence, with queues that never drop
+/// (no byte bound) and a quiet log (logging every message would be most of its work).
+pub fn bench_broker() -> Broker {
+    Broker::start(BrokerOptions {
+        quiet: true,
+        extra_config: "max_queued_bytes 0\n".into(),
+        ..BrokerOptions::default()
+    })
 }

@@ -20,7 +20,7 @@ ensure_rust() {
 
 # Run-time packages of the test suite, for scripts/test to install with the build packages:
 # `ensure_packages … "${PINTU_TEST_PACKAGES[@]}"`.
-# - mosquitto: the MQTT tests (tests/support_broker.rs) start their own brokers on free loopback ports and
+# - mosquitto: the MQTT tests (crates/pintu-testkit/src/broker.rs) start their own brokers on free loopback ports and
 #   make password files with its mosquitto_passwd. The system broker the package enables on port
 #   1883 is neither needed nor touched.
 # - chromium: tests/report.rs prints the access report's HTML to PDF with headless Chromium.

@@ -2,7 +2,9 @@
 //! - [`site`]: a site in a temp dir (keys, card key, door config), lists built and signed;
 //! - [`synthetic`]: lists of any size with a realistic mix of entries;
 //! - [`pintud`]: a running `pintud` asked over its control socket, one-shot `pintuctl` runs;
-//! - [`broker`]: a plain Mosquitto on a free port.
+//! - [`broker`]: a real Mosquitto per test or bench (TLS, ACLs, persistence, restarts) and MQTT
+//!   clients;
+//! - [`vcard`]: pcscd with vsmartcard-vpcd and a virtual contactless card.
 //!
 //! Tests and benches share these so that they start, configure and ask a door the same way.
 #![allow(clippy::new_without_default)]
@@ -11,10 +13,10 @@ pub mod broker;
 pub mod pintud;
 pub mod site;
 pub mod synthetic;
+pub mod vcard;
 
 use std::path::PathBuf;
 
-pub use broker::Mosquitto;
 pub use pintud::{pintuctl, pintud, spawn_pintud_with_log_lines, text, Pintud};
 pub use site::{sign_with, Site, DOOR, SITE};
 pub use synthetic::{known_uid, unknown_uid};

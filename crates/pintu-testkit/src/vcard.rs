@@ -1,6 +1,6 @@
 //! PC/SC for real without a reader: pcscd with the vsmartcard-vpcd driver, and a virtual
-//! contactless card (the Rust twin of `shared/tools/vpcd-card.py`). Used by `tests/pcsc.rs` and
-//! `benches/tap_pcsc.rs` (which includes this file by path, so it depends on nothing else here).
+//! contactless card (the Rust twin of `shared/tools/vpcd-card.py`). Used by `tests/pcsc.rs`,
+//! `tests/faults.rs` and `benches/tap_pcsc.rs`.
 //!
 //! vpcd creates the readers "Virtual PCD 00 00" and "00 01" and waits on TCP 127.0.0.1:35963
 //! (reader 00 00) for a card. A card is a TCP client; each message is a 2-byte big-endian length
@@ -11,7 +11,6 @@
 //! Only one card fits on reader 00 00 and test threads run in parallel, so every user of the
 //! virtual reader first takes [`exclusive`] (a process mutex plus a file lock, so two test runs
 //! on one machine do not mix either).
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{Read, Write};
