@@ -213,29 +213,7 @@ impl Enrollment {
 mod tests {
     use super::*;
 
-    const REGISTER: &str = r#"site = "s"
-time_zone = "Asia/Jakarta"
-doors = ["d"]
-card_key_file = "card.key"
-
-[[holder]]
-id = "alice"
-name = "Alice"
-role = "staff"
-cards = ["04A1B2C3"]
-valid_from = 2025-01-01
-valid_until = 2099-01-01
-request_ref = "R-1"
-approver = "kabid"
-"#;
-
-    fn office() -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        keys::card_keygen(&dir.path().join("card.key")).unwrap();
-        let path = dir.path().join("register.toml");
-        std::fs::write(&path, REGISTER).unwrap();
-        (dir, path)
-    }
+    use crate::office::register::testing::{office_dir as office, REGISTER};
 
     fn budi() -> NewHolderOptions {
         NewHolderOptions {

@@ -5,25 +5,7 @@ use std::rc::Rc;
 
 use super::*;
 
-const REGISTER: &str = r#"# Test register.
-site = "s"
-time_zone = "Asia/Jakarta"
-doors = ["d"]
-card_key_file = "card.key"
-
-[list]
-version = 4  # last signed
-
-[[holder]]
-id = "alice"
-name = "Alice"
-role = "staff"
-cards = ["04A1B2C3"]
-valid_from = 2025-01-01
-valid_until = 2099-01-01
-request_ref = "R-1"
-approver = "kabid"
-"#;
+use crate::office::register::testing::{office_dir, REGISTER};
 
 /// An office dir: register, card key and signing key `k1`.
 struct Office {
@@ -32,10 +14,8 @@ struct Office {
 
 impl Office {
     fn new() -> Office {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, _) = office_dir();
         keys::keygen(dir.path(), "k1").unwrap();
-        keys::card_keygen(&dir.path().join("card.key")).unwrap();
-        std::fs::write(dir.path().join("register.toml"), REGISTER).unwrap();
         Office { dir }
     }
 

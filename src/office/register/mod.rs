@@ -31,6 +31,8 @@ use crate::util::toml::{line_of_key, parse_toml, ConfigError, HumanDuration};
 mod build;
 mod edit;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 /// Register failures; every one names the file, and the line and key when it can.
