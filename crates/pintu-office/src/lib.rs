@@ -1,0 +1,14 @@
+//! `pintu-office`: the service of the IT office. One database (SQLite by default, PostgreSQL at
+//! scale) holds the whole procedure — accounts, requests and their steps, approvals that are
+//! signatures, holders and cards, the audit trail and the archive of door events — and an HTTP
+//! API serves the console.
+//!
+//! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
+//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail).
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod secret;
+#[doc(hidden)]
+pub mod testing;
