@@ -4,11 +4,13 @@
 //! API serves the console.
 //!
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
-//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail).
+//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
+//! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing).
 
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod secret;
+pub mod signing;
 #[doc(hidden)]
 pub mod testing;
