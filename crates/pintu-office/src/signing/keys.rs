@@ -24,6 +24,9 @@ pub struct ApproverKey {
     pub created_at_ms: i64,
     /// When a newer key replaced it.
     pub retired_at_ms: Option<i64>,
+    /// Held by the approver offline (only its public half is here): it signs with
+    /// `pintuctl sign`, never with a passphrase in the service.
+    pub held_offline: bool,
 }
 
 /// A key row with its sealed secret.
@@ -33,6 +36,7 @@ pub(crate) struct StoredKey {
 }
 
 fn key_of(row: &sqlx::any::AnyRow) -> Result<StoredKey, sqlx::Error> {
+    let sealed: String = row.try_get(5)?;
     Ok(StoredKey {
         key: ApproverKey {
             key_id: row.try_get(0)?,
@@ -40,8 +44,9 @@ fn key_of(row: &sqlx::any::AnyRow) -> Result<StoredKey, sqlx::Error> {
             public_key: row.try_get(2)?,
             created_at_ms: row.try_get(3)?,
             retired_at_ms: row.try_get(4)?,
+            held_offline: sealed.is_empty(),
         },
-        sealed: row.try_get(5)?,
+        sealed,
     })
 }
 
@@ -71,21 +76,7 @@ impl Signer {
         if same {
             return Err(vault::PassphraseProblem::SameAsPassword.into());
         }
-        let year = jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .year();
-        let mut n = 1;
-        let key_id = loop {
-            let id = vault::key_id(&account.username, year, n);
-            let taken = sqlx::query("SELECT 1 FROM approver_keys WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(self.db.pool())
-                .await?;
-            if taken.is_none() {
-                break id;
-            }
-            n += 1;
-        };
+        let key_id = self.next_key_id(&account).await?;
         let signing = vault::generate();
         let public_key = vault::public_b64(&signing);
         let (service, params) = (self.key.clone(), self.policy.kdf);
@@ -99,6 +90,61 @@ impl Signer {
             vault::seal(&service, &signing, &phrase, params, binding)
         })
         .await?;
+        self.store_key(&account, key_id, public_key, sealed, actor)
+            .await
+    }
+
+    /// Registers a key the approver holds offline (made with `pintuctl keygen`, used with
+    /// `pintuctl sign`): only its public half (`public_key`, base64, as in the `.pub` file) is
+    /// stored, under a key id derived from the account like any other. Like a new service key,
+    /// it retires the account's current key: an approver signs one way at a time.
+    pub async fn register_public_key(
+        &self,
+        account_id: &str,
+        public_key: &str,
+        actor: &AuditActor,
+    ) -> Result<ApproverKey, SigningError> {
+        let account = self.account(account_id).await?;
+        let key = pintu::core::list::decode_public_key(public_key)
+            .map_err(SigningError::InvalidPublicKey)?;
+        let public_key =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.to_bytes());
+        let key_id = self.next_key_id(&account).await?;
+        // No sealed secret: the key is held offline.
+        self.store_key(&account, key_id, public_key, String::new(), actor)
+            .await
+    }
+
+    /// The account's next key id: username and year, `-2`, `-3`, … for more keys that year.
+    /// Picked before sealing (the seal binds it); a race for the same id fails on the primary
+    /// key and changes nothing.
+    async fn next_key_id(&self, account: &Account) -> Result<String, SigningError> {
+        let year = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .year();
+        let mut n = 1;
+        loop {
+            let id = vault::key_id(&account.username, year, n);
+            let taken = sqlx::query("SELECT 1 FROM approver_keys WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(self.db.pool())
+                .await?;
+            if taken.is_none() {
+                return Ok(id);
+            }
+            n += 1;
+        }
+    }
+
+    /// Retires the account's keys and stores the new one, audited.
+    async fn store_key(
+        &self,
+        account: &Account,
+        key_id: String,
+        public_key: String,
+        sealed: String,
+        actor: &AuditActor,
+    ) -> Result<ApproverKey, SigningError> {
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
         let retired: Vec<String> = sqlx::query(
@@ -135,6 +181,7 @@ impl Signer {
             public_key,
             created_at_ms: now,
             retired_at_ms: None,
+            held_offline: sealed.is_empty(),
         };
         audit::record(
             &mut tx,
@@ -145,7 +192,8 @@ impl Signer {
                 serde_json::json!({
                     "account": made.account_id,
                     "public_key": made.public_key,
-                    "kdf": params,
+                    "held_offline": made.held_offline,
+                    "kdf": vault::params_of(&sealed).ok(),
                     "retired": retired,
                 }),
             ),
@@ -180,6 +228,26 @@ impl Signer {
              FROM approver_keys WHERE id = $1",
         )
         .bind(key_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.as_ref().map(key_of).transpose()?.map(|k| k.key))
+    }
+
+    /// The key whose public half is `public_key` (base64), retired or not.
+    pub async fn key_by_public(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<ApproverKey>, SigningError> {
+        let Ok(key) = pintu::core::list::decode_public_key(public_key) else {
+            return Ok(None);
+        };
+        let canonical =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.to_bytes());
+        let row = sqlx::query(
+            "SELECT id, account_id, public_key, created_at_ms, retired_at_ms, sealed_secret \
+             FROM approver_keys WHERE public_key = $1",
+        )
+        .bind(canonical)
         .fetch_optional(self.db.pool())
         .await?;
         Ok(row.as_ref().map(key_of).transpose()?.map(|k| k.key))
@@ -230,6 +298,9 @@ impl Signer {
             .active_stored(&account.id)
             .await?
             .ok_or_else(|| SigningError::NoKey(account.id.clone()))?;
+        if stored.key.held_offline {
+            return Err(SigningError::KeyHeldOffline(stored.key.key_id));
+        }
         let attempt = self.count_attempt(account, target).await?;
         let (service, sealed) = (self.key.clone(), stored.sealed.clone());
         let (key_id, public) = (stored.key.key_id.clone(), stored.key.public_key.clone());

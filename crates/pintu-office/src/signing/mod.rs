@@ -78,6 +78,12 @@ pub enum SigningError {
     /// The account has no active key.
     #[error("account {0:?} has no signing key: create one first")]
     NoKey(String),
+    /// The account's key is held offline: it signs with `pintuctl sign`.
+    #[error("key {0:?} is held offline by its approver: sign the exported payload with `pintuctl sign` and upload the signature")]
+    KeyHeldOffline(String),
+    /// A public key that is not a usable ed25519 key.
+    #[error("public key: {0}")]
+    InvalidPublicKey(String),
     /// The passphrase does not open the account's key.
     #[error("wrong passphrase for the signing key of {account:?}; {remaining} more wrong attempt(s) allowed in the next minutes")]
     WrongPassphrase {
@@ -125,9 +131,6 @@ pub enum SigningError {
     /// An offline signature by a retired key.
     #[error("key {0:?} is retired: sign with the approver's current key")]
     KeyRetired(String),
-    /// The public key given is not the one registered under the key id.
-    #[error("the public key given is not the one registered as {0:?}")]
-    KeyMismatch(String),
     /// The signature does not verify over the payload's bytes.
     #[error("the signature by {0:?} does not verify over this payload's bytes")]
     BadSignature(String),
@@ -212,6 +215,8 @@ impl SigningError {
             SigningError::AccountDisabled(_) => "account_disabled",
             SigningError::Passphrase(_) => "weak_passphrase",
             SigningError::NoKey(_) => "no_key",
+            SigningError::KeyHeldOffline(_) => "key_held_offline",
+            SigningError::InvalidPublicKey(_) => "invalid_public_key",
             SigningError::WrongPassphrase { .. } => "wrong_passphrase",
             SigningError::Throttled { .. } => "throttled",
             SigningError::SealedKeyDamaged(_) => "sealed_key_damaged",
@@ -221,7 +226,6 @@ impl SigningError {
             SigningError::AlreadySigned { .. } => "already_signed",
             SigningError::UnknownKey(_) => "unknown_key",
             SigningError::KeyRetired(_) => "key_retired",
-            SigningError::KeyMismatch(_) => "key_mismatch",
             SigningError::BadSignature(_) => "bad_signature",
             SigningError::OtherBytes { .. } => "other_bytes",
             SigningError::NotComplete { .. } => "not_complete",

@@ -415,9 +415,9 @@ impl Signer {
         .await
     }
 
-    /// Adds a signature made offline by key `key_id` (its public key, when given, must be the
-    /// one registered under that id), after checking it over the payload's bytes with the
-    /// account's registered public key. `uploader` is who brought it in.
+    /// Adds a signature made offline, after checking it over the payload's bytes with the
+    /// registered public key: the key is found by `public_key` when given, else by `key_id`.
+    /// `uploader` is who brought it in.
     pub async fn add_offline_signature(
         &self,
         payload_id: &str,
@@ -434,7 +434,13 @@ impl Signer {
                 .await?;
             Err::<SignOutcome, _>(error)
         };
-        let Some(key) = self.key(key_id).await? else {
+        // The public key names the key when given (the key id in a signature file is the
+        // label of the approver's key file); the envelope uses the registered id.
+        let found = match public_key {
+            Some(public) => self.key_by_public(public).await?,
+            None => self.key(key_id).await?,
+        };
+        let Some(key) = found else {
             return refuse(
                 "unknown_key",
                 String::new(),
@@ -447,14 +453,6 @@ impl Signer {
                 "key_retired",
                 key.account_id,
                 SigningError::KeyRetired(key_id.into()),
-            )
-            .await;
-        }
-        if public_key.is_some_and(|p| p.trim() != key.public_key) {
-            return refuse(
-                "key_mismatch",
-                key.account_id,
-                SigningError::KeyMismatch(key_id.into()),
             )
             .await;
         }
@@ -490,7 +488,7 @@ impl Signer {
         }
         self.store_signature(
             &info,
-            key_id,
+            &key.key_id,
             &account.id,
             signature.trim(),
             "offline",

@@ -14,6 +14,7 @@ use pintu::mqtt::BrokerSettings;
 use pintu::office::client::{OfficeError, OfficeMqtt, DEFAULT_TIMEOUT};
 use rumqttc::{Event, Packet, QoS};
 use serde::Serialize;
+use sqlx::Row;
 
 use super::{PayloadKind, Signer, SigningError};
 use crate::audit::{self, AuditActor, Entry};
@@ -74,6 +75,23 @@ impl Signer {
         }
         if info.expires_at_ms <= now_ms() {
             return Err(SigningError::Expired(info.id));
+        }
+        if let Some(version) = info.list_version {
+            // Doors hold the newest published version: anything below it is a rollback.
+            let newest: Option<i64> = sqlx::query(
+                "SELECT MAX(list_version) FROM payloads WHERE kind = 'list' \
+                 AND status = 'published' AND id <> $1",
+            )
+            .bind(&info.id)
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get(0)?;
+            if let Some(newest) = newest.filter(|n| version <= *n) {
+                return Err(SigningError::StaleVersion {
+                    version: version as u64,
+                    published: newest as u64,
+                });
+            }
         }
         let envelope = self.envelope_of(&info, &bytes)?;
         if info.kind == PayloadKind::Command && broker.is_none() {
