@@ -22,7 +22,7 @@ use crate::output::outln;
 pub struct SignArgs {
     /// A payload exported by pintu-office for offline signing (then one --key; the signature
     /// goes to --out, by default PAYLOADFILE.sig).
-    #[arg(conflicts_with = "register")]
+    #[arg(value_name = "PAYLOADFILE", conflicts_with = "register")]
     payload: Option<PathBuf>,
     /// Register file.
     #[arg(long, required_unless_present = "payload")]
