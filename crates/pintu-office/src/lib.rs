@@ -12,3 +12,7 @@ pub mod db;
 pub mod secret;
 #[doc(hidden)]
 pub mod testing;
+pub mod api;
+pub mod auth;
+pub mod input;
+pub mod server;
