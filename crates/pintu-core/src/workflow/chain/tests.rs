@@ -14,7 +14,10 @@ fn parse(steps: &[(&str, &str, &str)]) -> Result<Chain, String> {
     serde_json::from_value::<Chain>(config(steps)).map_err(|e| e.to_string())
 }
 
-const TAIL: [(&str, &str, &str); 3] = [
+/// (step, role, sla) as written in the config.
+type RawStep = (&'static str, &'static str, &'static str);
+
+const TAIL: [RawStep; 3] = [
     ("approve", "approver", "1 hari"),
     ("fulfil", "helpdesk", "1 hari"),
     ("inform", "helpdesk", "1 hari"),
@@ -94,7 +97,7 @@ fn shorter_sops() {
 
 #[test]
 fn errors_say_what_is_wrong() {
-    let cases: Vec<(Vec<(&str, &str, &str)>, &str)> = vec![
+    let cases: Vec<(Vec<RawStep>, &str)> = vec![
         (vec![], "the chain has no approve step; approve, fulfil and inform are in every chain (only dispose and verify may be left out)"),
         (vec![TAIL[0], TAIL[2]], "the chain has no fulfil step"),
         (vec![TAIL[0], TAIL[1]], "the chain has no inform step"),
