@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use super::duration::{parse_duration, DurationError};
 use super::names::{named, Lang, Role};
+use crate::text::quoted;
 
 /// The longest time standard a step may have: longer ones are surely a typo ("1 minggu" was
 /// meant, "100 minggu" was written), and the bound keeps deadline arithmetic far from overflow.
@@ -184,7 +185,8 @@ pub enum ChainError {
     },
     /// The SLA is zero or longer than [`SLA_MAX`].
     #[error(
-        "steps[{index}] ({step}): sla {sla:?} is out of range: write more than 0 and at most 366 hari"
+        "steps[{index}] ({step}): sla {} is out of range: write more than 0 and at most 366 hari",
+        quoted(.sla)
     )]
     SlaOutOfRange {
         /// The step.
