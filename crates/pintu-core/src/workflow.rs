@@ -29,7 +29,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use chain::{Chain, ChainConfig, ChainError, ChainStep, StepConfig, StepKind, SLA_MAX};
+pub use chain::{
+    Chain, ChainConfig, ChainError, ChainStep, Sla, SlaError, StepConfig, StepKind, SLA_MAX,
+};
 pub use duration::{parse_duration, DurationError};
 pub use names::{Lang, RequestKind, Role, UnknownName};
 pub use request::{Action, ActionKind, Actor, Decision, Request, Stage, StepRecord};

@@ -126,7 +126,61 @@ pub struct StepConfig {
     /// The role that may take it.
     pub role: Role,
     /// The time standard as the SOP writes it ("1 hari", "3 menit") or as humantime does ("1 day").
-    pub sla: String,
+    pub sla: Sla,
+}
+
+/// A step's time standard, parsed and range-checked while the config is read (so a TOML error
+/// points at the `sla` line): more than zero, at most [`SLA_MAX`]. Serialises as humantime text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sla(Duration);
+
+/// An SLA that does not parse or is out of range.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SlaError {
+    /// Not a duration.
+    #[error(transparent)]
+    Parse(#[from] DurationError),
+    /// Zero, or longer than [`SLA_MAX`].
+    #[error("sla {} is out of range: write more than 0 and at most 366 hari", quoted(.0))]
+    OutOfRange(String),
+}
+
+impl Sla {
+    /// A checked SLA.
+    pub fn new(duration: Duration) -> Result<Sla, SlaError> {
+        if duration.is_zero() || duration > SLA_MAX {
+            return Err(SlaError::OutOfRange(
+                humantime::format_duration(duration).to_string(),
+            ));
+        }
+        Ok(Sla(duration))
+    }
+
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Sla {
+    type Err = SlaError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Sla::new(parse_duration(text)?).map_err(|_| SlaError::OutOfRange(text.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sla {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Sla {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
 }
 
 /// What is wrong with a chain. Messages name the step as `steps[i] (name)`.
@@ -173,28 +227,15 @@ pub enum ChainError {
         /// Why that role cannot.
         why: &'static str,
     },
-    /// The SLA does not parse.
-    #[error("steps[{index}] ({step}): sla: {source}")]
+    /// The SLA is zero or longer than [`SLA_MAX`] (typed steps; the config checks it in [`Sla`]).
+    #[error("steps[{index}] ({step}): {source}")]
     Sla {
         /// The step.
         step: StepKind,
         /// Where it is listed.
         index: usize,
-        /// The parse error.
-        source: DurationError,
-    },
-    /// The SLA is zero or longer than [`SLA_MAX`].
-    #[error(
-        "steps[{index}] ({step}): sla {} is out of range: write more than 0 and at most 366 hari",
-        quoted(.sla)
-    )]
-    SlaOutOfRange {
-        /// The step.
-        step: StepKind,
-        /// Where it is listed.
-        index: usize,
-        /// The SLA as written.
-        sla: String,
+        /// What is wrong.
+        source: SlaError,
     },
 }
 
@@ -246,11 +287,11 @@ impl Chain {
                     why,
                 });
             }
-            if s.sla.is_zero() || s.sla > SLA_MAX {
-                return Err(ChainError::SlaOutOfRange {
+            if let Err(source) = Sla::new(s.sla) {
+                return Err(ChainError::Sla {
                     step: s.step,
                     index,
-                    sla: humantime::format_duration(s.sla).to_string(),
+                    source,
                 });
             }
             seen.push((s.step, index));
@@ -265,27 +306,17 @@ impl Chain {
 
     /// Validates the raw config section.
     pub fn from_config(config: ChainConfig) -> Result<Chain, ChainError> {
-        let mut steps = Vec::with_capacity(config.steps.len());
-        for (index, s) in config.steps.into_iter().enumerate() {
-            let sla = parse_duration(&s.sla).map_err(|source| ChainError::Sla {
-                step: s.step,
-                index,
-                source,
-            })?;
-            if sla.is_zero() || sla > SLA_MAX {
-                return Err(ChainError::SlaOutOfRange {
+        Chain::new(
+            config
+                .steps
+                .into_iter()
+                .map(|s| ChainStep {
                     step: s.step,
-                    index,
-                    sla: s.sla,
-                });
-            }
-            steps.push(ChainStep {
-                step: s.step,
-                role: s.role,
-                sla,
-            });
-        }
-        Chain::new(steps)
+                    role: s.role,
+                    sla: s.sla.get(),
+                })
+                .collect(),
+        )
     }
 
     /// The steps, in order.
@@ -334,7 +365,7 @@ impl From<Chain> for ChainConfig {
                 .map(|s| StepConfig {
                     step: s.step,
                     role: s.role,
-                    sla: humantime::format_duration(s.sla).to_string(),
+                    sla: Sla(s.sla),
                 })
                 .collect(),
         }
