@@ -2,9 +2,10 @@
 //! standard (SLA).
 //!
 //! Read from the office config's `[workflow]` section in two phases: [`ChainConfig`] is the raw
-//! TOML shape (serde, unknown keys refused), [`Chain::from_config`] validates it into the
-//! [`Chain`] the workflow runs on, with errors that name the step (`steps[1] (verify)`) and say
-//! what to write instead. `Chain` also deserialises directly (through the same validation).
+//! TOML shape (serde, unknown keys refused; each [`Sla`] parsed and range-checked there, so a TOML
+//! error points at its line), [`Chain::from_config`] checks the steps together into the [`Chain`]
+//! the workflow runs on, with errors that name the step (`steps[1] (verify)`) and say what to
+//! write instead. `Chain` also deserialises directly (through the same validation).
 //!
 //! The full chain is dispose → verify → approve → fulfil → inform. `dispose` and `verify` may be
 //! left out (the shorter SOPs of Kudus and Lumajang); `approve` (which also covers rejecting),
