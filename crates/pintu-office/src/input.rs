@@ -31,7 +31,10 @@ pub fn single_line(field: &str, value: &str, max: usize) -> Result<String, Field
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(FieldError::new(
             field,
-            format!("must be one line without control characters (found {:?})", c),
+            format!(
+                "must be one line without control characters (found {:?})",
+                c
+            ),
         ));
     }
     check_length(field, value, max)?;
@@ -75,11 +78,23 @@ mod tests {
     #[test]
     fn fields_are_bounded_and_one_line() {
         assert_eq!(single_line("name", "  Budi  ", 10).unwrap(), "Budi");
-        assert!(single_line("name", "   ", 10).unwrap_err().message.contains("empty"));
-        assert!(single_line("name", "a\u{1b}[2J", 10).unwrap_err().message.contains("control"));
+        assert!(single_line("name", "   ", 10)
+            .unwrap_err()
+            .message
+            .contains("empty"));
+        assert!(single_line("name", "a\u{1b}[2J", 10)
+            .unwrap_err()
+            .message
+            .contains("control"));
         assert!(single_line("name", "a\nb", 10).is_err());
-        assert!(single_line("name", "ééééé", 4).unwrap_err().message.contains("at most 4"));
-        assert_eq!(note("note", Some(" a\r\nb "), 10).unwrap().as_deref(), Some("a\nb"));
+        assert!(single_line("name", "ééééé", 4)
+            .unwrap_err()
+            .message
+            .contains("at most 4"));
+        assert_eq!(
+            note("note", Some(" a\r\nb "), 10).unwrap().as_deref(),
+            Some("a\nb")
+        );
         assert_eq!(note("note", Some("  "), 10).unwrap(), None);
         assert!(note("note", Some("a\u{7}"), 10).is_err());
     }

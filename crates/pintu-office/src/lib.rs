@@ -6,13 +6,13 @@
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
 //! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail).
 
+pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod input;
 pub mod secret;
+pub mod server;
 #[doc(hidden)]
 pub mod testing;
-pub mod api;
-pub mod auth;
-pub mod input;
-pub mod server;

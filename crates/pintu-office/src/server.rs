@@ -105,7 +105,9 @@ pub async fn serve(
         let app = app
             .clone()
             .layer(axum::Extension(ClientAddr(peer)))
-            .map_request(|req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new));
+            .map_request(|req: hyper::Request<hyper::body::Incoming>| {
+                req.map(axum::body::Body::new)
+            });
         let service = TowerToHyperService::new(app);
         let tls = tls.clone();
         let watcher = graceful.watcher();
@@ -136,7 +138,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still running {DRAIN:?} after shutdown began; dropped");
     }
     Ok(())

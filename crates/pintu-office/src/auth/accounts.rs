@@ -81,7 +81,10 @@ pub fn username_problem(name: &str) -> Option<String> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !(3..=64).contains(&name.len()) || !ok_chars || !ok_start {
         return Some(
             "3 to 64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
@@ -113,17 +116,22 @@ pub async fn create(
             message,
         });
     }
-    let nip = new.nip.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let nip = new
+        .nip
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
     if let Some(message) = nip.as_deref().and_then(nip_problem) {
         return Err(AccountError::Invalid {
             field: "nip",
             message,
         });
     }
-    let display_name = crate::input::single_line("display_name", &new.display_name, 120)
-        .map_err(|e| AccountError::Invalid {
-            field: "display_name",
-            message: e.message,
+    let display_name =
+        crate::input::single_line("display_name", &new.display_name, 120).map_err(|e| {
+            AccountError::Invalid {
+                field: "display_name",
+                message: e.message,
+            }
         })?;
     if let Some(message) = password::policy_problem(&new.password, &username) {
         return Err(AccountError::Invalid {

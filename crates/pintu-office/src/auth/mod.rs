@@ -120,8 +120,8 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Actor, ApiError> {
-        let token = cookie(&parts.headers, cookie_name(state.https))
-            .ok_or(ApiError::Unauthenticated)?;
+        let token =
+            cookie(&parts.headers, cookie_name(state.https)).ok_or(ApiError::Unauthenticated)?;
         let session = session::lookup(&state.db, token, state.settings.security.session_idle)
             .await?
             .ok_or(ApiError::Unauthenticated)?;

@@ -56,7 +56,10 @@ pub fn policy_problem(password: &str, username: &str) -> Option<String> {
     if password.to_lowercase().contains(&username.to_lowercase()) && !username.is_empty() {
         return Some("a password must not contain the user name".into());
     }
-    if password.chars().all(|c| c == password.chars().next().unwrap_or(' ')) {
+    if password
+        .chars()
+        .all(|c| c == password.chars().next().unwrap_or(' '))
+    {
         return Some("a password must not be one character repeated".into());
     }
     None
@@ -79,8 +82,12 @@ mod tests {
     #[test]
     fn the_policy_names_what_is_wrong() {
         assert!(policy_problem("short", "budi").unwrap().contains("12"));
-        assert!(policy_problem("budi-password-1", "budi").unwrap().contains("user name"));
-        assert!(policy_problem("aaaaaaaaaaaaaa", "x").unwrap().contains("repeated"));
+        assert!(policy_problem("budi-password-1", "budi")
+            .unwrap()
+            .contains("user name"));
+        assert!(policy_problem("aaaaaaaaaaaaaa", "x")
+            .unwrap()
+            .contains("repeated"));
         assert_eq!(policy_problem("kopi tubruk pagi", "budi"), None);
     }
 }

@@ -20,7 +20,9 @@ pub async fn run(config: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let (mut settings, key, db) = super::open(config).await?;
     if let Some(listen) = args.listen {
         anyhow::ensure!(
-            settings.server.tls.is_some() || listen.ip().is_loopback() || settings.server.allow_plain_http,
+            settings.server.tls.is_some()
+                || listen.ip().is_loopback()
+                || settings.server.allow_plain_http,
             "--listen {listen}: plain HTTP only on a loopback address (or set allow_plain_http)"
         );
         settings.server.listen = listen;
@@ -57,7 +59,10 @@ pub async fn run(config: &Path, args: Args) -> anyhow::Result<ExitCode> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the service would not stop cleanly; wait forever instead
         // of stopping at once (systemd then kills it).
         std::future::pending::<()>().await;
