@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod input;
+pub mod requests;
 pub mod secret;
 pub mod server;
 #[doc(hidden)]

@@ -4,10 +4,11 @@
 //! record in one transaction.
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors).
+//! for auditors), [`requests`] (requests and their steps).
 
 mod audit_api;
 mod error;
+mod requests;
 mod session;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .merge(session::routes())
         .merge(audit_api::routes())
+        .merge(requests::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
