@@ -7,10 +7,15 @@
 //! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
 //! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing).
 
+pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod input;
+pub mod requests;
 pub mod secret;
+pub mod server;
 pub mod signing;
 #[doc(hidden)]
 pub mod testing;

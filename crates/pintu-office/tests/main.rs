@@ -1,6 +1,11 @@
-//! Integration tests of pintu-office.
+//! Integration tests of `pintu-office`: a real service on a loopback port, on SQLite and on
+//! PostgreSQL (`db_test!`), driven over HTTP, and the signing library on both engines.
+//! PostgreSQL comes from `scripts/with-postgres`.
 
+mod api_requests;
+mod api_session;
 mod signing;
 mod signing_publish;
 mod signing_security;
 mod signing_support;
+mod support;
