@@ -5,6 +5,7 @@
 mod api_requests;
 mod api_session;
 mod signing;
+mod signing_api;
 mod signing_publish;
 mod signing_security;
 mod signing_support;

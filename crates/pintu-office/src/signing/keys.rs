@@ -3,7 +3,7 @@
 //! passphrases.
 
 use ed25519_dalek::SigningKey;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::vault::{self, Binding, OpenError, Personal};
@@ -12,7 +12,7 @@ use crate::audit::{self, AuditActor, Entry};
 use crate::db::now_ms;
 
 /// An approver's key, as stored (the secret stays sealed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproverKey {
     /// The key id doors know it by.
     pub key_id: String,

@@ -10,11 +10,13 @@
 //! site broker (lists retained on the site or door list topic, commands on the door's command
 //! topic) or exported as a file for a door's inbox.
 //!
-//! Layout: [`vault`] (sealing, the passphrase policy, key ids; no database), `keys` (the
+//! Layout: [`vault`] (sealing, the passphrase policy, key ids; no database), [`api`] (the HTTP
+//! routes), `keys` (the
 //! approvers' keys: creation, rotation, `.pub` export, the unlock with its throttle), `payloads`
 //! (payloads, signatures, envelopes, the offline files), `publish` (the broker and the file).
 //! Every change is recorded in the audit trail in the transaction that makes it.
 
+pub mod api;
 mod keys;
 mod payloads;
 mod publish;
