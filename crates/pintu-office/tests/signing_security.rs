@@ -286,3 +286,35 @@ db_test!(
         ));
     }
 );
+
+db_test!(
+    async fn a_former_approver_no_longer_signs(t) {
+        let s = signer(&t, 2, 5);
+        let (budi, _sari, _, _) = two_approvers(&s, &t).await;
+        let (kadis, key, _) = offline_approver(&s, &t).await;
+        let site = Site::new();
+        let p = s
+            .create_payload(PayloadKind::List, None, &list_bytes(&site, 1), &budi)
+            .await
+            .unwrap();
+        let (file, bytes) =
+            PayloadFile::parse(&s.export_offline(&p.id, &actor(&budi)).await.unwrap()).unwrap();
+        // Both move to another post: the approver role is taken away.
+        sqlx::query("DELETE FROM account_roles WHERE role = 'approver' AND account_id IN ($1, $2)")
+            .bind(&budi)
+            .bind(&kadis)
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.sign_with_passphrase(&p.id, &budi, BUDI_PASS).await,
+            Err(SigningError::NotApprover(_))
+        ));
+        let sig = offline::sign_file(&file, &bytes, "kadis-usb", &key);
+        assert!(matches!(
+            s.import_signature_file(&sig.to_bytes(), &actor(&budi)).await,
+            Err(SigningError::NotApprover(_))
+        ));
+        assert!(s.payload(&p.id).await.unwrap().signatures.is_empty());
+    }
+);

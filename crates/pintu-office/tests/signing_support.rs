@@ -50,6 +50,11 @@ pub async fn account(t: &TestDb, username: &str) -> String {
     .execute(t.db.pool())
     .await
     .expect("insert account");
+    sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, 'approver')")
+        .bind(&id)
+        .execute(t.db.pool())
+        .await
+        .expect("insert role");
     id
 }
 

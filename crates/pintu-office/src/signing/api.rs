@@ -89,6 +89,7 @@ pub fn signing_error(e: SigningError) -> ApiError {
         | SigningError::SealedKeyDamaged(_)
         | SigningError::KeyHeldOffline(_)
         | SigningError::AccountDisabled(_)
+        | SigningError::NotApprover(_)
         | SigningError::UnknownKey(_)
         | SigningError::KeyRetired(_)
         | SigningError::BadSignature(_)

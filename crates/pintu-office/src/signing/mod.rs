@@ -74,6 +74,9 @@ pub enum SigningError {
     /// The account is disabled.
     #[error("account {0:?} is disabled")]
     AccountDisabled(String),
+    /// The account does not hold the approver role (any more): its signatures do not count.
+    #[error("account {0:?} is not an approver: its signature does not count")]
+    NotApprover(String),
     /// The passphrase does not meet the policy.
     #[error("{0}")]
     Passphrase(#[from] PassphraseProblem),
@@ -215,6 +218,7 @@ impl SigningError {
             SigningError::Db(_) | SigningError::Worker(_) => "internal",
             SigningError::NoAccount(_) => "no_account",
             SigningError::AccountDisabled(_) => "account_disabled",
+            SigningError::NotApprover(_) => "not_approver",
             SigningError::Passphrase(_) => "weak_passphrase",
             SigningError::NoKey(_) => "no_key",
             SigningError::KeyHeldOffline(_) => "key_held_offline",
@@ -303,6 +307,22 @@ impl Signer {
             display_name: row.try_get(2)?,
             password_hash: row.try_get(3)?,
         })
+    }
+}
+
+impl Signer {
+    /// Refuses an account that does not hold the approver role: a signature counts only while
+    /// its signer is an approver (a key of someone moved to another post no longer signs).
+    pub(crate) async fn require_approver(&self, account: &Account) -> Result<(), SigningError> {
+        let row =
+            sqlx::query("SELECT 1 FROM account_roles WHERE account_id = $1 AND role = 'approver'")
+                .bind(&account.id)
+                .fetch_optional(self.db.pool())
+                .await?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(SigningError::NotApprover(account.id.clone())),
+        }
     }
 }
 

@@ -387,6 +387,7 @@ impl Signer {
         passphrase: &str,
     ) -> Result<SignOutcome, SigningError> {
         let account = self.account(account_id).await?;
+        self.require_approver(&account).await?;
         let (info, bytes) = self.load(payload_id).await?;
         Self::ensure_open(&info)?;
         if info.signatures.iter().any(|s| s.account_id == account.id) {
@@ -457,6 +458,9 @@ impl Signer {
             .await;
         }
         let account = self.account(&key.account_id).await?;
+        if let Err(e) = self.require_approver(&account).await {
+            return refuse("not_approver", account.id, e).await;
+        }
         let verified = list::decode_public_key(&key.public_key)
             .ok()
             .zip(
