@@ -5,4 +5,5 @@ mod api_docs;
 mod api_requests;
 mod api_session;
 mod cli;
+mod instances;
 mod support;
