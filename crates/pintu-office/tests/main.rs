@@ -2,8 +2,11 @@
 //! PostgreSQL (`db_test!`), driven over HTTP, and the signing library on both engines.
 //! PostgreSQL comes from `scripts/with-postgres`.
 
+mod api_docs;
 mod api_requests;
 mod api_session;
+mod cli;
+mod instances;
 mod signing;
 mod signing_api;
 mod signing_publish;

@@ -134,3 +134,6 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
