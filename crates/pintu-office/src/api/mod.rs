@@ -4,7 +4,8 @@
 //! record in one transaction.
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors), [`requests`] (requests and their steps).
+//! for auditors), [`requests`] (requests and their steps), `signing::api` (approver keys,
+//! payloads, signatures, publishing).
 
 mod audit_api;
 mod error;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(session::routes())
         .merge(audit_api::routes())
         .merge(requests::routes())
+        .merge(crate::signing::api::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
