@@ -1,5 +1,8 @@
 //! Integration tests of `pintu-office`: a real service on a loopback port, on SQLite and on
 //! PostgreSQL (`db_test!`), driven over HTTP. PostgreSQL comes from `scripts/with-postgres`.
 
+mod api_accounts;
 mod api_session;
+mod auth_login;
+mod auth_passkey;
 mod support;

@@ -3,9 +3,10 @@
 //! and origin checked), checks the role the step needs, and writes its change and its audit
 //! record in one transaction.
 //!
-//! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors).
+//! Each area adds its routes here: [`session`] (login, logout, me), [`accounts`] (account
+//! administration), [`audit_api`] (the trail, for auditors).
 
+mod accounts;
 mod audit_api;
 mod error;
 mod session;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(session::routes())
+        .merge(accounts::routes())
         .merge(audit_api::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
