@@ -261,3 +261,40 @@ db_test!(async fn a_role_needing_a_second_factor_restricts_a_session_at_once(t) 
     let (status, body) = client.get("/api/v1/audit").await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("second_factor_required")));
 });
+
+db_test!(async fn a_restricted_session_cannot_add_a_factor_beside_an_existing_one(t) {
+    let office = Office::start(t).await;
+    let ani = office.account("ani", &[Role::Approver]).await;
+    let client = office.login("ani").await;
+    assert_eq!(client.post("/api/v1/me/totp", json!({})).await.0, 200);
+    let secret = totp::pending_secret(&office.t.db, &office.t.key, &ani.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = client
+        .post("/api/v1/me/totp/confirm", json!({"code": code(&secret, step_now())}))
+        .await;
+    assert_eq!(status, 204);
+    // A session without the second factor (as one opened before the role was given).
+    sqlx::query("UPDATE sessions SET second_factor = 0")
+        .execute(office.t.db.pool())
+        .await
+        .unwrap();
+    let (status, body) = client.post("/api/v1/me/totp", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("second_factor_required")));
+});
+
+db_test!(async fn a_passkey_account_is_not_let_in_by_password_where_passkeys_are_off(t) {
+    let office = Office::start(t).await;
+    let ani = office.account("ani", &[Role::Approver]).await;
+    sqlx::query(
+        "INSERT INTO passkeys (id, account_id, credential_id, name, passkey_json, created_at_ms) \
+         VALUES ('p1', $1, 'cred', 'key', '{}', 0)",
+    )
+    .bind(&ani.id)
+    .execute(office.t.db.pool())
+    .await
+    .unwrap();
+    let (status, body) = post_login(&Client::new(&office.base), "ani", PASSWORD).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("passkeys_unavailable")));
+});

@@ -195,7 +195,7 @@ async fn totp_start(
     State(state): State<AppState>,
     LimitedActor(actor): LimitedActor,
 ) -> Result<Json<totp::Enrolment>, ApiError> {
-    not_changing_password(&actor)?;
+    may_enrol(&state, &actor).await?;
     let enrolment = totp::start(
         &state.db,
         &state.key,
@@ -219,7 +219,7 @@ async fn totp_confirm(
     LimitedActor(actor): LimitedActor,
     Json(form): Json<Code>,
 ) -> Result<StatusCode, ApiError> {
-    not_changing_password(&actor)?;
+    may_enrol(&state, &actor).await?;
     totp::confirm(
         &state.db,
         &state.key,
@@ -233,11 +233,29 @@ async fn totp_confirm(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A session that must change its password does that first (then it may enrol).
-fn not_changing_password(actor: &Actor) -> Result<(), ApiError> {
+/// Whether this session may enrol a second factor: a session that must change its password
+/// does that first; a session restricted for lack of a second factor may enrol only when the
+/// account has none at all (else the password alone would add a factor beside the existing
+/// one: log in again with it).
+async fn may_enrol(state: &AppState, actor: &Actor) -> Result<(), ApiError> {
     match actor.session.restriction() {
         Some(r @ session::Restriction::ChangePassword) => Err(crate::auth::restricted(r)),
-        _ => Ok(()),
+        Some(session::Restriction::EnrolSecondFactor) => {
+            let account = accounts::get(&state.db, actor.account_id())
+                .await
+                .map_err(account_error)?;
+            let passkeys = passkey::count(&state.db, actor.account_id())
+                .await
+                .map_err(account_error)?;
+            if account.totp_enabled || passkeys > 0 {
+                return Err(ApiError::Refused {
+                    code: "second_factor_required",
+                    message: "this account has a second factor: log out and log in with it".into(),
+                });
+            }
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 
@@ -265,7 +283,7 @@ async fn passkey_add_start(
     LimitedActor(actor): LimitedActor,
     Json(form): Json<PasskeyName>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    not_changing_password(&actor)?;
+    may_enrol(&state, &actor).await?;
     let rp = login::relying_party(&state)?;
     let account = accounts::get(&state.db, actor.account_id())
         .await
@@ -289,7 +307,7 @@ async fn passkey_add_finish(
     LimitedActor(actor): LimitedActor,
     Json(form): Json<PasskeyAddFinish>,
 ) -> Result<Json<passkey::PasskeyInfo>, ApiError> {
-    not_changing_password(&actor)?;
+    may_enrol(&state, &actor).await?;
     let rp = login::relying_party(&state)?;
     let info = passkey::finish_registration(
         &state.db,

@@ -152,15 +152,21 @@ pub async fn attempt(
         (Some(_), None) => return Err(second_factor_needed("the TOTP code (field totp)")),
         (None, _) => {
             let needs = creds.roles.iter().any(|r| role::needs_second_factor(*r));
-            let has_passkey = passkeys_offered(state)
-                && passkey::count(&state.db, &creds.id)
-                    .await
-                    .map_err(account_error)?
-                    > 0;
-            if needs && has_passkey {
-                return Err(second_factor_needed(
-                    "your passkey (POST /api/v1/session/passkey)",
-                ));
+            let passkeys = passkey::count(&state.db, &creds.id)
+                .await
+                .map_err(account_error)?;
+            if needs && passkeys > 0 {
+                // Not a restricted session that could enrol TOTP with the password alone.
+                return Err(if passkeys_offered(state) {
+                    second_factor_needed("your passkey (POST /api/v1/session/passkey)")
+                } else {
+                    ApiError::Refused {
+                        code: "passkeys_unavailable",
+                        message: "this account logs in with a passkey, which needs the \
+                                  service's HTTPS address; ask an administrator"
+                            .into(),
+                    }
+                });
             }
             false
         }

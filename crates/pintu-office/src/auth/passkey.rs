@@ -157,10 +157,15 @@ pub async fn take_ceremony<S: DeserializeOwned>(
         )
     };
     let Some(row) = row else { return Err(gone()) };
-    sqlx::query("DELETE FROM webauthn_ceremonies WHERE id = $1")
+    let deleted = sqlx::query("DELETE FROM webauthn_ceremonies WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    // Two finish requests at once: the second one's DELETE waits for the first to commit and
+    // then finds nothing.
+    if deleted.rows_affected() != 1 {
+        return Err(gone());
+    }
     tx.commit().await?;
     let expires: i64 = row.try_get(3)?;
     let stored_kind: String = row.try_get(4)?;
