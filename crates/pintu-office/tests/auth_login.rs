@@ -298,3 +298,16 @@ db_test!(async fn a_passkey_account_is_not_let_in_by_password_where_passkeys_are
     let (status, body) = post_login(&Client::new(&office.base), "ani", PASSWORD).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("passkeys_unavailable")));
 });
+
+db_test!(async fn the_login_endpoints_refuse_another_sites_origin(t) {
+    let office = Office::start(t).await;
+    office.account("budi", &[Role::Requester]).await;
+    let client = Client::new(&office.base);
+    let form = json!({"login": "budi", "password": PASSWORD});
+    for path in ["/api/v1/session", "/api/v1/session/passkey"] {
+        let (status, body) = client
+            .post_with(path, form.clone(), &[("origin", "https://evil.example")])
+            .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("origin")), "{path}");
+    }
+});
