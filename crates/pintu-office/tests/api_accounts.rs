@@ -106,15 +106,13 @@ db_test!(async fn every_state_change_without_the_csrf_token_is_refused(t) {
             assert_eq!(body["error"]["code"], "csrf", "{m} {path}");
         }
     }
-    let (_, me) = {
-        let fresh = office.login("admin").await;
-        fresh.get("/api/v1/me").await
-    };
-    assert_eq!(me["username"], "admin");
-    let (status, target_now) = office.login("admin").await
-        .get(&format!("/api/v1/accounts/{}", target.id)).await;
-    assert_eq!(status, 200);
-    assert_eq!(target_now["account"]["disabled"], false, "nothing changed");
+    // Nothing happened: the session lives, the target is unchanged.
+    let (status, me) = admin.get("/api/v1/me").await;
+    assert_eq!((status, me["username"].as_str()), (200, Some("admin")));
+    let (_, now) = admin.get(&format!("/api/v1/accounts/{}", target.id)).await;
+    assert_eq!(now["account"]["disabled"], false);
+    assert_eq!(now["account"]["roles"], json!(["requester"]));
+    assert_eq!(now["account"]["must_change_password"], false);
 });
 
 db_test!(async fn administrators_search_and_page_accounts_on_the_server(t) {
