@@ -2,9 +2,12 @@
 //! PostgreSQL (`db_test!`), driven over HTTP, and the signing library on both engines.
 //! PostgreSQL comes from `scripts/with-postgres`.
 
+mod api_accounts;
 mod api_docs;
 mod api_requests;
 mod api_session;
+mod auth_login;
+mod auth_passkey;
 mod cli;
 mod instances;
 mod signing;

@@ -2,67 +2,22 @@
 //! passphrase, roles and CSRF are enforced, a complete list is published (no broker: for a
 //! file) and its envelope downloaded is what the door verifies. SQLite and PostgreSQL.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::Request;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use pintu_office::api::{self, AppState};
 use pintu_office::auth::Role;
 use pintu_office::db_test;
 use pintu_office::signing::ApproverKey;
 use pintu_testkit::Site;
 use serde_json::json;
-use tower::ServiceExt as _;
 
 use crate::signing_support::{door_policy, list_bytes, BUDI_PASS, SARI_PASS};
-use crate::support::{settings, Client, Office};
+use crate::support::Office;
 
-/// The service with the signing routes (merged here until the API wires them in).
+/// The service (its router serves the signing routes) and its base URL.
 async fn start(t: pintu_office::testing::TestDb) -> (Office, String) {
     let office = Office::start(t).await;
-    let state = AppState {
-        db: office.t.db.clone(),
-        key: Arc::new(office.t.key.clone()),
-        settings: Arc::new(settings(&office.t.url)),
-        https: false,
-    };
-    let mut app = api::router(state.clone());
-    let probe = app
-        .clone()
-        .oneshot(
-            Request::get("/api/v1/payloads")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    if probe.status() == 404 {
-        app = app.merge(pintu_office::signing::api::routes().with_state(state));
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pintu_office::server::serve(
-        listener,
-        None,
-        app,
-        std::future::pending::<()>(),
-    ));
+    let base = office.base.clone();
     (office, base)
-}
-
-async fn login(base: &str, username: &str) -> Client {
-    let client = Client::new(base);
-    let (status, body) = client
-        .post(
-            "/api/v1/session",
-            json!({"login": username, "password": crate::support::PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 200, "login {username}: {body}");
-    client.set_csrf(body["csrf_token"].as_str().unwrap());
-    client
 }
 
 db_test!(
@@ -71,9 +26,9 @@ db_test!(
         office.account("budi", &[Role::Approver]).await;
         office.account("sari", &[Role::Approver]).await;
         office.account("tek", &[Role::Technical]).await;
-        let budi = login(&base, "budi").await;
-        let sari = login(&base, "sari").await;
-        let tek = login(&base, "tek").await;
+        let budi = office.login("budi").await;
+        let sari = office.login("sari").await;
+        let tek = office.login("tek").await;
 
         // Only approvers hold keys.
         let (status, body) = tek
@@ -114,7 +69,7 @@ db_test!(
         budi.drop_csrf();
         let (status, body) = budi.post(&sign, json!({"passphrase": BUDI_PASS})).await;
         assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf")));
-        let budi = login(&base, "budi").await;
+        let budi = office.login("budi").await;
         // The technical team cannot sign.
         let (status, _) = tek.post(&sign, json!({"passphrase": BUDI_PASS})).await;
         assert_eq!(status, 403);

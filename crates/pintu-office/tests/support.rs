@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pintu_office::api::{self, AppState};
 use pintu_office::audit::AuditActor;
 use pintu_office::auth::accounts::{self, Account, NewAccount};
-use pintu_office::auth::Role;
+use pintu_office::auth::{cookie_name, role, session, Role};
 use pintu_office::config::Settings;
 use pintu_office::testing::TestDb;
 use serde_json::Value;
@@ -117,8 +117,31 @@ impl Office {
         .expect("create test account")
     }
 
-    /// A client logged in as `username`.
+    /// A client logged in as `username`. An account whose roles need a second factor gets its
+    /// session opened directly in the database, as after a password and a TOTP code (a code
+    /// counts once, so tests that log such accounts in often could not all use real ones;
+    /// `tests/auth_login.rs` tests the real second-factor login).
     pub async fn login(&self, username: &str) -> Client {
+        let creds = accounts::credentials(&self.t.db, username)
+            .await
+            .unwrap()
+            .expect("test account exists");
+        if creds.roles.iter().any(|r| role::needs_second_factor(*r)) {
+            let client = Client::new(&self.base);
+            let (token, csrf) = session::open(
+                &self.t.db,
+                &creds.id,
+                self.state.settings.security.session_lifetime,
+                "127.0.0.1",
+                "test",
+                true,
+            )
+            .await
+            .unwrap();
+            client.set_session_cookie(&token);
+            client.set_csrf(&csrf);
+            return client;
+        }
         login_at(&self.base, username).await
     }
 }
@@ -148,6 +171,7 @@ impl Drop for Office {
 /// A browser-like client: keeps cookies, sends the CSRF token on state changes.
 pub struct Client {
     base: String,
+    jar: Arc<reqwest::cookie::Jar>,
     http: reqwest::Client,
     csrf: std::sync::Mutex<Option<String>>,
 }
@@ -157,14 +181,23 @@ impl Client {
     pub fn new(base: &str) -> Client {
         // reqwest is built without a default crypto provider (rustls with ring, as the service).
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         Client {
             base: base.into(),
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .build()
                 .unwrap(),
+            jar,
             csrf: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Sets the session cookie (a session opened without the login endpoint).
+    pub fn set_session_cookie(&self, token: &str) {
+        let url: reqwest::Url = self.base.parse().unwrap();
+        self.jar
+            .add_cookie_str(&format!("{}={token}; Path=/", cookie_name(false)), &url);
     }
 
     /// The same browser (cookies, CSRF token) talking to the service on `base`.
@@ -172,6 +205,7 @@ impl Client {
         Client {
             base: base.into(),
             http: self.http.clone(),
+            jar: self.jar.clone(),
             csrf: std::sync::Mutex::new(self.csrf.lock().unwrap().clone()),
         }
     }
@@ -227,6 +261,35 @@ impl Client {
             request = request.header(*k, *v);
         }
         self.send(request).await
+    }
+
+    /// PUT `body` as JSON to `path`.
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    /// `method` `path` with `body` as JSON, and the answer's headers.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let csrf = self.csrf.lock().unwrap().clone();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(&body);
+        if let Some(token) = csrf {
+            request = request.header("x-csrf-token", token);
+        }
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body, headers)
     }
 
     /// DELETE `path`.

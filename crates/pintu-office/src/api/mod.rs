@@ -3,10 +3,11 @@
 //! and origin checked), checks the role the step needs, and writes its change and its audit
 //! record in one transaction.
 //!
-//! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors), [`requests`] (requests and their steps), `signing::api` (approver keys,
-//! payloads, signatures, publishing).
+//! Each area adds its routes here: [`session`] (login, logout, me), [`accounts`] (account
+//! administration), [`audit_api`] (the trail, for auditors), [`requests`] (requests and their
+//! steps), `signing::api` (approver keys, payloads, signatures, publishing).
 
+mod accounts;
 mod audit_api;
 mod error;
 mod requests;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(session::routes())
+        .merge(accounts::routes())
         .merge(audit_api::routes())
         .merge(requests::routes())
         .merge(crate::signing::api::routes())

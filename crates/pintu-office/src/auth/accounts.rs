@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::password;
 use super::role::Role;
 use crate::audit::{self, AuditActor, Entry};
-use crate::db::{new_id, now_ms, Db, DbError};
+use crate::db::{new_id, now_ms, Db, DbError, Tx};
 use crate::secret::ServiceKey;
 
 /// An account as the API shows it (never the password hash or the TOTP secret).
@@ -31,6 +31,10 @@ pub struct Account {
     pub totp_enabled: bool,
     /// Page language (`id` or `en`).
     pub language: String,
+    /// The next session may only change the password (an administrator chose it).
+    pub must_change_password: bool,
+    /// Locked after too many failed logins, until then (Unix ms).
+    pub locked_until_ms: Option<i64>,
 }
 
 /// A new account.
@@ -65,6 +69,17 @@ pub enum AccountError {
     /// No such account.
     #[error("no such account")]
     NotFound,
+    /// The change would leave no enabled administrator.
+    #[error("this would leave no enabled administrator; make another administrator first")]
+    LastAdministrator,
+    /// Refused for another reason (a stable code and why).
+    #[error("{message}")]
+    Refused {
+        /// Stable code for programs.
+        code: &'static str,
+        /// Why, for people.
+        message: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -108,6 +123,18 @@ pub async fn create(
     key: &ServiceKey,
     by: &AuditActor,
     new: NewAccount,
+) -> Result<Account, AccountError> {
+    create_with(db, key, by, new, false).await
+}
+
+/// Creates an account; `must_change_password`: its first session may only change the
+/// password (an administrator chose it).
+pub async fn create_with(
+    db: &Db,
+    key: &ServiceKey,
+    by: &AuditActor,
+    new: NewAccount,
+    must_change_password: bool,
 ) -> Result<Account, AccountError> {
     let username = new.username.trim().to_string();
     if let Some(message) = username_problem(&username) {
@@ -157,7 +184,7 @@ pub async fn create(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO accounts (id, username, nip, display_name, password_hash, created_at_ms, \
-         updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+         updated_at_ms, must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
     )
     .bind(&id)
     .bind(&username)
@@ -165,6 +192,7 @@ pub async fn create(
     .bind(&display_name)
     .bind(password::hash(&new.password))
     .bind(now)
+    .bind(i64::from(must_change_password))
     .execute(&mut *tx)
     .await?;
     for role in &new.roles {
@@ -183,6 +211,8 @@ pub async fn create(
         disabled: false,
         totp_enabled: false,
         language: "id".into(),
+        must_change_password,
+        locked_until_ms: None,
     };
     audit::record(
         &mut tx,
@@ -196,17 +226,12 @@ pub async fn create(
     Ok(account)
 }
 
-/// The account with this id.
-pub async fn get(db: &Db, id: &str) -> Result<Account, AccountError> {
-    let row = sqlx::query(
-        "SELECT id, username, nip, display_name, disabled, totp_enabled, language FROM accounts \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or(AccountError::NotFound)?;
-    let roles = roles_of(db, id).await?;
+/// An account from a row of `id, username, nip, display_name, disabled, totp_enabled,
+/// language, must_change_password, locked_until_ms`, and its roles.
+pub(crate) fn from_row(
+    row: &sqlx::any::AnyRow,
+    roles: BTreeSet<Role>,
+) -> Result<Account, sqlx::Error> {
     Ok(Account {
         id: row.try_get(0)?,
         username: row.try_get(1)?,
@@ -216,7 +241,23 @@ pub async fn get(db: &Db, id: &str) -> Result<Account, AccountError> {
         disabled: row.try_get::<i64, _>(4)? != 0,
         totp_enabled: row.try_get::<i64, _>(5)? != 0,
         language: row.try_get(6)?,
+        must_change_password: row.try_get::<i64, _>(7)? != 0,
+        locked_until_ms: row.try_get(8)?,
     })
+}
+
+/// The account with this id.
+pub async fn get(db: &Db, id: &str) -> Result<Account, AccountError> {
+    let row = sqlx::query(
+        "SELECT id, username, nip, display_name, disabled, totp_enabled, language, \
+         must_change_password, locked_until_ms FROM accounts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(AccountError::NotFound)?;
+    let roles = roles_of(db, id).await?;
+    Ok(from_row(&row, roles)?)
 }
 
 /// The roles of account `id` (unknown role names in the table are ignored).
@@ -251,6 +292,8 @@ pub struct Credentials {
     pub failed_logins: i64,
     /// TOTP secret (sealed) when enabled.
     pub totp_secret: Option<String>,
+    /// Roles (a second factor is needed for some).
+    pub roles: BTreeSet<Role>,
 }
 
 /// The credentials of the account whose username or NIP is `login`.
@@ -272,10 +315,12 @@ pub async fn credentials(db: &Db, login: &str) -> Result<Option<Credentials>, Ac
         locked_until_ms: row.try_get(4)?,
         failed_logins: row.try_get(5)?,
         totp_secret: if totp_enabled { row.try_get(6)? } else { None },
+        roles: roles_of(db, &row.try_get::<String, _>(0)?).await?,
     }))
 }
 
-/// Disables or enables an account; disabling ends its sessions in the same transaction.
+/// Disables or enables an account; disabling ends its sessions in the same transaction. Refused
+/// when it would leave no enabled administrator.
 pub async fn set_disabled(
     db: &Db,
     key: &ServiceKey,
@@ -293,13 +338,10 @@ pub async fn set_disabled(
         .execute(&mut *tx)
         .await?;
     if disabled {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at_ms = $1 WHERE account_id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        if before.roles.contains(&Role::Administrator) && !before.disabled {
+            ensure_an_administrator(&mut tx).await?;
+        }
+        super::session::revoke_all_of(&mut tx, id, None).await?;
     }
     let after = Account {
         disabled,
@@ -326,13 +368,68 @@ pub async fn set_disabled(
     Ok(())
 }
 
-/// Sets a new password (policy checked), clears the lockout and ends the account's sessions.
+/// Refuses (inside a write transaction, after a change that took an enabled administrator
+/// away) when no enabled administrator is left: nobody could manage accounts any more but
+/// root with the command line. (A database that never had one — before `create-admin` — is
+/// not refused anything.)
+pub async fn ensure_an_administrator(tx: &mut Tx) -> Result<(), AccountError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM accounts a JOIN account_roles r ON r.account_id = a.id \
+         WHERE r.role = $1 AND a.disabled = 0",
+    )
+    .bind(Role::Administrator.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    if row.try_get::<i64, _>(0)? == 0 {
+        return Err(AccountError::LastAdministrator);
+    }
+    Ok(())
+}
+
+/// Sets a new password (policy checked), clears the lockout and ends the account's sessions
+/// (audited `account.password`). The recovery of a lost password (`account reset-password`).
 pub async fn set_password(
     db: &Db,
     key: &ServiceKey,
     by: &AuditActor,
     id: &str,
     new_password: &str,
+) -> Result<(), AccountError> {
+    set_password_as(
+        db,
+        key,
+        by,
+        id,
+        new_password,
+        PasswordChange {
+            action: "account.password",
+            must_change: false,
+            keep_session: None,
+        },
+    )
+    .await
+}
+
+/// How a password change is recorded and what it does to the account's sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordChange<'a> {
+    /// The audit action.
+    pub action: &'a str,
+    /// Whether the account must change it again at its next login (an administrator chose it).
+    pub must_change: bool,
+    /// The session (token hash) that stays open: the one changing its own password.
+    pub keep_session: Option<&'a str>,
+}
+
+/// Sets a new password (policy checked), clears the lockout, ends the account's sessions but
+/// `change.keep_session`, all in one audited transaction.
+pub async fn set_password_as(
+    db: &Db,
+    key: &ServiceKey,
+    by: &AuditActor,
+    id: &str,
+    new_password: &str,
+    change: PasswordChange<'_>,
 ) -> Result<(), AccountError> {
     let account = get(db, id).await?;
     if let Some(message) = password::policy_problem(new_password, &account.username) {
@@ -345,26 +442,30 @@ pub async fn set_password(
     let now = now_ms();
     sqlx::query(
         "UPDATE accounts SET password_hash = $1, failed_logins = 0, locked_until_ms = NULL, \
-         updated_at_ms = $2 WHERE id = $3",
+         must_change_password = $2, updated_at_ms = $3 WHERE id = $4",
     )
     .bind(password::hash(new_password))
+    .bind(i64::from(change.must_change))
     .bind(now)
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE sessions SET revoked_at_ms = $1 WHERE account_id = $2 AND revoked_at_ms IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    let ended = super::session::revoke_all_of(&mut tx, id, change.keep_session).await?;
     audit::record(
         &mut tx,
         key,
         db.backend(),
         by,
-        Entry::new("account.password", format!("account:{id}")),
+        Entry::new(change.action, format!("account:{id}"))
+            .before(serde_json::json!({
+                "must_change_password": account.must_change_password,
+                "locked_until_ms": account.locked_until_ms,
+            }))
+            .after(serde_json::json!({
+                "must_change_password": change.must_change,
+                "locked_until_ms": null,
+                "sessions_ended": ended,
+            })),
     )
     .await?;
     tx.commit().await?;

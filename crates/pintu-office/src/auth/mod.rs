@@ -3,12 +3,22 @@
 //! change (any method but GET/HEAD/OPTIONS) against cross-site requests: the `Origin` header, when
 //! a browser sends one, must be one of the service's origins, and the `X-CSRF-Token` header must
 //! carry the session's CSRF token.
+//!
+//! [`Actor`] admits only full sessions; [`LimitedActor`] also admits a restricted one (a
+//! password to change, a second factor to enrol) and serves the few endpoints that lift the
+//! restriction. Map: [`accounts`] and [`admin`] (the account records and what administrators
+//! do to them), [`password`], [`session`], [`login`] (with [`throttle`] and [`totp`]),
+//! [`passkey`] (WebAuthn), [`role`].
 
 pub mod accounts;
+pub mod admin;
 pub mod login;
+pub mod passkey;
 pub mod password;
 pub mod role;
 pub mod session;
+pub mod throttle;
+pub mod totp;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,7 +26,7 @@ use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
 
 pub use role::Role;
-pub use session::Session;
+pub use session::{Restriction, Session};
 
 use crate::api::{ApiError, AppState};
 use crate::audit::AuditActor;
@@ -116,26 +126,70 @@ pub fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), ApiErro
     }
 }
 
+/// A logged-in account whose session may be restricted ([`Restriction`]): for the endpoints
+/// that lift a restriction (own password, TOTP and passkey enrolment) and for me and logout.
+/// The same origin and CSRF checks as [`Actor`].
+#[derive(Debug, Clone)]
+pub struct LimitedActor(pub Actor);
+
+impl FromRequestParts<AppState> for LimitedActor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<LimitedActor, ApiError> {
+        actor_of(parts, state).await.map(LimitedActor)
+    }
+}
+
+/// The refusal of a restricted session's request for anything else.
+pub fn restricted(restriction: Restriction) -> ApiError {
+    match restriction {
+        Restriction::ChangePassword => ApiError::Refused {
+            code: "password_change_required",
+            message: "change your password first (POST /api/v1/me/password): an administrator \
+                      set it"
+                .into(),
+        },
+        Restriction::EnrolSecondFactor => ApiError::Refused {
+            code: "second_factor_required",
+            message: "your roles need a second factor: set up TOTP (POST /api/v1/me/totp) or a \
+                      passkey, or log in again with the one you have"
+                .into(),
+        },
+    }
+}
+
 impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Actor, ApiError> {
-        let token =
-            cookie(&parts.headers, cookie_name(state.https)).ok_or(ApiError::Unauthenticated)?;
-        let session = session::lookup(&state.db, token, state.settings.security.session_idle)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        if !parts.method.is_safe() {
-            check_origin(&parts.headers, state)?;
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !bool::from(sent.as_bytes().ct_eq(session.csrf_token.as_bytes())) {
-                return Err(ApiError::Csrf);
-            }
+        let actor = actor_of(parts, state).await?;
+        match actor.session.restriction() {
+            Some(r) => Err(restricted(r)),
+            None => Ok(actor),
         }
-        Ok(Actor { session })
     }
+}
+
+/// The session of the request, origin and CSRF checked on a state change.
+async fn actor_of(parts: &mut Parts, state: &AppState) -> Result<Actor, ApiError> {
+    let token =
+        cookie(&parts.headers, cookie_name(state.https)).ok_or(ApiError::Unauthenticated)?;
+    let session = session::lookup(&state.db, token, state.settings.security.session_idle)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    if !parts.method.is_safe() {
+        check_origin(&parts.headers, state)?;
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !bool::from(sent.as_bytes().ct_eq(session.csrf_token.as_bytes())) {
+            return Err(ApiError::Csrf);
+        }
+    }
+    Ok(Actor { session })
 }

@@ -1,6 +1,7 @@
 //! `pintu-office account create-admin` (the first administrator) and `account reset-password`
 //! (the documented recovery for a lost password: whoever has root on the server may set a new
-//! one; the account's sessions end, the trail records it).
+//! one; the account's sessions end, the trail records it), `account reset-second-factor`
+//! (a lost phone or key of the last administrator) and `account unlock`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use pintu_office::audit::AuditActor;
 use pintu_office::auth::accounts::{self, NewAccount};
+use pintu_office::auth::admin;
 use pintu_office::auth::Role;
 use zeroize::Zeroizing;
 
@@ -37,6 +39,23 @@ pub enum Command {
         #[arg(long)]
         password_file: Option<std::path::PathBuf>,
     },
+    /// Remove an account's TOTP and passkeys (lost phone or key); its next login enrols anew.
+    ResetSecondFactor {
+        /// Username or NIP.
+        login: String,
+    },
+    /// Lift an account's lockout after too many failed logins.
+    Unlock {
+        /// Username or NIP.
+        login: String,
+    },
+}
+
+async fn account_id(db: &pintu_office::db::Db, login: &str) -> anyhow::Result<(String, String)> {
+    let creds = accounts::credentials(db, login)
+        .await?
+        .with_context(|| format!("no account with username or NIP {login:?}"))?;
+    Ok((creds.id, creds.username))
 }
 
 fn read_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
@@ -93,15 +112,26 @@ pub async fn run(config: &Path, command: Command) -> anyhow::Result<ExitCode> {
             login,
             password_file,
         } => {
-            let creds = accounts::credentials(&db, &login)
-                .await?
-                .with_context(|| format!("no account with username or NIP {login:?}"))?;
+            let (id, username) = account_id(&db, &login).await?;
             let password = read_password(password_file.as_deref())?;
-            accounts::set_password(&db, &key, &by, &creds.id, &password).await?;
+            accounts::set_password(&db, &key, &by, &id, &password).await?;
             println!(
-                "new password set for {}; the account's sessions ended and its lockout is cleared",
-                creds.username
+                "new password set for {username}; the account's sessions ended and its lockout \
+                 is cleared"
             );
+        }
+        Command::ResetSecondFactor { login } => {
+            let (id, username) = account_id(&db, &login).await?;
+            admin::reset_second_factor(&db, &key, &by, &id).await?;
+            println!(
+                "TOTP and passkeys of {username} removed, its sessions ended; its next login \
+                 may only set up a new second factor"
+            );
+        }
+        Command::Unlock { login } => {
+            let (id, username) = account_id(&db, &login).await?;
+            admin::unlock(&db, &key, &by, &id).await?;
+            println!("{username} is unlocked");
         }
     }
     Ok(ExitCode::SUCCESS)
