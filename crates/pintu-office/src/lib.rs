@@ -4,13 +4,15 @@
 //! API serves the console.
 //!
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
-//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail).
+//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail), [`directory`] (holders, cards, badges, doors, rooms;
+//! import and export of the register).
 
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod input;
 pub mod secret;
 pub mod server;
