@@ -68,16 +68,15 @@ pub async fn run(config: &Path, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             if !no_mark {
-                let marked = register::mark_file(&file, &reg.text, &report.site).with_context(
-                    || {
+                let marked =
+                    register::mark_file(&file, &reg.text, &report.site).with_context(|| {
                         format!(
                             "the import is done, but {} could not be marked: add the line \
                              imported_into = {:?} at its top by hand",
                             file.display(),
                             register::marker(&report.site)
                         )
-                    },
-                )?;
+                    })?;
                 if marked {
                     eprintln!(
                         "{} is marked imported_into: pintuctl only reads it from now on",
