@@ -2,4 +2,5 @@
 //! PostgreSQL (`db_test!`), driven over HTTP. PostgreSQL comes from `scripts/with-postgres`.
 
 mod api_session;
+mod directory;
 mod support;

@@ -4,9 +4,10 @@
 //! record in one transaction.
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors).
+//! for auditors), [`directory`] (holders, cards, badges, doors, rooms; register import/export).
 
 mod audit_api;
+mod directory;
 mod error;
 mod session;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .merge(session::routes())
         .merge(audit_api::routes())
+        .merge(directory::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -618,6 +618,25 @@ pub async fn list_cards(
     })
 }
 
+/// The cards in service of holder `holder_key`, in order; raw UIDs only when `show_uids`.
+pub async fn holder_cards(
+    db: &Db,
+    key: &ServiceKey,
+    holder_key: &str,
+    show_uids: bool,
+) -> Result<Vec<Card>, DirectoryError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        card_cols!(),
+        " FROM cards c JOIN holders h ON h.id = c.holder_id WHERE h.holder_key = $1 \
+         ORDER BY c.position, c.id"
+    ))
+    .bind(holder_key)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| card_of(r, key, show_uids)).collect()
+}
+
 /// Who holds the card with hash `hash`, if anyone: `holder X` or `badge Y`.
 pub(crate) async fn card_owner(tx: &mut Tx, hash: &str) -> Result<Option<String>, DirectoryError> {
     let row = sqlx::query(
