@@ -276,7 +276,8 @@ fn apply(
     }
     if let Some(nip) = &input.nip {
         let nip = nip.trim();
-        if !nip.is_empty() && !(nip.len() == 18 && nip.chars().all(|c| c.is_ascii_digit())) {
+        let is_nip = nip.len() == 18 && nip.chars().all(|c| c.is_ascii_digit());
+        if !nip.is_empty() && !is_nip {
             return Err(FieldError::new("nip", "a NIP is 18 digits").into());
         }
         h.nip = (!nip.is_empty()).then(|| nip.to_string());
