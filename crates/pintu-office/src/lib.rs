@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod input;
+pub mod requests;
 pub mod secret;
 pub mod server;
 #[doc(hidden)]

@@ -79,6 +79,32 @@ impl Office {
         }
     }
 
+    /// A second instance of the service on the same database, with its own pool and listener
+    /// (as a second `pintu-office` behind a proxy would be). Returns its base URL.
+    pub async fn second_instance(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let db = pintu_office::db::Db::connect(&self.t.url, 4)
+            .await
+            .expect("second pool");
+        let state = AppState {
+            db,
+            key: Arc::new(self.t.key.clone()),
+            settings: Arc::new(settings(&self.t.url)),
+            https: false,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(pintu_office::server::serve(
+            listener,
+            None,
+            api::router(state),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (base, stop)
+    }
+
     /// Creates an account holding `roles` (password [`PASSWORD`]).
     pub async fn account(&self, username: &str, roles: &[Role]) -> Account {
         accounts::create(
@@ -99,17 +125,22 @@ impl Office {
 
     /// A client logged in as `username`.
     pub async fn login(&self, username: &str) -> Client {
-        let client = Client::new(&self.base);
-        let (status, body) = client
-            .post(
-                "/api/v1/session",
-                serde_json::json!({"login": username, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "login {username}: {body}");
-        client.set_csrf(body["csrf_token"].as_str().unwrap());
-        client
+        login_at(&self.base, username).await
     }
+}
+
+/// A client logged in as `username` at the service on `base`.
+pub async fn login_at(base: &str, username: &str) -> Client {
+    let client = Client::new(base);
+    let (status, body) = client
+        .post(
+            "/api/v1/session",
+            serde_json::json!({"login": username, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "login {username}: {body}");
+    client.set_csrf(body["csrf_token"].as_str().unwrap());
+    client
 }
 
 impl Drop for Office {
@@ -139,6 +170,15 @@ impl Client {
                 .build()
                 .unwrap(),
             csrf: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The same browser (cookies, CSRF token) talking to the service on `base`.
+    pub fn at(&self, base: &str) -> Client {
+        Client {
+            base: base.into(),
+            http: self.http.clone(),
+            csrf: std::sync::Mutex::new(self.csrf.lock().unwrap().clone()),
         }
     }
 

@@ -4,11 +4,13 @@
 //! record in one transaction.
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors), [`directory`] (holders, cards, badges, doors, rooms; register import/export).
+//! for auditors), [`requests`] (requests and their steps), [`directory`] (holders, cards, badges,
+//! doors, rooms; register import/export).
 
 mod audit_api;
 mod directory;
 mod error;
+mod requests;
 mod session;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .merge(session::routes())
         .merge(audit_api::routes())
+        .merge(requests::routes())
         .merge(directory::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
