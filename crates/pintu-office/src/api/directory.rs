@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Role};
+use crate::directory::cards;
 use crate::directory::holders::{self, HolderInput};
 use crate::directory::places::{self, DoorInput};
 use crate::directory::{self, register, DirectoryError, PageQuery, RevokeInput};
@@ -125,7 +126,7 @@ async fn get_holder(
 ) -> Answer {
     actor.require_any(&READ)?;
     let holder = holders::get_holder(&state.db, &key).await?;
-    let cards = holders::holder_cards(&state.db, &state.key, &key, sees_uids(&actor)).await?;
+    let cards = cards::holder_cards(&state.db, &state.key, &key, sees_uids(&actor)).await?;
     let mut body = serde_json::to_value(&holder).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["card_list"] =
         serde_json::to_value(cards).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -166,7 +167,7 @@ async fn enrol_card(
     actor.require_any(&WRITE)?;
     let card_key = card_key(&state)?;
     created(
-        holders::enrol_card(
+        cards::enrol_card(
             &state.db,
             &state.key,
             &card_key,
@@ -185,7 +186,7 @@ async fn revoke_holder(
     Json(why): Json<RevokeInput>,
 ) -> Answer {
     actor.require_any(&WRITE)?;
-    let cards = holders::revoke_holder(&state.db, &state.key, &actor.audit(), &key, &why).await?;
+    let cards = cards::revoke_holder(&state.db, &state.key, &actor.audit(), &key, &why).await?;
     to_json(json!({ "revoked": cards }))
 }
 
@@ -220,7 +221,7 @@ async fn list_cards(
         per_page: q.per_page,
     }
     .check()?;
-    to_json(holders::list_cards(&state.db, &state.key, &page, kind, sees_uids(&actor)).await?)
+    to_json(cards::list_cards(&state.db, &state.key, &page, kind, sees_uids(&actor)).await?)
 }
 
 async fn revoke_card(
@@ -230,7 +231,7 @@ async fn revoke_card(
     Json(why): Json<RevokeInput>,
 ) -> Answer {
     actor.require_any(&WRITE)?;
-    to_json(holders::revoke_card(&state.db, &state.key, &actor.audit(), &id, &why).await?)
+    to_json(cards::revoke_card(&state.db, &state.key, &actor.audit(), &id, &why).await?)
 }
 
 async fn list_badges(
@@ -241,7 +242,7 @@ async fn list_badges(
     actor.require_any(&READ)?;
     let page = q.check()?;
     to_json(
-        holders::list_cards(
+        cards::list_cards(
             &state.db,
             &state.key,
             &page,
@@ -267,7 +268,7 @@ async fn add_badge(
     actor.require_any(&WRITE)?;
     let card_key = card_key(&state)?;
     created(
-        holders::add_badge(
+        cards::add_badge(
             &state.db,
             &state.key,
             &card_key,
@@ -286,7 +287,7 @@ async fn revoke_badge(
     Json(why): Json<RevokeInput>,
 ) -> Answer {
     actor.require_any(&WRITE)?;
-    to_json(holders::revoke_badge(&state.db, &state.key, &actor.audit(), &label, &why).await?)
+    to_json(cards::revoke_badge(&state.db, &state.key, &actor.audit(), &label, &why).await?)
 }
 
 async fn list_doors(

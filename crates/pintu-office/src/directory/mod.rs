@@ -3,8 +3,10 @@
 //! holds (`docs/register.md`), one row per item in the tables of `migrations/0003_directory.sql`.
 //!
 //! - [`places`]: rooms and doors.
-//! - [`holders`]: holders, cards and badges: list/search (paged on the server), create, update,
-//!   enrol, revoke. Every change is written with its audit record in one transaction.
+//! - [`holders`]: holders: list/search (paged on the server), create, update.
+//! - [`cards`]: holders' cards and the badge pool: list/search, enrol, add, revoke.
+//!
+//!   Every change is written with its audit record in one transaction.
 //! - [`register`]: import of a `register.toml`, export as TOML, and the snapshot the list is
 //!   built from ([`register::snapshot`]): the same `LoadedRegister` code that `pintuctl` runs,
 //!   so a list built from the database is byte-identical to one built from the file.
@@ -14,6 +16,7 @@
 //! export; every other reader sees the keyed hash the doors use. Of a KTP only its type and last
 //! four digits are stored. The audit trail never holds a raw UID.
 
+pub mod cards;
 pub mod holders;
 pub mod places;
 pub mod register;

@@ -23,7 +23,8 @@ use serde::Serialize;
 use sha2::Digest;
 use sqlx::Row;
 
-use super::holders::{card_owner, doors_json, insert_card, insert_holder, schedule_json, Holder};
+use super::cards::{card_owner, insert_card};
+use super::holders::{doors_json, insert_holder, schedule_json, Holder};
 use super::places::{door_ids_in, insert_door, Door};
 use super::{masked_hash, open_uid, seal_uid, DirectoryError};
 use crate::audit::{self, AuditActor, Entry};

@@ -8,6 +8,7 @@ use pintu::core::list::payload_bytes;
 use pintu::office::register::LoadedRegister;
 use sqlx::Row;
 
+use super::cards;
 use super::holders::{self, HolderInput};
 use super::places::{self, DoorInput};
 use super::register::{self, SNAPSHOT_NAME};
@@ -220,13 +221,13 @@ db_test!(async fn raw_uids_are_sealed_at_rest_and_shown_only_when_asked(t) {
     let audit: String = sqlx::query("SELECT after_json FROM audit_log")
         .fetch_one(t.db.pool()).await.unwrap().try_get(0).unwrap();
     assert!(!audit.contains("04A1B2C3"), "no UID in the trail");
-    let hidden = holders::list_cards(&t.db, &t.key, &Page::first(), Some("holder"), false).await.unwrap();
+    let hidden = cards::list_cards(&t.db, &t.key, &Page::first(), Some("holder"), false).await.unwrap();
     assert_eq!(hidden.total, 3);
     assert!(hidden.items.iter().all(|c| c.uid.is_none()));
-    let shown = holders::list_cards(&t.db, &t.key, &Page::first(), Some("holder"), true).await.unwrap();
+    let shown = cards::list_cards(&t.db, &t.key, &Page::first(), Some("holder"), true).await.unwrap();
     assert_eq!(shown.items[0].uid.as_deref(), Some("04A1B2C3"));
     assert_eq!(shown.items[0].holder.as_deref(), Some("198501012010011001"));
-    let badges = holders::list_cards(&t.db, &t.key, &Page::first(), Some("badge"), false).await.unwrap();
+    let badges = cards::list_cards(&t.db, &t.key, &Page::first(), Some("badge"), false).await.unwrap();
     assert_eq!(badges.items[0].visit.as_deref(), Some("V-2026-0001"));
     assert_eq!(badges.items[1].visit, None);
 });
@@ -255,9 +256,9 @@ db_test!(async fn holders_are_created_enrolled_changed_and_revoked_with_an_audit
     unknown_door.doors = Some(vec!["vault".into()]);
     assert!(holders::create_holder(&t.db, &t.key, &actor(), &unknown_door).await.is_err());
 
-    let card = holders::enrol_card(&t.db, &t.key, &card_key(), &actor(), "dewi", "04 DE 01 02").await.unwrap();
+    let card = cards::enrol_card(&t.db, &t.key, &card_key(), &actor(), "dewi", "04 DE 01 02").await.unwrap();
     assert_eq!(card.uid.as_deref(), Some("04DE0102"));
-    let taken = holders::enrol_card(&t.db, &t.key, &card_key(), &actor(), "dewi", "04A1B2C3").await.unwrap_err();
+    let taken = cards::enrol_card(&t.db, &t.key, &card_key(), &actor(), "dewi", "04A1B2C3").await.unwrap_err();
     assert!(taken.to_string().contains("holder 198501012010011001"), "{taken}");
 
     // A change of access needs a request and an approver; a name change does not.
@@ -268,14 +269,14 @@ db_test!(async fn holders_are_created_enrolled_changed_and_revoked_with_an_audit
     assert_eq!(holders::update_holder(&t.db, &t.key, &actor(), "dewi", &name).await.unwrap().name, "Dewi Lestari");
 
     let why = RevokeInput { reason: "lost".into(), request_ref: "RM-2".into() };
-    let revoked = holders::revoke_holder(&t.db, &t.key, &actor(), "dewi", &why).await.unwrap();
+    let revoked = cards::revoke_holder(&t.db, &t.key, &actor(), "dewi", &why).await.unwrap();
     assert_eq!(revoked.len(), 1);
     assert_eq!(holders::get_holder(&t.db, "dewi").await.unwrap().cards, 0);
     // The badge out on an open visit cannot be revoked; the free one can.
-    assert!(holders::revoke_badge(&t.db, &t.key, &actor(), "VB-01", &why).await.is_err());
-    holders::revoke_badge(&t.db, &t.key, &actor(), "VB-02", &why).await.unwrap();
+    assert!(cards::revoke_badge(&t.db, &t.key, &actor(), "VB-01", &why).await.is_err());
+    cards::revoke_badge(&t.db, &t.key, &actor(), "VB-02", &why).await.unwrap();
     // The host of an open visit keeps their cards.
-    assert!(holders::revoke_holder(&t.db, &t.key, &actor(), "198501012010011001", &why).await.is_err());
+    assert!(cards::revoke_holder(&t.db, &t.key, &actor(), "198501012010011001", &why).await.is_err());
 
     let actions: Vec<String> = sqlx::query("SELECT action FROM audit_log ORDER BY seq")
         .fetch_all(t.db.pool()).await.unwrap()
