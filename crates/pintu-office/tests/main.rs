@@ -6,5 +6,6 @@ mod api_requests;
 mod api_session;
 mod cli;
 mod directory;
+mod directory_cli;
 mod instances;
 mod support;
