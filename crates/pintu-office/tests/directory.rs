@@ -137,6 +137,17 @@ db_test!(async fn each_role_reads_and_writes_only_what_it_may(t) {
         helpdesk.post("/api/v1/register/import", json!({"toml": REGISTER})).await.0,
         403
     );
+    let visit = json!({"visitor": "Rudi (PT Maju)", "host": "alice", "badge": "VB-01", "until": "2099-01-01", "request_ref": "V-1", "approver": "kabid"});
+    let coordinator = site.as_role(Role::Coordinator).await;
+    assert_eq!(coordinator.post("/api/v1/visits", visit.clone()).await.0, 403);
+    let (status, issued) = helpdesk.post("/api/v1/visits", visit.clone()).await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(helpdesk.post("/api/v1/visits", visit).await.0, 409, "the badge is out");
+    let (_, open) = coordinator.get("/api/v1/visits?open=true").await;
+    assert_eq!(open["total"], 1);
+    let end = format!("/api/v1/visits/{}/end", issued["id"].as_str().unwrap());
+    assert_eq!(coordinator.post(&end, json!({})).await.0, 403);
+    assert_eq!(helpdesk.post(&end, json!({})).await.0, 200);
     // No CSRF token, no change.
     helpdesk.drop_csrf();
     assert_eq!(helpdesk.post("/api/v1/rooms", json!({"name": "R"})).await.0, 403);
@@ -204,6 +215,8 @@ db_test!(async fn lists_are_paged_and_searched_on_the_server(t) {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "per_page");
     assert_eq!(auditor.get("/api/v1/holders?page=0").await.0, 422);
+    let (_, visits) = auditor.get("/api/v1/visits?open=true&q=vb-01").await;
+    assert_eq!(visits["total"], 0);
     let (_, badges) = auditor.get("/api/v1/badges?q=vb").await;
     assert_eq!(items(&badges)[0]["badge"], "VB-01");
 });

@@ -1,5 +1,5 @@
-//! The directory's API (`docs/office-api.md`, "Directory"): holders, cards, badges, doors and
-//! rooms — listed and searched a page at a time on the server (`?q=&page=&per_page=`, at most
+//! The directory's API (`docs/office-api.md`, "Directory"): holders, cards, badges, visits, doors
+//! and rooms — listed and searched a page at a time on the server (`?q=&page=&per_page=`, at most
 //! 100 rows) — their changes, and the register's import and export.
 //!
 //! Who may do what: helpdesk and administrators read and write; coordinators, approvers, heads
@@ -23,6 +23,7 @@ use crate::auth::{Actor, Role};
 use crate::directory::cards;
 use crate::directory::holders::{self, HolderInput};
 use crate::directory::places::{self, DoorInput};
+use crate::directory::visits::{self, VisitInput};
 use crate::directory::{self, register, DirectoryError, PageQuery, RevokeInput};
 use crate::input::FieldError;
 
@@ -56,6 +57,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/doors", get(list_doors).post(create_door))
         .route("/api/v1/doors/{id}", axum::routing::patch(update_door))
         .route("/api/v1/rooms", get(list_rooms).post(create_room))
+        .route("/api/v1/visits", get(list_visits).post(issue_visit))
+        .route("/api/v1/visits/{id}/end", post(end_visit))
         .route("/api/v1/register/import", post(import))
         .route("/api/v1/register/export", get(export))
 }
@@ -340,6 +343,49 @@ async fn create_room(
 ) -> Created {
     actor.require_any(&WRITE)?;
     created(places::create_room(&state.db, &state.key, &actor.audit(), &body.name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    per_page: Option<u32>,
+    /// Only open visits.
+    #[serde(default)]
+    open: Option<bool>,
+}
+
+async fn list_visits(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<VisitQuery>,
+) -> Answer {
+    actor.require_any(&READ)?;
+    let page = PageQuery {
+        q: q.q,
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .check()?;
+    to_json(visits::list_visits(&state.db, &page, q.open.unwrap_or(false)).await?)
+}
+
+async fn issue_visit(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(input): Json<VisitInput>,
+) -> Created {
+    actor.require_any(&WRITE)?;
+    created(visits::issue_visit(&state.db, &state.key, &actor.audit(), &input).await?)
+}
+
+async fn end_visit(State(state): State<AppState>, actor: Actor, Path(id): Path<String>) -> Answer {
+    actor.require_any(&WRITE)?;
+    to_json(visits::end_visit(&state.db, &state.key, &actor.audit(), &id).await?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 //! - [`places`]: rooms and doors.
 //! - [`holders`]: holders: list/search (paged on the server), create, update.
 //! - [`cards`]: holders' cards and the badge pool: list/search, enrol, add, revoke.
+//! - [`visits`]: visits (a pool badge lent for a window): list, issue, end.
 //!
 //!   Every change is written with its audit record in one transaction.
 //! - [`register`]: import of a `register.toml`, export as TOML, and the snapshot the list is
@@ -22,6 +23,7 @@ pub mod places;
 pub mod register;
 #[cfg(test)]
 mod tests;
+pub mod visits;
 
 use std::path::Path;
 

@@ -322,3 +322,43 @@ db_test!(async fn lists_are_paged_and_searched_on_the_server(t) {
     assert_eq!(places::door_ids(&t.db).await.unwrap(), ["server-1", "lobby", "gudang"]);
     assert!(register::snapshot(&t.db, &t.key).await.unwrap().register.doors.contains(&"gudang".to_string()));
 });
+
+db_test!(async fn visits_lend_a_pool_badge_and_reach_the_list(t) {
+    use crate::directory::visits::{self, VisitInput};
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(REGISTER)).await.unwrap();
+    let input = |badge: &str, visitor: &str| VisitInput {
+        id: None,
+        visitor: visitor.into(),
+        host: "siti".into(),
+        escort: Some("198501012010011001".into()),
+        badge: badge.into(),
+        from: None,
+        until: "2099-01-01 12:00".into(),
+        request_ref: "V-REQ-2".into(),
+        approver: "kabid".into(),
+    };
+    let busy = visits::issue_visit(&t.db, &t.key, &actor(), &input("VB-01", "Rudi")).await.unwrap_err();
+    assert!(busy.to_string().contains("open visit V-2026-0001"), "{busy}");
+    let nik = visits::issue_visit(&t.db, &t.key, &actor(), &input("VB-02", "Rudi 3201012345678901")).await;
+    assert!(nik.is_err(), "never a national ID number");
+    let mut visitor_host = input("VB-02", "Rudi");
+    visitor_host.host = "nobody".into();
+    assert!(visits::issue_visit(&t.db, &t.key, &actor(), &visitor_host).await.is_err());
+    let visit = visits::issue_visit(&t.db, &t.key, &actor(), &input("VB-02", "Rudi (PT Maju)")).await.unwrap();
+    assert!(visit.id.starts_with("V-"), "{}", visit.id);
+    let open = visits::list_visits(&t.db, &Page::first(), true).await.unwrap();
+    assert_eq!(open.total, 2);
+    assert_eq!(open.items[0].id, visit.id, "newest first");
+    let (payload, list_visits) = register::snapshot(&t.db, &t.key).await.unwrap()
+        .build_list(&card_key(), 8, Timestamp::now()).unwrap();
+    assert_eq!(list_visits.len(), 2);
+    assert!(payload.entries.iter().any(|e| e.holder == "VB-02"));
+    let ended = visits::end_visit(&t.db, &t.key, &actor(), &visit.id).await.unwrap();
+    assert!(ended.ended_at.is_some());
+    assert!(visits::end_visit(&t.db, &t.key, &actor(), &visit.id).await.is_err(), "once");
+    let (payload, _) = register::snapshot(&t.db, &t.key).await.unwrap()
+        .build_list(&card_key(), 9, Timestamp::now()).unwrap();
+    assert!(!payload.entries.iter().any(|e| e.holder == "VB-02"), "the badge opens nothing now");
+    let why = RevokeInput { reason: "broken".into(), request_ref: "RM-3".into() };
+    cards::revoke_badge(&t.db, &t.key, &actor(), "VB-02", &why).await.unwrap();
+});
