@@ -6,6 +6,7 @@
 //!   the order that never reuses a version.
 //! - [`enroll`]: adding a card (or a new holder with it) to the register.
 //! - [`commands`]: signed commands for doors, checked as doors check them.
+//! - [`offline`]: the files of offline signing (a payload out, a signature back).
 //! - [`client`]: the office's MQTT client (publishing lists and commands, reading door status).
 //! - [`archive`]: every door's events over MQTT, stored durably, de-duplicated by (door, seq),
 //!   with gap detection.
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod enroll;
 pub mod format;
 pub mod keys;
+pub mod offline;
 pub mod publish;
 pub mod register;
 pub mod report;

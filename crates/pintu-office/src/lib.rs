@@ -4,8 +4,10 @@
 //! API serves the console.
 //!
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
-//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail), [`directory`] (holders, cards, badges, doors, rooms;
-//! import and export of the register).
+//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
+//! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing),
+//! [`directory`] (holders, cards, badges, visits, doors, rooms; import and export of the
+//! register).
 
 pub mod api;
 pub mod audit;
@@ -17,5 +19,6 @@ pub mod input;
 pub mod requests;
 pub mod secret;
 pub mod server;
+pub mod signing;
 #[doc(hidden)]
 pub mod testing;

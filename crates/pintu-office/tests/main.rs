@@ -1,5 +1,6 @@
 //! Integration tests of `pintu-office`: a real service on a loopback port, on SQLite and on
-//! PostgreSQL (`db_test!`), driven over HTTP. PostgreSQL comes from `scripts/with-postgres`.
+//! PostgreSQL (`db_test!`), driven over HTTP, and the signing library on both engines.
+//! PostgreSQL comes from `scripts/with-postgres`.
 
 mod api_docs;
 mod api_requests;
@@ -8,4 +9,9 @@ mod cli;
 mod directory;
 mod directory_cli;
 mod instances;
+mod signing;
+mod signing_api;
+mod signing_publish;
+mod signing_security;
+mod signing_support;
 mod support;

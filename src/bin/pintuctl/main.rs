@@ -47,6 +47,7 @@ const EXAMPLES: &str = "Examples:
   pintuctl publish --key keys/kabid-2026.key --out /media/usb/list.signed
   pintuctl doors                                                   # every door's retained status
   pintuctl sign --register register.toml --key keys/kabid-2026.key --out list.signed
+  pintuctl sign --key keys/budi-2026.key payload.json   # offline approval: writes payload.json.sig
   pintuctl verify list.signed --config /etc/pintu/pintu.toml
   pintuctl command unlock-once --reason \"vendor visit\" --site dc1 --door a --operator ani \\
       --key keys/kabid-2026.key --out cmd.json          # then: mosquitto_pub -q 1 -t pintu/dc1/a/commands -f cmd.json

@@ -4,8 +4,9 @@
 //! record in one transaction.
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`audit_api`] (the trail,
-//! for auditors), [`requests`] (requests and their steps), [`directory`] (holders, cards, badges,
-//! doors, rooms; register import/export).
+//! for auditors), [`requests`] (requests and their steps), `signing::api` (approver keys,
+//! payloads, signatures, publishing), [`directory`] (holders, cards, badges, visits, doors,
+//! rooms; register import/export).
 
 mod audit_api;
 mod directory;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(session::routes())
         .merge(audit_api::routes())
         .merge(requests::routes())
+        .merge(crate::signing::api::routes())
         .merge(directory::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
