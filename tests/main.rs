@@ -18,6 +18,7 @@ mod mqtt_broker;
 mod mqtt_refusals;
 mod pcsc;
 mod register;
+mod register_imported;
 mod report;
 mod serial;
 mod store;

@@ -144,6 +144,7 @@ impl Enrollment {
             };
         };
         let reg = LoadedRegister::load(path)?;
+        reg.refuse_if_imported("enroll", "the console or POST /api/v1/holders/ID/cards")?;
         let exists = reg.register.holders.iter().any(|h| h.id == holder);
         match (exists, &new) {
             (false, None) => {

@@ -5,13 +5,16 @@
 //!
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
 //! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
-//! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing).
+//! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing),
+//! [`directory`] (holders, cards, badges, visits, doors, rooms; import and export of the
+//! register).
 
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod input;
 pub mod requests;
 pub mod secret;

@@ -9,6 +9,8 @@ mod api_session;
 mod auth_login;
 mod auth_passkey;
 mod cli;
+mod directory;
+mod directory_cli;
 mod instances;
 mod signing;
 mod signing_api;

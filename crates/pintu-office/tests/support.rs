@@ -47,10 +47,16 @@ threshold = 2
 impl Office {
     /// Starts the service over `t`.
     pub async fn start(t: TestDb) -> Office {
+        let settings = settings(&t.url);
+        Self::start_with(t, settings).await
+    }
+
+    /// Starts the service over `t` with `settings`.
+    pub async fn start_with(t: TestDb, settings: Settings) -> Office {
         let state = AppState {
             db: t.db.clone(),
             key: Arc::new(t.key.clone()),
-            settings: Arc::new(settings(&t.url)),
+            settings: Arc::new(settings),
             https: false,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -290,6 +296,12 @@ impl Client {
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, body, headers)
+    }
+
+    /// PATCH `body` as JSON to `path`.
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await
     }
 
     /// DELETE `path`.

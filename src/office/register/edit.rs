@@ -707,6 +707,8 @@ impl LoadedRegister {
 
     /// Writes the register's text back to its file, atomically, keeping the file's mode.
     pub fn save(&self) -> Result<(), RegisterError> {
+        // The last guard: whatever command got here, an imported register is not written.
+        self.refuse_if_imported("(any command that edits the register)", "pintu-office")?;
         let mode = std::fs::metadata(&self.path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
             .unwrap_or(0o640);

@@ -163,6 +163,11 @@ pub struct Register {
     /// How long a signed list stays valid.
     #[serde(default = "default_valid_for")]
     pub list_valid_for: HumanDuration,
+    /// Set by `pintu-office register import`: the office database is now the source of truth
+    /// and `pintuctl`'s commands that write the register refuse this file
+    /// ([`LoadedRegister::refuse_if_imported`]).
+    #[serde(default)]
+    pub imported_into: Option<String>,
     /// Signing state.
     #[serde(default)]
     pub list: ListState,
@@ -398,6 +403,23 @@ impl LoadedRegister {
             key: key.to_string(),
             message: message.into(),
         })
+    }
+
+    /// Refuses `command` (a `pintuctl` command that writes the register) once the register was
+    /// imported into `pintu-office`: a second writable source would drift from the database.
+    /// `instead` names what replaces it.
+    pub fn refuse_if_imported(&self, command: &str, instead: &str) -> Result<(), RegisterError> {
+        match &self.register.imported_into {
+            None => Ok(()),
+            Some(into) => Err(self.error(
+                "imported_into",
+                format!(
+                    "this register was imported into {into}; the office database is the one \
+                     source of truth now and `pintuctl {command}` no longer writes this file: \
+                     use {instead} (see docs/operator.md, \"Moving to pintu-office\")"
+                ),
+            )),
+        }
     }
 
     /// The card key file, resolved relative to the register.

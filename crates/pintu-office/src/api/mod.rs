@@ -5,10 +5,12 @@
 //!
 //! Each area adds its routes here: [`session`] (login, logout, me), [`accounts`] (account
 //! administration), [`audit_api`] (the trail, for auditors), [`requests`] (requests and their
-//! steps), `signing::api` (approver keys, payloads, signatures, publishing).
+//! steps), `signing::api` (approver keys, payloads, signatures, publishing), [`directory`]
+//! (holders, cards, badges, visits, doors, rooms; register import/export).
 
 mod accounts;
 mod audit_api;
+mod directory;
 mod error;
 mod requests;
 mod session;
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit_api::routes())
         .merge(requests::routes())
         .merge(crate::signing::api::routes())
+        .merge(directory::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

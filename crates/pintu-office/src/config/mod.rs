@@ -95,6 +95,9 @@ pub struct Site {
     pub name: String,
     /// Distinct approver signatures a list (or door command) needs: the doors' `trust.threshold`.
     pub threshold: usize,
+    /// The site's card key file (what the doors hash card UIDs with; root-only, like
+    /// `pintuctl`'s `card.key`): needed to import a register and to enrol cards.
+    pub card_key_file: Option<PathBuf>,
 }
 
 impl Settings {

@@ -101,6 +101,8 @@ struct RawSite {
     name: String,
     #[serde(default = "default_threshold")]
     threshold: usize,
+    #[serde(default)]
+    card_key_file: Option<PathBuf>,
 }
 
 fn default_threshold() -> usize {
@@ -251,6 +253,7 @@ impl RawConfig {
                 site: Site {
                     name: self.site.name,
                     threshold: self.site.threshold,
+                    card_key_file: self.site.card_key_file.map(rel),
                 },
                 workflow,
             }),

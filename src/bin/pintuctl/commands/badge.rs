@@ -67,6 +67,7 @@ pub fn exec(args: BadgeArgs) -> Result<ExitCode> {
             timeout,
         } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported("badge add", "the console or POST /api/v1/badges")?;
             if r.register.badges.iter().any(|b| b.id == id) {
                 bail!("{}: badge {id} is already in the pool", r.path.display());
             }
@@ -96,6 +97,10 @@ pub fn exec(args: BadgeArgs) -> Result<ExitCode> {
         }
         BadgeAction::Remove { reg, id, why } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported(
+                "badge remove",
+                "the console or POST /api/v1/badges/LABEL/revoke",
+            )?;
             let info = why.info()?;
             let card = r.remove_badge(&id, &info)?;
             check_and_save(&r)?;

@@ -74,6 +74,10 @@ fn revoke(args: RevokeArgs) -> Result<ExitCode> {
         delivery,
     } = args;
     let mut r = LoadedRegister::load(&reg.register)?;
+    r.refuse_if_imported(
+        "card revoke",
+        "the console or POST /api/v1/cards/CARD/revoke",
+    )?;
     let info = why.info()?;
     let target = match (card, holder) {
         (Some(uid), None) => RevokeTarget::Card(uid),

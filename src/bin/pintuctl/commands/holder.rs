@@ -133,6 +133,7 @@ pub fn exec(args: HolderArgs) -> Result<ExitCode> {
             approver,
         } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported("holder add", "the console or POST /api/v1/holders")?;
             let new = NewHolder {
                 name,
                 unit,
@@ -186,6 +187,7 @@ pub fn exec(args: HolderArgs) -> Result<ExitCode> {
             approver,
         } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported("holder edit", "the console or PATCH /api/v1/holders/ID")?;
             let edit = HolderEdit {
                 name,
                 unit,
@@ -213,6 +215,10 @@ pub fn exec(args: HolderArgs) -> Result<ExitCode> {
         }
         HolderAction::Remove { reg, id, why } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported(
+                "holder remove",
+                "the console or POST /api/v1/holders/ID/revoke",
+            )?;
             let info = why.info()?;
             let cards = r.remove_holder(&id, &info)?;
             check_and_save(&r)?;

@@ -90,6 +90,10 @@ pub fn deliver(plan: DeliveryPlan<OfficeMqtt>, reg: &mut LoadedRegister) -> Resu
 
 pub fn exec(args: PublishCommandArgs) -> Result<ExitCode> {
     let mut reg = LoadedRegister::load(&args.reg.register)?;
+    reg.refuse_if_imported(
+        "publish",
+        "pintu-office's signing and publishing (docs/signing.md)",
+    )?;
     let plan = args.publish.plan(&reg)?;
     deliver(plan, &mut reg)?;
     Ok(ExitCode::SUCCESS)

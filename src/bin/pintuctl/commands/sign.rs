@@ -46,6 +46,10 @@ pub fn exec(args: SignArgs) -> Result<ExitCode> {
 
 fn sign_register(register: &Path, keys: &[PathBuf], out: &Path) -> Result<ExitCode> {
     let mut reg = LoadedRegister::load(register)?;
+    reg.refuse_if_imported(
+        "sign --register",
+        "pintu-office's signing (docs/signing.md)",
+    )?;
     // The output path is checked before the version is raised; the version is recorded before
     // the file is written, as publish does (office::publish).
     let done = publish::sign_to_file(&mut reg, keys, out, Timestamp::now())?;

@@ -85,6 +85,7 @@ pub fn exec(args: VisitArgs) -> Result<ExitCode> {
             approver,
         } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported("visit issue", "pintu-office's visit requests (console)")?;
             let now = Timestamp::now();
             let from = match from {
                 Some(f) => f,
@@ -126,6 +127,7 @@ pub fn exec(args: VisitArgs) -> Result<ExitCode> {
         }
         VisitAction::End { reg, id } => {
             let mut r = LoadedRegister::load(&reg.register)?;
+            r.refuse_if_imported("visit end", "pintu-office's visit requests (console)")?;
             let v = r.end_visit(&id, Timestamp::now())?;
             check_and_save(&r)?;
             outln!(

@@ -38,6 +38,9 @@ enum Command {
     /// The audit trail: verify the chain, export it.
     #[command(subcommand)]
     Audit(commands::audit::Command),
+    /// The register: import today's register.toml, export the database as TOML.
+    #[command(subcommand)]
+    Register(commands::register::Command),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::CheckConfig => commands::check_config::run(&cli.config),
             Command::Account(cmd) => commands::account::run(&cli.config, cmd).await,
             Command::Audit(cmd) => commands::audit::run(&cli.config, cmd).await,
+            Command::Register(cmd) => commands::register::run(&cli.config, cmd).await,
         }
     });
     match result {

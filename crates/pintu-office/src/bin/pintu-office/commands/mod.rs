@@ -6,6 +6,7 @@ pub mod audit;
 pub mod check_config;
 pub mod init;
 pub mod migrate;
+pub mod register;
 pub mod serve;
 
 use std::path::Path;
