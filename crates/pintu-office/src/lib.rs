@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod input;
+pub mod lists;
 pub mod requests;
 pub mod secret;
 pub mod server;

@@ -11,6 +11,7 @@ mod auth_passkey;
 mod cli;
 mod directory;
 mod directory_cli;
+mod end_to_end;
 mod instances;
 mod signing;
 mod signing_api;

@@ -5,116 +5,13 @@
 //! Needs the `pintud` and `pintuctl` binaries built (`cargo build --bins`; the workspace test
 //! run builds them).
 
-use std::time::{Duration, Instant};
-
-use pintu::core::event::Event;
-use pintu::mqtt::BrokerSettings;
 use pintu::office::offline::PayloadFile;
 use pintu_office::db_test;
-use pintu_office::signing::{ApproverKey, PayloadKind, SigningError};
+use pintu_office::signing::{PayloadKind, SigningError};
 use pintu_testkit::broker::{Broker, BrokerOptions};
 use pintu_testkit::{Pintud, Site, DOOR, SITE};
 
 use crate::signing_support::*;
-
-/// The door's config: it trusts `keys` with threshold 2, takes lists from the broker (when
-/// given) and its inbox.
-fn door_config(site: &Site, keys: &[&ApproverKey], broker: Option<&Broker>) -> std::path::PathBuf {
-    let trust: String = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "\n[[trust.keys]]\nid = \"{}\"\npublic_key = \"{}\"\n",
-                k.key_id, k.public_key
-            )
-        })
-        .collect();
-    let mqtt = broker.map_or(String::new(), |b| {
-        format!(
-            "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nheartbeat = \"5s\"\ninsecure = true\n",
-            b.port()
-        )
-    });
-    let text = format!(
-        r#"site = "{SITE}"
-state_dir = "state"
-
-[door]
-id = "{DOOR}"
-unlock_for = "1s"
-
-[trust]
-threshold = 2
-card_key_file = "card.key"
-{trust}
-[list]
-poll_interval = "100ms"
-max_size = "1MiB"
-
-[[reader]]
-name = "entry"
-role = "entry"
-backend = "sim"
-
-[control]
-socket = "control.sock"
-mode = "0600"
-
-[store]
-cache_size = "4MiB"
-
-[log]
-level = "debug"
-{mqtt}"#
-    );
-    let path = site.path("pintu.toml");
-    std::fs::write(&path, text).expect("write the door config");
-    path
-}
-
-fn office_broker(broker: &Broker) -> BrokerSettings {
-    BrokerSettings {
-        host: broker.host().into(),
-        port: broker.port(),
-        client_id: format!("pintu-office-test-{}", uuid::Uuid::new_v4().simple()),
-        topic_prefix: "pintu".into(),
-        credentials: None,
-        tls: None,
-        keep_alive: Duration::from_secs(30),
-        reconnect_min: Duration::from_millis(200),
-        reconnect_max: Duration::from_secs(1),
-        insecure: true,
-    }
-}
-
-fn kind_and_reason(e: &Event) -> (String, String) {
-    let v = serde_json::to_value(e).expect("event json");
-    (
-        v["kind"].as_str().unwrap_or_default().to_string(),
-        v["reason"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-/// Waits until the door recorded an event of `kind` (and `reason`, when given).
-fn wait_event(door: &Pintud, kind: &str, reason: Option<&str>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if door
-            .events()
-            .iter()
-            .map(kind_and_reason)
-            .any(|(k, r)| k == kind && reason.is_none_or(|want| r == want))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {kind} {reason:?} event; log:\n{}",
-            door.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 db_test!(
     async fn a_list_signed_by_two_of_two_reaches_a_real_door_and_one_of_two_is_refused(t) {

@@ -6,12 +6,14 @@
 //! Each area adds its routes here: [`session`] (login, logout, me), [`accounts`] (account
 //! administration), [`audit_api`] (the trail, for auditors), [`requests`] (requests and their
 //! steps), `signing::api` (approver keys, payloads, signatures, publishing), [`directory`]
-//! (holders, cards, badges, visits, doors, rooms; register import/export).
+//! (holders, cards, badges, visits, doors, rooms; register import/export), [`lists`] (the next
+//! list from the database, for signature).
 
 mod accounts;
 mod audit_api;
 mod directory;
 mod error;
+mod lists;
 mod requests;
 mod session;
 
@@ -23,6 +25,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use error::ApiError;
+pub use lists::list_error;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -55,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(requests::routes())
         .merge(crate::signing::api::routes())
         .merge(directory::routes())
+        .merge(lists::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

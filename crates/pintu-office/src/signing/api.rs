@@ -308,10 +308,14 @@ async fn publish(
         .settings
         .broker()
         .map_err(|e| ApiError::Internal(format!("broker settings: {e}")))?;
-    let published = signer(&state)
+    let s = signer(&state);
+    let published = s
         .publish(&id, broker.as_ref(), &actor.audit())
         .await
         .map_err(signing_error)?;
+    crate::lists::record_published(&state.db, &state.key, &s, &actor.audit(), &id)
+        .await
+        .map_err(crate::api::list_error)?;
     Ok(Json(published))
 }
 
