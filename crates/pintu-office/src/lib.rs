@@ -4,8 +4,10 @@
 //! API serves the console.
 //!
 //! Layout: [`config`] (two-phase TOML), [`db`] (the pool and the migrations), [`secret`] (the
-//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail).
+//! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
+//! [`archive`] (the door-event archive: MQTT ingest, queries, import of the sled archive).
 
+pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod db;
