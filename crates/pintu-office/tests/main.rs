@@ -1,1 +1,3 @@
 //! Integration tests of pintu-office.
+
+mod archive;
