@@ -1,3 +1,4 @@
 //! Integration tests of pintu-office.
 
 mod archive;
+mod archive_import;
