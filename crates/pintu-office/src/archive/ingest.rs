@@ -146,9 +146,17 @@ pub async fn run(
             stats.counters.conflicts
         );
     }
-    for g in &gaps {
+    // The first few by name; a door that lost thousands of events should not flood the log.
+    for g in gaps.iter().take(20) {
         tracing::warn!(door = %g.door, from = g.from, to = g.to, note = g.note.as_deref().unwrap_or(""),
             "gap in the archive: events {}..={} of door {} are missing", g.from, g.to, g.door);
+    }
+    if gaps.len() > 20 {
+        tracing::warn!(
+            gaps = gaps.len(),
+            "{} gaps in the archive in all",
+            gaps.len()
+        );
     }
 
     let (tx, mut rx) = mpsc::unbounded_channel();
