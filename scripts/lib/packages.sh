@@ -26,7 +26,9 @@ ensure_rust() {
 # - chromium: tests/report.rs prints the access report's HTML to PDF with headless Chromium.
 # - faketime: tests/faults.rs steps a real pintud's wall clock with libfaketime (LD_PRELOAD; the
 #   library itself is in libfaketime, which faketime pulls in). The machine's clock is not touched.
+# - postgresql: the office tests run each database test on PostgreSQL too, on a throwaway
+#   server scripts/with-postgres starts (the system cluster the package creates is not used).
 # - strace: tests/systemd.rs traces a real pintud session and checks every system call it makes
 #   against pintud.service's SystemCallFilter= (systemd-analyze syscall-filter).
 # shellcheck disable=SC2034  # used by the scripts that source this file
-PINTU_TEST_PACKAGES=(mosquitto chromium faketime strace)
+PINTU_TEST_PACKAGES=(mosquitto chromium faketime strace postgresql)

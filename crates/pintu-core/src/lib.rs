@@ -19,3 +19,4 @@ pub mod schedule;
 pub mod text;
 pub mod trusted_time;
 pub mod visit;
+pub mod workflow;

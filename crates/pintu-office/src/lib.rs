@@ -7,10 +7,15 @@
 //! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
 //! [`archive`] (the door-event archive: MQTT ingest, queries, import of the sled archive).
 
+pub mod api;
 pub mod archive;
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod input;
+pub mod requests;
 pub mod secret;
+pub mod server;
 #[doc(hidden)]
 pub mod testing;

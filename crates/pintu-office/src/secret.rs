@@ -59,8 +59,22 @@ impl std::fmt::Debug for ServiceKey {
 }
 
 impl ServiceKey {
-    /// Reads the key file; refuses one that group or others may read.
+    /// Reads the key: from systemd's credentials directory when the service runs under
+    /// `LoadCredential=` (the credential named after the file's name), else the file itself.
+    /// Refuses a file that group or others may read.
     pub fn load(path: &Path) -> Result<ServiceKey, SecretError> {
+        if let (Some(dir), Some(name)) =
+            (std::env::var_os("CREDENTIALS_DIRECTORY"), path.file_name())
+        {
+            let credential = Path::new(&dir).join(name);
+            if credential.exists() {
+                return Self::load_file(&credential);
+            }
+        }
+        Self::load_file(path)
+    }
+
+    fn load_file(path: &Path) -> Result<ServiceKey, SecretError> {
         let io = |source| SecretError::Io {
             path: path.to_path_buf(),
             source,

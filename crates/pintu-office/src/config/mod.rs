@@ -12,6 +12,7 @@ use std::time::Duration;
 use pintu::mqtt::settings::{BrokerDraft, SettingsError};
 use pintu::mqtt::BrokerSettings;
 use pintu::util::toml::{ConfigError, ConfigErrors};
+use pintu_core::workflow::Chain;
 
 pub use raw::RawConfig;
 
@@ -33,8 +34,9 @@ pub struct Settings {
     pub mqtt: Option<BrokerDraft>,
     /// The site: its name and the doors' signature threshold.
     pub site: Site,
-    /// The SOP's chain of steps and their time standards (`[workflow]`, checked by the workflow).
-    pub workflow: Option<toml::Table>,
+    /// The SOP's chain of steps and their time standards (`[workflow]`; the full chain when
+    /// absent).
+    pub workflow: Chain,
 }
 
 /// `[server]`.
@@ -132,3 +134,6 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pintu::mqtt::settings::BrokerDraft;
 use pintu::util::toml::{line_of_key, ConfigError, ConfigErrors, HumanDuration};
+use pintu_core::workflow::{Chain, ChainConfig};
 use serde::Deserialize;
 
 use super::{Database, Security, Server, Settings, Site, TlsFiles};
@@ -23,7 +24,7 @@ pub struct RawConfig {
     mqtt: Option<BrokerDraft>,
     site: RawSite,
     #[serde(default)]
-    workflow: Option<toml::Table>,
+    workflow: Option<ChainConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +210,16 @@ impl RawConfig {
                 format!("expected 1 to 16 signatures, found {}", self.site.threshold),
             );
         }
+        let workflow = match self.workflow {
+            None => Some(Chain::full()),
+            Some(config) => match Chain::from_config(config) {
+                Ok(chain) => Some(chain),
+                Err(e) => {
+                    fail("workflow.steps", e.to_string());
+                    None
+                }
+            },
+        };
         let mqtt = self.mqtt.map(|m| BrokerDraft {
             password_file: m.password_file.map(rel),
             ca_file: m.ca_file.map(rel),
@@ -216,8 +227,8 @@ impl RawConfig {
             client_key_file: m.client_key_file.map(rel),
             ..m
         });
-        match (errors.is_empty(), listen) {
-            (true, Some(listen)) => Ok(Settings {
+        match (errors.is_empty(), listen, workflow) {
+            (true, Some(listen), Some(workflow)) => Ok(Settings {
                 file: path.to_path_buf(),
                 server: Server {
                     listen,
@@ -241,7 +252,7 @@ impl RawConfig {
                     name: self.site.name,
                     threshold: self.site.threshold,
                 },
-                workflow: self.workflow,
+                workflow,
             }),
             _ => Err(ConfigErrors(errors)),
         }
