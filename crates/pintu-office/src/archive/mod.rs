@@ -19,8 +19,10 @@
 //! - `store`: one batch in one write transaction ([`store_batch`]);
 //! - `ingest`: the MQTT side ([`run`]);
 //! - `query`: what review, report and the console read;
-//! - `import`: the sled archive of `pintuctl archive` brought in ([`import_sled`]).
+//! - `import`: the sled archive of `pintuctl archive` brought in ([`import_sled`]);
+//! - [`api`]: the HTTP routes that read it (`/api/v1/archive/…`).
 
+pub mod api;
 mod check;
 mod import;
 mod ingest;
