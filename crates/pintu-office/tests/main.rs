@@ -4,8 +4,9 @@
 mod api_docs;
 mod api_requests;
 mod api_session;
+mod archive;
+mod archive_api;
+mod archive_import;
 mod cli;
 mod instances;
 mod support;
-mod archive;
-mod archive_import;

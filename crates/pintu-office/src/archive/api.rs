@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::api::{ApiError, AppState};
 use crate::auth::{Actor, Role};
+use crate::input::FieldError;
 
 /// Who may read the archive.
 const READERS: [Role; 4] = [
@@ -58,11 +59,8 @@ fn default_limit() -> i64 {
     100
 }
 
-fn invalid(message: &str) -> ApiError {
-    ApiError::Refused {
-        code: "invalid_query",
-        message: message.to_string(),
-    }
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::Invalid(FieldError::new(field, message))
 }
 
 async fn events(
@@ -74,10 +72,15 @@ async fn events(
     let after = match (q.after_at_ms, q.after_door, q.after_seq) {
         (Some(at_ms), Some(door), Some(seq)) => Some(super::Cursor { at_ms, door, seq }),
         (None, None, None) => None,
-        _ => return Err(invalid("after_at_ms, after_door and after_seq go together")),
+        _ => {
+            return Err(invalid(
+                "after_at_ms",
+                "after_at_ms, after_door and after_seq go together",
+            ))
+        }
     };
     if q.until_ms < q.from_ms {
-        return Err(invalid("until_ms is before from_ms"));
+        return Err(invalid("until_ms", "is before from_ms"));
     }
     let page = super::events(
         &state.db,
@@ -144,7 +147,7 @@ async fn problems(
     actor.require_any(&READERS)?;
     if let Some(kind) = q.kind.as_deref() {
         if !matches!(kind, "conflict" | "session_lost") {
-            return Err(invalid("kind: conflict or session_lost"));
+            return Err(invalid("kind", "conflict or session_lost"));
         }
     }
     let problems = super::problems(&state.db, q.kind.as_deref(), q.limit)
