@@ -2,11 +2,11 @@
 //! `(door, seq)`, duplicates and conflicts told apart by digest, per-door ranges and gaps kept
 //! current, counters bumped. The caller acknowledges the batch only after this returned.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::check::{check, digest, payload_text};
+use super::check::{check, digest, payload_text, Checked};
 use super::{ArchiveError, Counters, Stored};
 use crate::db::{new_id, now_ms, Backend, Db, Tx};
 
@@ -39,14 +39,41 @@ struct DoorState {
     dirty: bool,
 }
 
+/// Events per multi-row `INSERT` (10 parameters each: well under both engines' limits).
+const INSERT_ROWS: usize = 100;
+
 /// Stores `messages` (received for `site` by ingest `instance`) in one write transaction and
 /// returns what became of each, in order. Nothing is stored when it fails.
+///
+/// The events go in with a few multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (one round
+/// trip per hundred events, not one per event); then each message is settled in order: new
+/// (ranges and gaps follow it), duplicate or conflict (against the archived digest), rejected.
 pub async fn store_batch(
     db: &Db,
     site: &str,
     instance: &str,
     messages: &[Message],
 ) -> Result<Vec<Stored>, ArchiveError> {
+    let now = now_ms();
+    let checked: Vec<Result<Checked, String>> = messages
+        .iter()
+        .map(|m| check(site, &m.topic, &m.payload, now))
+        .collect();
+    // The first message of each (door, seq) in the batch is the one offered to the database;
+    // a later one is settled against what that left archived.
+    let mut first_of: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut offered: Vec<&Checked> = Vec::new();
+    for (i, c) in checked.iter().enumerate() {
+        if let Ok(c) = c {
+            if let std::collections::hash_map::Entry::Vacant(v) =
+                first_of.entry((c.door.as_str(), c.seq))
+            {
+                v.insert(i);
+                offered.push(c);
+            }
+        }
+    }
+
     let mut tx = db.begin_write().await?;
     if db.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -54,13 +81,18 @@ pub async fn store_batch(
             .execute(&mut *tx)
             .await?;
     }
-    let now = now_ms();
+    let mut inserted: HashSet<(String, i64)> = HashSet::new();
+    for chunk in offered.chunks(INSERT_ROWS) {
+        inserted.extend(insert_events(&mut tx, chunk, now).await?);
+    }
+    // What is archived under each (door, seq) of the batch: its digest.
+    let mut archived: HashMap<(String, i64), String> = HashMap::new();
     let mut doors: HashMap<String, DoorState> = HashMap::new();
     let mut counts = Counters::default();
     let mut out = Vec::with_capacity(messages.len());
-    for m in messages {
+    for (i, (m, c)) in messages.iter().zip(&checked).enumerate() {
         counts.received += 1;
-        let c = match check(site, &m.topic, &m.payload, now) {
+        let c = match c {
             Ok(c) => c,
             Err(reason) => {
                 sqlx::query(
@@ -70,118 +102,77 @@ pub async fn store_batch(
                 .bind(new_id())
                 .bind(now)
                 .bind(&m.topic)
-                .bind(&reason)
+                .bind(reason)
                 .bind(payload_text(&m.payload))
                 .bind(digest(&m.payload))
                 .bind(instance)
                 .execute(&mut *tx)
                 .await?;
                 counts.rejected += 1;
-                out.push(Stored::Rejected { reason });
+                out.push(Stored::Rejected {
+                    reason: reason.clone(),
+                });
                 continue;
             }
         };
-        let inserted = sqlx::query(
-            "INSERT INTO door_events (door_id, seq, at_ms, kind, holder, card, event_id, body, \
-             digest, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (door_id, seq) DO NOTHING",
-        )
-        .bind(&c.door)
-        .bind(c.seq)
-        .bind(c.at_ms)
-        .bind(&c.kind)
-        .bind(c.holder.as_deref())
-        .bind(c.card.as_deref())
-        .bind(&c.event_id)
-        .bind(&c.body)
-        .bind(&c.digest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            let kept: String =
-                sqlx::query("SELECT digest FROM door_events WHERE door_id = $1 AND seq = $2")
-                    .bind(&c.door)
-                    .bind(c.seq)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
-            // A door republishes an event byte for byte: anything else under an archived
-            // (door, seq) is a conflict, not a duplicate.
-            if kept == c.digest {
-                counts.duplicates += 1;
-                out.push(Stored::Duplicate {
-                    door: c.door,
-                    seq: c.seq,
-                });
-            } else {
-                counts.conflicts += 1;
-                sqlx::query(
-                    "INSERT INTO ingest_problems (id, kind, door_id, seq, topic, kept_digest, \
-                     other_digest, other_body, detail, instance, found_at_ms) \
-                     VALUES ($1, 'conflict', $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(new_id())
-                .bind(&c.door)
-                .bind(c.seq)
-                .bind(&m.topic)
-                .bind(&kept)
-                .bind(&c.digest)
-                .bind(&c.body)
-                .bind(format!(
-                    "another event (id {}) arrived as {}#{}, which holds a different one; the \
-                     first is kept",
-                    c.event_id, c.door, c.seq
-                ))
-                .bind(instance)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                out.push(Stored::Conflict {
-                    door: c.door,
-                    seq: c.seq,
-                });
+        let key = (c.door.clone(), c.seq);
+        let first = first_of.get(&(c.door.as_str(), c.seq)) == Some(&i);
+        if first && inserted.contains(&key) {
+            archived.insert(key, c.digest.clone());
+            counts.stored += 1;
+            out.push(new_event(&mut tx, &mut doors, c, now).await?);
+            continue;
+        }
+        let kept = match archived.get(&key) {
+            Some(d) => d.clone(),
+            None => {
+                let d: String =
+                    sqlx::query("SELECT digest FROM door_events WHERE door_id = $1 AND seq = $2")
+                        .bind(&c.door)
+                        .bind(c.seq)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                archived.insert(key, d.clone());
+                d
             }
-            continue;
-        }
-        counts.stored += 1;
-        if !doors.contains_key(&c.door) {
-            let state = load_door(&mut tx, &c.door).await?;
-            doors.insert(c.door.clone(), state);
-        }
-        let Some(state) = doors.get_mut(&c.door) else {
-            continue;
         };
-        let mut gap = None;
-        let mut filled = false;
-        if c.seq > state.highest + 1 {
-            let note = if state.highest == 0 {
-                Some(BEFORE_FIRST)
-            } else if c.resumes_seq {
-                Some(SEQ_RESUMED)
-            } else {
-                None
-            };
-            insert_gap(&mut tx, &c.door, state.highest + 1, c.seq - 1, note, now).await?;
-            gap = Some((state.highest + 1, c.seq - 1));
-        } else if c.seq < state.highest {
-            filled = fill_gap(&mut tx, &c.door, c.seq).await?;
-        }
-        state.events += 1;
-        state.first = if state.events == 1 {
-            c.seq
+        // A door republishes an event byte for byte: anything else under an archived
+        // (door, seq) is a conflict, not a duplicate.
+        if kept == c.digest {
+            counts.duplicates += 1;
+            out.push(Stored::Duplicate {
+                door: c.door.clone(),
+                seq: c.seq,
+            });
         } else {
-            state.first.min(c.seq)
-        };
-        state.highest = state.highest.max(c.seq);
-        state.dirty = true;
-        out.push(Stored::New {
-            door: c.door,
-            seq: c.seq,
-            gap,
-            filled,
-        });
+            counts.conflicts += 1;
+            sqlx::query(
+                "INSERT INTO ingest_problems (id, kind, door_id, seq, topic, kept_digest, \
+                 other_digest, other_body, detail, instance, found_at_ms) \
+                 VALUES ($1, 'conflict', $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(new_id())
+            .bind(&c.door)
+            .bind(c.seq)
+            .bind(&m.topic)
+            .bind(&kept)
+            .bind(&c.digest)
+            .bind(&c.body)
+            .bind(format!(
+                "another event (id {}) arrived as {}#{}, which holds a different one; the \
+                 first is kept",
+                c.event_id, c.door, c.seq
+            ))
+            .bind(instance)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            out.push(Stored::Conflict {
+                door: c.door.clone(),
+                seq: c.seq,
+            });
+        }
     }
     for (door, s) in doors.iter().filter(|(_, s)| s.dirty) {
         sqlx::query(
@@ -212,6 +203,101 @@ pub async fn store_batch(
     .await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// Inserts `events` in one statement, skipping those whose (door, seq) is archived; returns
+/// the (door, seq) of those inserted.
+async fn insert_events(
+    tx: &mut Tx,
+    events: &[&Checked],
+    now: i64,
+) -> Result<Vec<(String, i64)>, ArchiveError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Only placeholders go into the text; every value is bound.
+    let mut sql = String::from(
+        "INSERT INTO door_events (door_id, seq, at_ms, kind, holder, card, event_id, body, \
+         digest, received_at_ms) VALUES ",
+    );
+    for i in 0..events.len() {
+        let b = i * 10;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 1..=10 {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", b + k));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (door_id, seq) DO NOTHING RETURNING door_id, seq");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in events {
+        q = q
+            .bind(c.door.clone())
+            .bind(c.seq)
+            .bind(c.at_ms)
+            .bind(c.kind.clone())
+            .bind(c.holder.clone())
+            .bind(c.card.clone())
+            .bind(c.event_id.clone())
+            .bind(c.body.clone())
+            .bind(c.digest.clone())
+            .bind(now);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+        .collect()
+}
+
+/// A new event: its door's range grows; a gap opens before it, or it fills one.
+async fn new_event(
+    tx: &mut Tx,
+    doors: &mut HashMap<String, DoorState>,
+    c: &Checked,
+    now: i64,
+) -> Result<Stored, ArchiveError> {
+    if !doors.contains_key(&c.door) {
+        let state = load_door(tx, &c.door).await?;
+        doors.insert(c.door.clone(), state);
+    }
+    let Some(state) = doors.get_mut(&c.door) else {
+        return Err(ArchiveError::Task("door state vanished".into()));
+    };
+    let mut gap = None;
+    let mut filled = false;
+    if c.seq > state.highest + 1 {
+        let note = if state.highest == 0 {
+            Some(BEFORE_FIRST)
+        } else if c.resumes_seq {
+            Some(SEQ_RESUMED)
+        } else {
+            None
+        };
+        insert_gap(tx, &c.door, state.highest + 1, c.seq - 1, note, now).await?;
+        gap = Some((state.highest + 1, c.seq - 1));
+    } else if c.seq < state.highest {
+        filled = fill_gap(tx, &c.door, c.seq).await?;
+    }
+    state.events += 1;
+    state.first = if state.events == 1 {
+        c.seq
+    } else {
+        state.first.min(c.seq)
+    };
+    state.highest = state.highest.max(c.seq);
+    state.dirty = true;
+    Ok(Stored::New {
+        door: c.door.clone(),
+        seq: c.seq,
+        gap,
+        filled,
+    })
 }
 
 async fn load_door(tx: &mut Tx, door: &str) -> Result<DoorState, ArchiveError> {

@@ -134,3 +134,35 @@ db_test!(async fn events_are_paged_by_time_and_filtered_by_door_and_holder(t) {
     assert!(only_b_h1.next.is_none());
     assert_eq!(only_b_h1.events[0].parsed().map(|e| e.seq), Some(1));
 });
+
+db_test!(async fn repeats_inside_one_batch_are_settled_in_order(t) {
+    store_batch(&t.db, "s", "t", &[msg("a", ev("a", 1, 1, "lock.secured"))]).await.expect("store");
+    let batch = vec![
+        msg("a", ev("a", 1, 1, "lock.secured")),
+        msg("a", ev("a", 1, 7, "lock.secured")),
+        msg("a", ev("a", 2, 2, "lock.secured")),
+        msg("a", ev("a", 2, 2, "lock.secured")),
+        msg("a", ev("a", 2, 8, "lock.secured")),
+        msg("a", ev("a", 4, 4, "lock.secured")),
+    ];
+    let out = store_batch(&t.db, "s", "t", &batch).await.expect("store");
+    assert_eq!(
+        out,
+        vec![
+            Stored::Duplicate { door: "a".into(), seq: 1 },
+            Stored::Conflict { door: "a".into(), seq: 1 },
+            Stored::New { door: "a".into(), seq: 2, gap: None, filled: false },
+            Stored::Duplicate { door: "a".into(), seq: 2 },
+            Stored::Conflict { door: "a".into(), seq: 2 },
+            Stored::New { door: "a".into(), seq: 4, gap: Some((3, 3)), filled: false },
+        ]
+    );
+    let c = stats(&t.db).await.expect("stats").counters;
+    assert_eq!((c.stored, c.duplicates, c.conflicts), (3, 2, 2));
+    // Many more than one INSERT statement holds.
+    let many: Vec<Message> = (5..=450u64).map(|s| msg("a", ev("a", s, u128::from(s), "lock.secured"))).collect();
+    store_batch(&t.db, "s", "t", &many).await.expect("store");
+    let s = stats(&t.db).await.expect("stats");
+    assert_eq!((s.doors[0].events, s.doors[0].last), (449, 450));
+    assert_eq!(gap_list(&gaps(&t.db).await.expect("gaps")), vec![("a", 3, 3)]);
+});
