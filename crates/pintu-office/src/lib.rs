@@ -7,9 +7,11 @@
 //! service key: sealing at rest, the audit chain's key), [`audit`] (the hash-chained trail),
 //! [`signing`] (approvers' sealed keys, payloads signed by k approvers, publishing),
 //! [`directory`] (holders, cards, badges, visits, doors, rooms; import and export of the
-//! register).
+//! register), [`lists`] (the next list from the database),
+//! [`archive`] (the door-event archive: MQTT ingest, queries, import of the sled archive).
 
 pub mod api;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod config;

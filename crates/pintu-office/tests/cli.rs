@@ -127,3 +127,55 @@ fn a_key_file_others_can_read_is_refused() {
     assert!(!out.status.success());
     assert!(text(&out).contains("mode 0644"), "{}", text(&out));
 }
+
+db_test!(async fn serve_archives_the_doors_events_from_the_broker(t) {
+    use pintu_testkit::broker::{Broker, BrokerOptions};
+    let broker = Broker::start(BrokerOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("office.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ninstance = \"test-1\"\n[database]\nurl = \"{}\"\n[security]\n\
+             secret_key_file = \"secret.key\"\n[site]\nid = \"{}\"\nname = \"Diskominfo\"\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\n",
+            t.url,
+            pintu_testkit::SITE,
+            broker.port()
+        ),
+    )
+    .unwrap();
+    assert!(run(&cfg, &["init"]).status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_pintu-office"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ingest subscribes with a shared subscription; wait until the broker has it.
+    assert!(
+        broker.wait_log("$share/pintu-office/", std::time::Duration::from_secs(20)),
+        "no shared subscription; broker log:\n{}",
+        broker.log()
+    );
+    let publisher = crate::archive::publisher(&broker);
+    for seq in 1..=5 {
+        publisher.publish(&crate::archive::topic("door-1"), crate::archive::event("door-1", seq), false);
+    }
+    let counters = crate::archive::wait_counters(&t.db, "5 events stored", |c| c.stored == 5).await;
+    assert_eq!(counters.duplicates, 0);
+    // SIGTERM: the service stops cleanly (the ingest acks only what it committed).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = serve.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "serve exit {status:?}:\n{log}");
+    assert!(log.contains("event ingest starting"), "{log}");
+});

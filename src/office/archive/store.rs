@@ -278,6 +278,17 @@ impl Archive {
         Ok(out)
     }
 
+    /// Every archived event as `(door, seq, JSON as received)`, door by door in seq order, read
+    /// lazily (the office service imports a whole store through it).
+    pub fn iter_raw(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, u64, Vec<u8>), ArchiveError>> + '_ {
+        self.events.iter().filter_map(move |item| match item {
+            Err(e) => Some(Err(self.err(e))),
+            Ok((k, v)) => split_key(&k).map(|(door, seq)| Ok((door, seq, v.to_vec()))),
+        })
+    }
+
     /// Every archived event, parsed (see [`parse_events`]).
     pub fn events(&self, door: Option<&str>) -> Result<Vec<Event>, ArchiveError> {
         parse_events(self.raw_events(door)?)

@@ -7,7 +7,7 @@
 //! administration), [`audit_api`] (the trail, for auditors), [`requests`] (requests and their
 //! steps), `signing::api` (approver keys, payloads, signatures, publishing), [`directory`]
 //! (holders, cards, badges, visits, doors, rooms; register import/export), [`lists`] (the next
-//! list from the database, for signature).
+//! list from the database, for signature), `archive::api` (the door-event archive, read only).
 
 mod accounts;
 mod audit_api;
@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::signing::api::routes())
         .merge(directory::routes())
         .merge(lists::routes())
+        .merge(crate::archive::api::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

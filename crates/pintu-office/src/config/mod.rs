@@ -52,6 +52,9 @@ pub struct Server {
     /// Plain HTTP on an address that is not loopback (`allow_plain_http = true`): for a site
     /// whose TLS ends at a reverse proxy on the same host.
     pub allow_plain_http: bool,
+    /// This instance's name (default: the host name): its MQTT client id for the event
+    /// ingest. Each instance sharing a database needs its own.
+    pub instance: String,
 }
 
 /// PEM files of the HTTPS listener.
@@ -91,6 +94,9 @@ pub struct Security {
 /// `[site]`.
 #[derive(Debug, Clone)]
 pub struct Site {
+    /// The doors' site id (`site` in their pintu.toml; the MQTT topics' second level). When
+    /// unset, the site of the imported register.
+    pub id: Option<String>,
     /// Shown on pages and forms.
     pub name: String,
     /// Distinct approver signatures a list (or door command) needs: the doors' `trust.threshold`.

@@ -38,6 +38,8 @@ struct RawServer {
     public_origins: Vec<String>,
     #[serde(default)]
     allow_plain_http: bool,
+    #[serde(default)]
+    instance: Option<String>,
 }
 
 impl Default for RawServer {
@@ -48,7 +50,33 @@ impl Default for RawServer {
             key_file: None,
             public_origins: Vec::new(),
             allow_plain_http: false,
+            instance: None,
         }
+    }
+}
+
+/// This machine's name, made safe for an MQTT client id: each instance of the service sharing
+/// a database needs its own (`[server] instance`).
+fn default_instance() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let clean: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "office".into()
+    } else {
+        clean
     }
 }
 
@@ -98,6 +126,8 @@ fn default_lockout() -> HumanDuration {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSite {
+    #[serde(default)]
+    id: Option<String>,
     name: String,
     #[serde(default = "default_threshold")]
     threshold: usize,
@@ -203,6 +233,30 @@ impl RawConfig {
                 "must not be longer than security.session_lifetime".into(),
             );
         }
+        if let Some(id) = &self.site.id {
+            if !pintu_core::list::is_identifier(id) {
+                fail(
+                    "site.id",
+                    format!("expected the doors' site id (letters, digits, '-', '_', '.'), found {id:?}"),
+                );
+            }
+        }
+        let instance = self
+            .server
+            .instance
+            .clone()
+            .unwrap_or_else(default_instance);
+        if instance.is_empty()
+            || instance.len() > 64
+            || !instance
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            fail(
+                "server.instance",
+                format!("expected 1 to 64 of a-z, 0-9, '.', '_', '-', found {instance:?}"),
+            );
+        }
         if self.site.name.trim().is_empty() {
             fail("site.name", "must not be empty".into());
         }
@@ -237,6 +291,7 @@ impl RawConfig {
                     tls,
                     public_origins: self.server.public_origins,
                     allow_plain_http: self.server.allow_plain_http,
+                    instance,
                 },
                 database: Database {
                     url,
@@ -251,6 +306,7 @@ impl RawConfig {
                 },
                 mqtt,
                 site: Site {
+                    id: self.site.id,
                     name: self.site.name,
                     threshold: self.site.threshold,
                     card_key_file: self.site.card_key_file.map(rel),

@@ -719,6 +719,17 @@ pub async fn snapshot(db: &Db, key: &ServiceKey) -> Result<LoadedRegister, Direc
     Ok(LoadedRegister::parse(Path::new(SNAPSHOT_NAME), &text)?)
 }
 
+/// The site id of the imported register (`None` before an import).
+pub async fn registered_site(db: &Db) -> Result<Option<String>, DirectoryError> {
+    let row = sqlx::query("SELECT site FROM site_register WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    })
+}
+
 /// Records `version` as the last list version signed (never lowers it).
 pub async fn record_list_version(
     db: &Db,

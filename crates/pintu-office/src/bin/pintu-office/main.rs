@@ -35,6 +35,9 @@ enum Command {
     /// Accounts: the first administrator, a lost password.
     #[command(subcommand)]
     Account(commands::account::Command),
+    /// The door-event archive: import today's sled archive.
+    #[command(subcommand)]
+    Archive(commands::archive::Command),
     /// The audit trail: verify the chain, export it.
     #[command(subcommand)]
     Audit(commands::audit::Command),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::CheckConfig => commands::check_config::run(&cli.config),
             Command::Account(cmd) => commands::account::run(&cli.config, cmd).await,
             Command::Audit(cmd) => commands::audit::run(&cli.config, cmd).await,
+            Command::Archive(cmd) => commands::archive::run(&cli.config, cmd).await,
             Command::Register(cmd) => commands::register::run(&cli.config, cmd).await,
         }
     });

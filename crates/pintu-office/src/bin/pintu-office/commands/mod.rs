@@ -2,6 +2,7 @@
 //! the database.
 
 pub mod account;
+pub mod archive;
 pub mod audit;
 pub mod check_config;
 pub mod init;

@@ -48,13 +48,62 @@ pub async fn run(config: &Path, args: Args) -> anyhow::Result<ExitCode> {
         settings: Arc::new(settings),
         https: tls.is_some(),
     };
+    let ingest = start_ingest(&state).await?;
     let app = api::router(state);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     server::serve(listener, tls, app, shutdown_signal()).await?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    if let Some((stop, task)) = ingest {
+        // The ingest acknowledges only what it committed: stopping it loses nothing (the
+        // broker keeps the rest for the persistent session).
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "event ingest ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "event ingest task failed"),
+        }
+    }
     db.close().await;
     tracing::info!("pintu-office stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+type Ingest = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), pintu_office::archive::ArchiveError>>,
+);
+
+/// Starts the door-event ingest when `[mqtt]` names a broker: the doors' site is `[site] id`,
+/// or the imported register's site.
+async fn start_ingest(state: &AppState) -> anyhow::Result<Option<Ingest>> {
+    let Some(broker) = state.settings.broker()? else {
+        tracing::info!("no [mqtt] broker: the event ingest is off");
+        return Ok(None);
+    };
+    let site = match &state.settings.site.id {
+        Some(id) => Some(id.clone()),
+        None => pintu_office::directory::register::registered_site(&state.db).await?,
+    };
+    let Some(site) = site else {
+        tracing::warn!(
+            "the event ingest is off: the doors' site is unknown (set [site] id, or import the \
+             register with `pintu-office register import`)"
+        );
+        return Ok(None);
+    };
+    let instance = state.settings.server.instance.clone();
+    tracing::info!(%site, %instance, broker = %broker.broker(), "event ingest starting");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pintu_office::archive::run(
+        state.db.clone(),
+        broker,
+        site,
+        instance,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Some((stop, task)))
 }
 
 async fn shutdown_signal() {
