@@ -187,6 +187,30 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     wait_list(&door, next);
     assert_eq!(door.tap(UID).decision, "deny");
 
+    // A door command goes the same way: ordered, signed by two approvers, sent to the door.
+    let (status, order) = admin
+        .post("/api/v1/commands", json!({
+            "door": DOOR, "command": {"type": "unlock_once", "reason": "Vendor tanpa kartu"}
+        }))
+        .await;
+    assert_eq!(status, 200, "order: {order}");
+    assert_eq!(order["kind"], "command");
+    let id = order["id"].as_str().unwrap();
+    for (who, pass) in [(&budi, BUDI_PASS), (&sari, SARI_PASS)] {
+        let (status, body) = who
+            .post(&format!("/api/v1/payloads/{id}/signatures"), json!({ "passphrase": pass }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = budi.post(&format!("/api/v1/payloads/{id}/publish"), json!({})).await;
+    assert_eq!(status, 200, "publish the command: {body}");
+    assert_eq!(body["topic"], format!("pintu/{SITE}/{DOOR}/commands"));
+    crate::signing_support::wait_event(&door, "command.accepted", None);
+    let (status, body) = pemohon
+        .post("/api/v1/commands", json!({"door": DOOR, "command": {"type": "lockdown", "allow_role": "staff"}}))
+        .await;
+    assert_eq!(status, 403, "a requester orders nothing: {body}");
+
     // Every step of it is in one intact audit trail.
     let verdict = pintu_office::audit::verify(&office.t.db, &office.t.key).await.unwrap();
     assert_eq!(verdict.problem, None);

@@ -7,10 +7,11 @@
 //! administration), [`audit_api`] (the trail, for auditors), [`requests`] (requests and their
 //! steps), `signing::api` (approver keys, payloads, signatures, publishing), [`directory`]
 //! (holders, cards, badges, visits, doors, rooms; register import/export), [`lists`] (the next
-//! list from the database, for signature), `archive::api` (the door-event archive, read only).
+//! list from the database, for signature), [`commands`] (a door command, for signature), `archive::api` (the door-event archive, read only).
 
 mod accounts;
 mod audit_api;
+mod commands;
 mod directory;
 mod error;
 mod lists;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::signing::api::routes())
         .merge(directory::routes())
         .merge(lists::routes())
+        .merge(commands::routes())
         .merge(crate::archive::api::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
