@@ -76,6 +76,12 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let (backend, url) = normalise(url)?;
+        if backend == Backend::Sqlite {
+            create_private(&url).map_err(|source| DbError::Connect {
+                url: redact(&url),
+                source: sqlx::Error::Io(source),
+            })?;
+        }
         let options = AnyConnectOptions::from_str(&url).map_err(|source| DbError::Connect {
             url: redact(&url),
             source,
@@ -163,6 +169,28 @@ fn normalise(url: &str) -> Result<(Backend, String), DbError> {
     Err(DbError::Url(url.into()))
 }
 
+/// Creates a missing SQLite file with mode 0600 before SQLite does (it would use the umask):
+/// the file holds password hashes and sealed secrets. SQLite gives its `-wal` and `-shm` files
+/// the same mode.
+fn create_private(url: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let rest = url.strip_prefix("sqlite://").unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if query.contains("mode=ro") || path == ":memory:" || path.is_empty() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `url` without its password, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -208,6 +236,19 @@ mod tests {
         }
         assert!(matches!(normalise("mysql://x"), Err(DbError::Url(_))));
         assert!(matches!(normalise("sqlite:"), Err(DbError::Url(_))));
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("office.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 1)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
