@@ -105,6 +105,35 @@ db_test!(async fn too_many_failures_from_one_address_are_throttled(t) {
     assert_eq!(post_login(&client, "budi", PASSWORD).await.0, 200);
 });
 
+db_test!(async fn the_address_limit_and_window_come_from_the_config(t) {
+    let mut settings = crate::support::settings(&t.url);
+    settings.security.address_max_failures = 3;
+    settings.security.address_window = std::time::Duration::from_secs(3600);
+    let office = Office::start_with(t, settings).await;
+    office.account("budi", &[Role::Requester]).await;
+    let client = Client::new(&office.base);
+    for i in 0..3 {
+        let (status, _) = post_login(&client, &format!("guess{i}"), "wrong password!!").await;
+        assert_eq!(status, 401);
+    }
+    let (status, body, headers) = client
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/session",
+            json!({"login": "budi", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 429, "three failures are the configured limit: {body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((901..=3600).contains(&wait), "the configured hour: Retry-After {wait}");
+    // 15 minutes later the default window would have passed; the configured hour has not.
+    sqlx::query("UPDATE login_attempts SET at_ms = at_ms - 900001")
+        .execute(office.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(post_login(&client, "budi", PASSWORD).await.0, 429);
+});
+
 db_test!(async fn an_approver_without_totp_may_only_enrol_then_logs_in_with_a_code_once(t) {
     let office = Office::start(t).await;
     let ani = office.account("ani", &[Role::Approver]).await;

@@ -111,3 +111,46 @@ db_test!(
         assert!(pubfile.as_str().unwrap().contains(&kb.public_key));
     }
 );
+
+db_test!(
+    async fn a_large_list_is_taken_and_the_passphrase_limit_comes_from_the_config(t) {
+        let mut settings = crate::support::settings(&t.url);
+        settings.security.max_wrong_passphrases = 1;
+        let office = Office::start_with(t, settings).await;
+        office.account("budi", &[Role::Approver]).await;
+        office.account("tek", &[Role::Technical]).await;
+        let budi = office.login("budi").await;
+        let tek = office.login("tek").await;
+        let (status, body) = budi
+            .post("/api/v1/signing/keys", json!({"passphrase": BUDI_PASS}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+
+        // 10,000 entries: well over axum's default 2 MB body once in base64.
+        let site = Site::new();
+        let entries = (0..10_000u32)
+            .map(|i| {
+                site.entry(
+                    &format!("04{i:08X}"),
+                    &format!("h-{i}"),
+                    "2020-01-01T00:00:00Z",
+                    "2099-01-01T00:00:00Z",
+                )
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&site.payload(1, entries)).unwrap();
+        let encoded = B64.encode(&bytes);
+        assert!(encoded.len() > 2 << 20, "{} bytes", encoded.len());
+        let (status, p) = tek
+            .post("/api/v1/payloads", json!({"kind": "list", "payload": encoded}))
+            .await;
+        assert_eq!(status, 200, "{p}");
+        let sign = format!("/api/v1/payloads/{}/signatures", p["id"].as_str().unwrap());
+
+        // One wrong passphrase is the configured limit: the right one is refused next.
+        let (status, body) = budi.post(&sign, json!({"passphrase": SARI_PASS})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_passphrase")));
+        let (status, body) = budi.post(&sign, json!({"passphrase": BUDI_PASS})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_attempts")), "{body}");
+    }
+);

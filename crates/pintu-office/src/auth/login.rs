@@ -67,7 +67,14 @@ async fn check_password(
     password_given: &str,
 ) -> Result<PasswordOk, ApiError> {
     let security = &state.settings.security;
-    if let Some(retry_after_secs) = throttle::address_wait(&state.db, at.addr).await? {
+    if let Some(retry_after_secs) = throttle::address_wait(
+        &state.db,
+        at.addr,
+        security.address_max_failures,
+        security.address_window,
+    )
+    .await?
+    {
         return Err(ApiError::TooMany { retry_after_secs });
     }
     let creds = accounts::credentials(&state.db, &at.login)
@@ -207,7 +214,14 @@ pub async fn passkey_finish(
     user_agent: &str,
 ) -> Result<LoggedIn, ApiError> {
     let rp = relying_party(state)?;
-    if let Some(retry_after_secs) = throttle::address_wait(&state.db, client_addr).await? {
+    if let Some(retry_after_secs) = throttle::address_wait(
+        &state.db,
+        client_addr,
+        state.settings.security.address_max_failures,
+        state.settings.security.address_window,
+    )
+    .await?
+    {
         return Err(ApiError::TooMany { retry_after_secs });
     }
     let account_id =

@@ -1,7 +1,8 @@
 //! Login throttling and lockout. Every attempt is a row of `login_attempts` (in the database,
 //! so every instance sharing it counts the same attempts):
-//! - per client address: [`ADDRESS_MAX_FAILURES`] failures within [`ADDRESS_WINDOW`] and the
-//!   address gets 429 with `Retry-After` until the oldest of them leaves the window;
+//! - per client address: `security.address_max_failures` failures within
+//!   `security.address_window` and the address gets 429 with `Retry-After` until the oldest of
+//!   them leaves the window;
 //! - per account: `security.max_failed_logins` failures in a row lock it for
 //!   `security.lockout` (columns `failed_logins`, `locked_until_ms`; audited `account.lock`;
 //!   an administrator can unlock);
@@ -17,10 +18,6 @@ use crate::audit::{self, AuditActor, Entry};
 use crate::db::{new_id, now_ms, Db, DbError};
 use crate::secret::ServiceKey;
 
-/// Failures from one address that trigger throttling.
-pub const ADDRESS_MAX_FAILURES: i64 = 10;
-/// The window they are counted in.
-pub const ADDRESS_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Attempts older than this are deleted (they count for nothing any more).
 const KEEP: i64 = 24 * 3600 * 1000;
 
@@ -36,12 +33,17 @@ pub enum Outcome {
     WhileLocked = 2,
 }
 
-/// Seconds until `addr` may try again, when it has failed too often lately.
-pub async fn address_wait(db: &Db, addr: &str) -> Result<Option<u64>, DbError> {
+/// Seconds until `addr` may try again, when it has failed `max_failures` times within `window`.
+pub async fn address_wait(
+    db: &Db,
+    addr: &str,
+    max_failures: u32,
+    window: Duration,
+) -> Result<Option<u64>, DbError> {
     if addr.is_empty() {
         return Ok(None);
     }
-    let window = ADDRESS_WINDOW.as_millis() as i64;
+    let window = window.as_millis() as i64;
     let now = now_ms();
     let row = sqlx::query(
         "SELECT COUNT(*), MIN(at_ms) FROM login_attempts WHERE client_addr = $1 \
@@ -52,7 +54,7 @@ pub async fn address_wait(db: &Db, addr: &str) -> Result<Option<u64>, DbError> {
     .fetch_one(db.pool())
     .await?;
     let count: i64 = row.try_get(0)?;
-    if count < ADDRESS_MAX_FAILURES {
+    if count < i64::from(max_failures) {
         return Ok(None);
     }
     let oldest: i64 = row.try_get::<Option<i64>, _>(1)?.unwrap_or(now);

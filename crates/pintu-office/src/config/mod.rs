@@ -89,6 +89,16 @@ pub struct Security {
     pub max_failed_logins: u32,
     /// How long a locked account stays locked.
     pub lockout: Duration,
+    /// Failed logins from one client address within [`Security::address_window`] before that
+    /// address is throttled (answered 429 with `Retry-After`).
+    pub address_max_failures: u32,
+    /// The window failed logins per address are counted in.
+    pub address_window: Duration,
+    /// Wrong signing passphrases an approver may give within [`Security::passphrase_window`]
+    /// before signing is refused for a while.
+    pub max_wrong_passphrases: u32,
+    /// The window wrong passphrases are counted in.
+    pub passphrase_window: Duration,
 }
 
 /// `[site]`.

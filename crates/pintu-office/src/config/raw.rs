@@ -108,6 +108,14 @@ struct RawSecurity {
     max_failed_logins: u32,
     #[serde(default = "default_lockout")]
     lockout: HumanDuration,
+    #[serde(default = "default_address_max_failures")]
+    address_max_failures: u32,
+    #[serde(default = "default_lockout")]
+    address_window: HumanDuration,
+    #[serde(default = "default_max_failed_logins")]
+    max_wrong_passphrases: u32,
+    #[serde(default = "default_lockout")]
+    passphrase_window: HumanDuration,
 }
 
 fn default_session_lifetime() -> HumanDuration {
@@ -118,6 +126,9 @@ fn default_session_idle() -> HumanDuration {
 }
 fn default_max_failed_logins() -> u32 {
     5
+}
+fn default_address_max_failures() -> u32 {
+    10
 }
 fn default_lockout() -> HumanDuration {
     HumanDuration(Duration::from_secs(15 * 60))
@@ -224,8 +235,35 @@ impl RawConfig {
         if self.database.max_connections == 0 {
             fail("database.max_connections", "must be at least 1".into());
         }
-        if self.security.max_failed_logins == 0 {
-            fail("security.max_failed_logins", "must be at least 1".into());
+        for (key, value) in [
+            (
+                "security.max_failed_logins",
+                self.security.max_failed_logins,
+            ),
+            (
+                "security.address_max_failures",
+                self.security.address_max_failures,
+            ),
+            (
+                "security.max_wrong_passphrases",
+                self.security.max_wrong_passphrases,
+            ),
+        ] {
+            if value == 0 {
+                fail(key, "must be at least 1".into());
+            }
+        }
+        for (key, value) in [
+            ("security.lockout", self.security.lockout.0),
+            ("security.address_window", self.security.address_window.0),
+            (
+                "security.passphrase_window",
+                self.security.passphrase_window.0,
+            ),
+        ] {
+            if value < Duration::from_secs(1) {
+                fail(key, "must be at least 1 s".into());
+            }
         }
         if self.security.session_idle.0 > self.security.session_lifetime.0 {
             fail(
@@ -303,6 +341,10 @@ impl RawConfig {
                     session_idle: self.security.session_idle.0,
                     max_failed_logins: self.security.max_failed_logins,
                     lockout: self.security.lockout.0,
+                    address_max_failures: self.security.address_max_failures,
+                    address_window: self.security.address_window.0,
+                    max_wrong_passphrases: self.security.max_wrong_passphrases,
+                    passphrase_window: self.security.passphrase_window.0,
                 },
                 mqtt,
                 site: Site {

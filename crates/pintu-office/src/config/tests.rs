@@ -97,3 +97,58 @@ fn a_shorter_sop_chain_is_read_from_toml_and_a_bad_one_named() {
     let err = load(&no_approve).unwrap_err().to_string();
     assert!(err.contains("workflow.steps"), "{err}");
 }
+
+#[test]
+fn the_throttle_limits_are_read_with_defaults_and_checked() {
+    let s = load(MINIMAL).unwrap();
+    assert_eq!(s.security.address_max_failures, 10);
+    assert_eq!(
+        s.security.address_window,
+        std::time::Duration::from_secs(900)
+    );
+    assert_eq!(s.security.max_wrong_passphrases, 5);
+    assert_eq!(
+        s.security.passphrase_window,
+        std::time::Duration::from_secs(900)
+    );
+    let tuned = MINIMAL.replace(
+        "secret_key_file = \"secret.key\"",
+        "secret_key_file = \"secret.key\"\naddress_max_failures = 3\naddress_window = \"1h\"\n\
+         max_wrong_passphrases = 2\npassphrase_window = \"30m\"",
+    );
+    let s = load(&tuned).unwrap();
+    assert_eq!(s.security.address_max_failures, 3);
+    assert_eq!(
+        s.security.address_window,
+        std::time::Duration::from_secs(3600)
+    );
+    assert_eq!(s.security.max_wrong_passphrases, 2);
+    assert_eq!(
+        s.security.passphrase_window,
+        std::time::Duration::from_secs(1800)
+    );
+    for (line, key) in [
+        (
+            "address_max_failures = 0",
+            "security.address_max_failures: must be at least 1",
+        ),
+        (
+            "max_wrong_passphrases = 0",
+            "security.max_wrong_passphrases: must be at least 1",
+        ),
+        (
+            "passphrase_window = \"0s\"",
+            "security.passphrase_window: must be at least 1 s",
+        ),
+    ] {
+        let text = MINIMAL.replace(
+            "secret_key_file = \"secret.key\"",
+            &format!("secret_key_file = \"secret.key\"\n{line}"),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.contains(key) && err.contains("office.toml:"),
+            "{line}: {err}"
+        );
+    }
+}

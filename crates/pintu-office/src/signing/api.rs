@@ -19,7 +19,7 @@
 //!   file a door's inbox takes.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -36,13 +36,24 @@ use crate::api::{ApiError, AppState};
 use crate::auth::{Actor, Role};
 use crate::input::FieldError;
 
+/// Largest `POST /api/v1/payloads` body: the largest payload file `pintuctl` reads, in base64,
+/// with room for the JSON around it (axum's default of 2 MB would refuse a list of ~6,000
+/// entries).
+pub const PAYLOAD_UPLOAD_MAX_BYTES: usize =
+    pintu::office::offline::MAX_PAYLOAD_FILE_BYTES.div_ceil(3) * 4 + (64 << 10);
+
 /// The routes of this module (the lead merges them into the API).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/signing/keys", get(keys).post(create_key))
         .route("/api/v1/signing/keys/offline", post(register_offline_key))
         .route("/api/v1/signing/keys/{key_id}/pub", get(public_key_file))
-        .route("/api/v1/payloads", get(pending).post(create_payload))
+        .route(
+            "/api/v1/payloads",
+            get(pending)
+                .post(create_payload)
+                .layer(DefaultBodyLimit::max(PAYLOAD_UPLOAD_MAX_BYTES)),
+        )
         .route("/api/v1/payloads/{id}", get(one))
         .route("/api/v1/payloads/{id}/signatures", post(sign))
         .route("/api/v1/payloads/{id}/offline", get(export_offline))
@@ -54,13 +65,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/payloads/{id}/envelope", get(envelope))
 }
 
-/// The signer of the service: its database, key and `[site] threshold`.
+/// The signer of the service: its database, key, `[site] threshold` and the passphrase
+/// throttle of `[security]`.
 pub fn signer(state: &AppState) -> Signer {
-    Signer::new(
-        state.db.clone(),
-        (*state.key).clone(),
-        Policy::new(state.settings.site.threshold),
-    )
+    let security = &state.settings.security;
+    let policy = Policy {
+        max_wrong_passphrases: security.max_wrong_passphrases,
+        throttle_window: security.passphrase_window,
+        ..Policy::new(state.settings.site.threshold)
+    };
+    Signer::new(state.db.clone(), (*state.key).clone(), policy)
 }
 
 /// A signing error as the API shows it.
