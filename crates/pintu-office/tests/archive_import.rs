@@ -14,7 +14,8 @@ use pintu_testkit::SITE;
 use crate::archive::{event, topic};
 
 /// A sled archive written by today's code: door-1 1..=50 without 20..=22, door-2 1..=10, one
-/// duplicate delivery and one message that is not an event.
+/// duplicate delivery, one conflicting door-1 #7 and one message that is not an event (the last
+/// two kept in sled's `rejected` tree).
 fn make_sled(dir: &Path) -> Vec<(String, u64, String)> {
     let sled = pintu::office::archive::Archive::open(dir, SITE).expect("open sled archive");
     let mut sent = Vec::new();
@@ -28,6 +29,11 @@ fn make_sled(dir: &Path) -> Vec<(String, u64, String)> {
         sent.push((door.to_string(), seq, body));
     }
     sled.store(&topic("door-1"), event("door-1", 5).as_bytes())
+        .expect("store");
+    let mut conflicting: serde_json::Value =
+        serde_json::from_str(&event("door-1", 7)).expect("json");
+    conflicting["kind"] = "access.granted".into();
+    sled.store(&topic("door-1"), conflicting.to_string().as_bytes())
         .expect("store");
     sled.store(&topic("door-1"), b"not json").expect("store");
     sled.flush().expect("flush");
@@ -70,9 +76,21 @@ db_test!(async fn a_sled_archive_imports_fully(t) {
         report,
         ImportReport {
             site: SITE.into(), read: 57, imported: 51, duplicates: 5, conflicts: 1, rejected: 0,
-            doors: 2,
+            rejected_read: 2, rejected_imported: 2, doors: 2,
         }
     );
+    // The sled archive's kept messages are in `ingest_rejected`, as it kept them.
+    let kept = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT topic, reason, payload FROM ingest_rejected WHERE instance = 'import' \
+         ORDER BY at_ms, reason",
+    )
+    .fetch_all(t.db.pool())
+    .await
+    .expect("rejected rows");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|(t, _, _)| t == &topic("door-1")), "{kept:?}");
+    assert!(kept[0].1.contains("conflict") && kept[0].2.contains("access.granted"), "{kept:?}");
+    assert_eq!(kept[1].2, "not json");
     let s = archive::stats(&t.db).await.expect("stats");
     assert_eq!(
         s.doors.iter().map(|d| (d.door.as_str(), d.events, d.first, d.last)).collect::<Vec<_>>(),
@@ -102,6 +120,7 @@ db_test!(async fn a_sled_archive_imports_fully(t) {
     // Again: nothing new.
     let again = import(&t, SITE, &sled_dir).await.expect("import again");
     assert_eq!((again.imported, again.duplicates, again.conflicts), (0, 56, 1));
+    assert_eq!((again.rejected_read, again.rejected_imported), (2, 0));
     assert_eq!(archive::stats(&t.db).await.expect("stats").doors[0].events, 47);
 
     // Another site's archive is refused.

@@ -90,6 +90,22 @@ pub enum ArchiveError {
         /// The parser's message.
         message: String,
     },
+    /// A record of the `rejected` tree is not what the archive writes.
+    #[error("archive store: {0}")]
+    Corrupt(String),
+}
+
+/// A message the archive kept in its `rejected` tree: not an archivable event, or a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRecord {
+    /// When it arrived.
+    pub at: jiff::Timestamp,
+    /// The topic it came on.
+    pub topic: String,
+    /// Why it was not archived.
+    pub reason: String,
+    /// The payload as text (bytes that are not UTF-8 replaced).
+    pub payload: String,
 }
 
 /// What [`Archive::store`] did with one message.

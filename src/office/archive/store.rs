@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ArchiveError, DoorRange, Gap, Stats, Stored, MAX_EVENT_BYTES};
+use super::{ArchiveError, DoorRange, Gap, RejectedRecord, Stats, Stored, MAX_EVENT_BYTES};
 use crate::core::event::{Event, EVENT_SCHEMA};
 use crate::mqtt::topics;
 
@@ -286,6 +286,26 @@ impl Archive {
         self.events.iter().filter_map(move |item| match item {
             Err(e) => Some(Err(self.err(e))),
             Ok((k, v)) => split_key(&k).map(|(door, seq)| Ok((door, seq, v.to_vec()))),
+        })
+    }
+
+    /// Every kept rejected message and conflict (the `rejected` tree), oldest first, read
+    /// lazily (the office service imports them with the events). A record that is not what
+    /// this archive writes is returned as an error naming its key, and the rest still read.
+    pub fn iter_rejected(&self) -> impl Iterator<Item = Result<RejectedRecord, ArchiveError>> + '_ {
+        self.rejected.iter().map(move |item| {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let key = k
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            serde_json::from_slice::<RejectedRecord>(&v).map_err(|e| {
+                ArchiveError::Corrupt(format!(
+                    "rejected record {key} in {}: {e}",
+                    self.path.display()
+                ))
+            })
         })
     }
 
