@@ -57,6 +57,24 @@ impl Site {
 
     /// A door config trusting `k1` (threshold 1), fast inbox polling. `extra` is appended.
     pub fn config_text(&self, extra: &str) -> String {
+        let k1 = B64.encode(self.keys[0].1.verifying_key().to_bytes());
+        self.config_text_trusting(&[("k1", &k1)], 1, extra)
+    }
+
+    /// A door config trusting `keys` (`(id, public key in base64)`) at `threshold`, fast inbox
+    /// polling. `extra` is appended.
+    pub fn config_text_trusting(
+        &self,
+        keys: &[(&str, &str)],
+        threshold: usize,
+        extra: &str,
+    ) -> String {
+        let trust: String = keys
+            .iter()
+            .map(|(id, public)| {
+                format!("\n[[trust.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\n")
+            })
+            .collect();
         format!(
             r#"site = "{SITE}"
 state_dir = "state"
@@ -66,13 +84,9 @@ id = "{DOOR}"
 unlock_for = "1s"
 
 [trust]
-threshold = 1
+threshold = {threshold}
 card_key_file = "card.key"
-
-[[trust.keys]]
-id = "k1"
-public_key = "{}"
-
+{trust}
 [list]
 poll_interval = "100ms"
 max_size = "1MiB"
@@ -91,8 +105,15 @@ cache_size = "4MiB"
 
 [log]
 level = "debug"
-{extra}"#,
-            B64.encode(self.keys[0].1.verifying_key().to_bytes())
+{extra}"#
+        )
+    }
+
+    /// The `[mqtt]` section of a door config for a test broker on `port` (fast reconnects).
+    pub fn mqtt_section(port: u16) -> String {
+        format!(
+            "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nreconnect_min = \"200ms\"\n\
+             reconnect_max = \"1s\"\nheartbeat = \"5s\"\ninsecure = true\n"
         )
     }
 
