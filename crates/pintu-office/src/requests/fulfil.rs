@@ -136,11 +136,11 @@ pub(crate) async fn carry_out(
     let wrap = |doing: String| {
         let request = request.reference.clone();
         move |source: DirectoryError| {
-            RequestError::Fulfilment(FulfilError {
+            RequestError::Fulfilment(Box::new(FulfilError {
                 request,
                 doing,
                 source,
-            })
+            }))
         }
     };
     let audit_actor = actor.audit();

@@ -164,7 +164,7 @@ pub enum RequestError {
     /// Carrying the request out (the fulfil step) was refused by the directory; nothing of
     /// the step was recorded.
     #[error(transparent)]
-    Fulfilment(#[from] fulfil::FulfilError),
+    Fulfilment(Box<fulfil::FulfilError>),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
