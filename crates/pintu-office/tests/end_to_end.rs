@@ -153,6 +153,7 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
 
     // Fulfilment: the helpdesk fulfils with the card read at the desk; the step creates the
     // holder from the request and enrols the card in one transaction. Then the list.
+    let fulfil_started = Instant::now();
     let (status, done) = helpdesk
         .post(&format!("/api/v1/requests/{id}/steps"), json!({
             "action": "fulfil", "note": "Kartu terdaftar",
@@ -160,6 +161,7 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
         }))
         .await;
     assert_eq!(status, 200, "fulfil: {done}");
+    eprintln!("fulfil step (holder created, card enrolled): {:?}", fulfil_started.elapsed());
     assert_eq!(done["fulfilment"]["changes"][1]["change"], "card.enrol");
     assert_eq!(done["fulfilment"]["list"]["published"], false, "awaiting the list");
     let (status, holder) = helpdesk.get("/api/v1/holders/budi-santoso").await;
