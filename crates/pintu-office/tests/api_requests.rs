@@ -481,6 +481,29 @@ db_test!(async fn a_removal_fulfil_revokes_the_subjects_cards_under_the_request(
     let tail: Vec<&str> = actions.iter().rev().take(3).rev().map(String::as_str).collect();
     assert_eq!(tail, ["card.revoke", "request.fulfilment", "request.fulfil"]);
 
+    // Without a NIP the holder must be named, at fulfilment or by the request itself.
+    let mut alice = staff_access();
+    alice["kind"] = json!("removal");
+    alice["subject_name"] = json!("Alice");
+    alice.as_object_mut().unwrap().remove("subject_nip");
+    let id = approved(&p, alice).await;
+    let (status, body) = step(&p.helpdesk, &id, fulfil(json!({}))).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "fulfilment.holder");
+    sqlx::query(
+        "UPDATE requests SET subject_holder_id = (SELECT id FROM holders WHERE holder_key = $1) \
+         WHERE id = $2",
+    )
+    .bind("alice")
+    .bind(&id)
+    .execute(office.t.db.pool())
+    .await
+    .unwrap();
+    let (status, body) = step(&p.helpdesk, &id, fulfil(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["fulfilment"]["changes"][0]["holder"], "alice");
+    assert!(holder_cards(&p.helpdesk, "alice").await.is_empty());
+
     // A removal of a holder with no card left is refused, naming what and where.
     let mut again = staff_access();
     again["kind"] = json!("removal");

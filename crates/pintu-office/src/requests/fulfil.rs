@@ -41,7 +41,7 @@ pub struct Fulfilment {
     pub uid: Option<String>,
     /// Staff access: the holder (register id) the card is for; with `create_holder`, the key
     /// of the holder to create (default the subject's NIP). Removal: whose cards are revoked
-    /// (default the holder whose NIP is the subject's).
+    /// (default the holder the request names, else the one whose NIP is the subject's).
     #[serde(default)]
     pub holder: Option<String>,
     /// Staff access: create the holder from the request's subject (name, NIP, unit), doors and
@@ -431,8 +431,19 @@ fn check_access(
     Ok(())
 }
 
-/// The holder whose NIP is the removal request's subject's.
+/// The removal request's subject as a holder: the one the request names (`subject_holder_id`),
+/// else the one holder whose NIP is the subject's.
 async fn holder_by_nip(tx: &mut Tx, request: &RequestView) -> Result<String, RequestError> {
+    if let Some(row) = sqlx::query(
+        "SELECT h.holder_key FROM requests r JOIN holders h ON h.id = r.subject_holder_id \
+         WHERE r.id = $1",
+    )
+    .bind(&request.id)
+    .fetch_optional(&mut **tx)
+    .await?
+    {
+        return Ok(row.try_get(0)?);
+    }
     let needed = || {
         FieldError::new(
             "fulfilment.holder",
