@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{RequestError, RequestView};
-use crate::audit::{self, Entry};
+use crate::audit::{self, AuditActor, Entry};
 use crate::auth::Actor;
 use crate::db::{now_ms, Db, Tx};
 use crate::directory::holders::{holder_in, HolderInput};
@@ -133,155 +133,193 @@ pub(crate) async fn carry_out(
         return Ok(());
     };
     check_fields(request.kind, details)?;
-    let wrap = |doing: String| {
-        let request = request.reference.clone();
-        move |source: DirectoryError| {
+    let run = Run {
+        db,
+        key,
+        actor: actor.audit(),
+        approver: approver_of(request, actor),
+        request,
+    };
+    let changes = match request.kind {
+        RequestKind::StaffAccess => run.staff_access(tx, details, ctx.card_key_file).await?,
+        RequestKind::Removal => run.removal(tx, details).await?,
+        RequestKind::Visit => run.visit(tx, details).await?,
+        // No custody model yet (issue 19): the step's note is the record.
+        RequestKind::ServerCustody => return Ok(()),
+    };
+    record(tx, db, key, actor, request, &changes).await
+}
+
+/// One fulfilment under way: what every kind's path needs.
+struct Run<'a> {
+    db: &'a Db,
+    key: &'a ServiceKey,
+    actor: AuditActor,
+    /// Who approved the request (the directory's `approver` fields).
+    approver: String,
+    request: &'a RequestView,
+}
+
+impl Run<'_> {
+    /// A directory refusal, with the request and what was being done.
+    fn failed(&self, doing: String) -> impl FnOnce(DirectoryError) -> RequestError {
+        let request = self.request.reference.clone();
+        move |source| {
             RequestError::Fulfilment(Box::new(FulfilError {
                 request,
                 doing,
                 source,
             }))
         }
-    };
-    let audit_actor = actor.audit();
-    let approver = approver_of(request, actor);
-    let mut changes = Vec::new();
-    match request.kind {
-        RequestKind::StaffAccess => {
-            let uid_text = details.uid.as_deref().ok_or_else(|| {
-                FieldError::new(
-                    "fulfilment.uid",
-                    "required: the card's UID read at the desk",
-                )
-            })?;
-            let uid: Uid = uid_text
-                .trim()
-                .parse()
-                .map_err(|e| FieldError::new("fulfilment.uid", format!("{e}")))?;
-            let card_key = directory::load_card_key(ctx.card_key_file)
-                .map_err(wrap("loading the site card key".into()))?;
-            let holder_key = if details.create_holder {
-                let holder_key = new_holder_key(request, details)?;
-                let input = holder_from_request(request, &holder_key, &approver)?;
-                directory::holders::create_holder_in(
-                    tx,
-                    db,
-                    key,
-                    &audit_actor,
-                    &holder_key,
-                    &input,
-                )
-                .await
-                .map_err(wrap(format!(
-                    "creating holder {holder_key} from the request's subject"
-                )))?;
-                changes.push(Change::holder("holder.create", &holder_key));
-                holder_key
-            } else {
-                let holder_key = holder_field(details)?;
-                let holder = holder_in(tx, &holder_key)
-                    .await
-                    .map_err(wrap(format!("finding holder {holder_key}")))?;
-                check_access(request, &holder)?;
-                holder_key
-            };
-            let hash = masked_hash(&card_key.hash(&uid).to_hex());
-            let card = cards::enrol_card_in(
-                tx,
-                db,
-                key,
-                &card_key,
-                &audit_actor,
-                &holder_key,
-                &uid,
-                Some(&request.id),
-            )
-            .await
-            .map_err(wrap(format!(
-                "enrolling card {hash} for holder {holder_key}"
-            )))?;
-            changes.push(Change {
-                card: Some(card.label),
-                ..Change::holder("card.enrol", &holder_key)
-            });
-        }
-        RequestKind::Removal => {
-            let holder_key = match &details.holder {
-                Some(h) => single_line("fulfilment.holder", h, 64)?,
-                None => holder_by_nip(tx, request).await?,
-            };
-            let input = RevokeInput {
-                reason: format!("removal request {}", request.reference),
-                request_ref: request.reference.clone(),
-            }
-            .check()?;
-            let revoked = cards::revoke_holder_in(
-                tx,
-                db,
-                key,
-                &audit_actor,
-                &holder_key,
-                &input,
-                Some(&request.id),
-            )
-            .await
-            .map_err(wrap(format!("revoking the cards of holder {holder_key}")))?;
-            for card in revoked {
-                changes.push(Change {
-                    card: Some(card.label),
-                    ..Change::holder("card.revoke", &holder_key)
-                });
-            }
-        }
-        RequestKind::Visit => {
-            let until = request.window_until_ms.ok_or_else(|| {
-                FieldError::new(
-                    "fulfilment",
-                    "the visit request has no window end (window_until): a badge is reserved \
-                     for a bounded window",
-                )
-            })?;
-            let badge = details
-                .badge
-                .as_deref()
-                .ok_or_else(|| FieldError::new("fulfilment.badge", "required: a pool badge"))?;
-            let host = details.host.as_deref().ok_or_else(|| {
-                FieldError::new("fulfilment.host", "required: the host (a staff holder)")
-            })?;
-            let input = VisitInput {
-                id: None,
-                visitor: request.subject_name.clone(),
-                host: host.trim().to_string(),
-                escort: details.escort.as_deref().map(|e| e.trim().to_string()),
-                badge: badge.trim().to_string(),
-                from: request.window_from_ms.map(|ms| super::ts(ms).to_string()),
-                until: super::ts(until).to_string(),
-                request_ref: request.reference.clone(),
-                approver: approver.clone(),
-            };
-            let visit = directory::visits::issue_visit_in(
-                tx,
-                db,
-                key,
-                &audit_actor,
-                &input,
-                Some(&request.id),
-            )
-            .await
-            .map_err(wrap(format!(
-                "reserving badge {} for the visit",
-                input.badge
-            )))?;
-            changes.push(Change {
-                badge: Some(visit.badge),
-                visit: Some(visit.id),
-                ..Change::holder("visit.reserve", &visit.host)
-            });
-        }
-        // No custody model yet (issue 19): the step's note is the record.
-        RequestKind::ServerCustody => return Ok(()),
     }
-    record(tx, db, key, actor, request, &changes).await
+
+    /// Staff access: the card is enrolled for an existing holder or one created from the
+    /// request.
+    async fn staff_access(
+        &self,
+        tx: &mut Tx,
+        details: &Fulfilment,
+        card_key_file: Option<&Path>,
+    ) -> Result<Vec<Change>, RequestError> {
+        let request = self.request;
+        let uid_text = details.uid.as_deref().ok_or_else(|| {
+            FieldError::new(
+                "fulfilment.uid",
+                "required: the card's UID read at the desk",
+            )
+        })?;
+        let uid: Uid = uid_text
+            .trim()
+            .parse()
+            .map_err(|e| FieldError::new("fulfilment.uid", format!("{e}")))?;
+        let card_key = directory::load_card_key(card_key_file)
+            .map_err(self.failed("loading the site card key".into()))?;
+        let mut changes = Vec::new();
+        let holder_key = if details.create_holder {
+            let holder_key = new_holder_key(request, details)?;
+            let input = holder_from_request(request, &holder_key, &self.approver)?;
+            directory::holders::create_holder_in(
+                tx,
+                self.db,
+                self.key,
+                &self.actor,
+                &holder_key,
+                &input,
+            )
+            .await
+            .map_err(self.failed(format!(
+                "creating holder {holder_key} from the request's subject"
+            )))?;
+            changes.push(Change::holder("holder.create", &holder_key));
+            holder_key
+        } else {
+            let holder_key = holder_field(details)?;
+            let holder = holder_in(tx, &holder_key)
+                .await
+                .map_err(self.failed(format!("finding holder {holder_key}")))?;
+            check_access(request, &holder)?;
+            holder_key
+        };
+        let hash = masked_hash(&card_key.hash(&uid).to_hex());
+        let card = cards::enrol_card_in(
+            tx,
+            self.db,
+            self.key,
+            &card_key,
+            &self.actor,
+            &holder_key,
+            &uid,
+            Some(&request.id),
+        )
+        .await
+        .map_err(self.failed(format!("enrolling card {hash} for holder {holder_key}")))?;
+        changes.push(Change {
+            card: Some(card.label),
+            ..Change::holder("card.enrol", &holder_key)
+        });
+        Ok(changes)
+    }
+
+    /// Removal: every card of the subject's holder is revoked.
+    async fn removal(
+        &self,
+        tx: &mut Tx,
+        details: &Fulfilment,
+    ) -> Result<Vec<Change>, RequestError> {
+        let request = self.request;
+        let holder_key = match &details.holder {
+            Some(h) => single_line("fulfilment.holder", h, 64)?,
+            None => holder_by_nip(tx, request).await?,
+        };
+        let input = RevokeInput {
+            reason: format!("removal request {}", request.reference),
+            request_ref: request.reference.clone(),
+        }
+        .check()?;
+        let revoked = cards::revoke_holder_in(
+            tx,
+            self.db,
+            self.key,
+            &self.actor,
+            &holder_key,
+            &input,
+            Some(&request.id),
+        )
+        .await
+        .map_err(self.failed(format!("revoking the cards of holder {holder_key}")))?;
+        Ok(revoked
+            .into_iter()
+            .map(|card| Change {
+                card: Some(card.label),
+                ..Change::holder("card.revoke", &holder_key)
+            })
+            .collect())
+    }
+
+    /// Visit: a pool badge is reserved for the request's window.
+    async fn visit(&self, tx: &mut Tx, details: &Fulfilment) -> Result<Vec<Change>, RequestError> {
+        let request = self.request;
+        let until = request.window_until_ms.ok_or_else(|| {
+            FieldError::new(
+                "fulfilment",
+                "the visit request has no window end (window_until): a badge is reserved for a \
+                 bounded window",
+            )
+        })?;
+        let badge = details
+            .badge
+            .as_deref()
+            .ok_or_else(|| FieldError::new("fulfilment.badge", "required: a pool badge"))?;
+        let host = details.host.as_deref().ok_or_else(|| {
+            FieldError::new("fulfilment.host", "required: the host (a staff holder)")
+        })?;
+        let input = VisitInput {
+            id: None,
+            visitor: request.subject_name.clone(),
+            host: host.trim().to_string(),
+            escort: details.escort.as_deref().map(|e| e.trim().to_string()),
+            badge: badge.trim().to_string(),
+            from: request.window_from_ms.map(|ms| super::ts(ms).to_string()),
+            until: super::ts(until).to_string(),
+            request_ref: request.reference.clone(),
+            approver: self.approver.clone(),
+        };
+        let visit = directory::visits::issue_visit_in(
+            tx,
+            self.db,
+            self.key,
+            &self.actor,
+            &input,
+            Some(&request.id),
+        )
+        .await
+        .map_err(self.failed(format!("reserving badge {} for the visit", input.badge)))?;
+        Ok(vec![Change {
+            badge: Some(visit.badge),
+            visit: Some(visit.id),
+            ..Change::holder("visit.reserve", &visit.host)
+        }])
+    }
 }
 
 /// Refuses fields that do not belong to the request's kind.
