@@ -30,8 +30,10 @@ CREATE TABLE request_changes (
     change TEXT NOT NULL,
     -- The holder's key (register id), when a holder is involved.
     holder_key TEXT,
-    -- The card's short hash (`c:1a2b3c4d`), never a raw UID.
+    -- The card's short hash (`c:1a2b3c4d`), never a raw UID, and its whole keyed hash (what
+    -- the lists carry: a published list is checked for it).
     card TEXT,
+    card_hash TEXT,
     -- The badge label and visit id of a reserved visit.
     badge TEXT,
     visit_id TEXT,

@@ -346,7 +346,7 @@ db_test!(async fn a_staff_access_fulfil_enrols_the_card_and_records_the_step_in_
     assert_eq!(
         done["fulfilment"]["list"],
         json!({"after_version": 2, "published_version": 2, "published": false,
-               "prepared_version": null}),
+               "published_in": null, "prepared_version": null}),
         "awaiting list publication"
     );
 
@@ -388,21 +388,76 @@ db_test!(async fn a_staff_access_fulfil_enrols_the_card_and_records_the_step_in_
         None
     );
 
-    // The next list carries the change: prepared, then published (its version recorded).
+    // The next list carries the change: prepared, then signed by two approvers and published.
     let (status, payload) = p.helpdesk.post("/api/v1/lists", json!({})).await;
     assert_eq!(status, 200, "prepare: {payload}");
     assert_eq!(payload["list_version"], 3);
     let (_, view) = p.pemohon.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(view["fulfilment"]["list"]["prepared_version"], 3);
     assert_eq!(view["fulfilment"]["list"]["published"], false);
-    let actor = pintu_office::audit::AuditActor::system();
-    pintu_office::directory::register::record_list_version(&office.t.db, &office.t.key, &actor, 3)
+    let approvers = two_approvers(&office).await;
+    publish(&approvers, payload["id"].as_str().unwrap()).await;
+    let (_, view) = p.pemohon.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(view["fulfilment"]["list"]["published"], true, "{view}");
+    assert_eq!(view["fulfilment"]["list"]["published_in"], 3);
+    assert_eq!(view["fulfilment"]["list"]["published_version"], 3);
+
+    // A list prepared from a snapshot read just before a fulfilment committed has a higher
+    // version but not the change: it does not count. (The race is made here by moving the
+    // fulfilment's recorded version down, as if that list had been prepared at that moment.)
+    let id = approved(&p, staff_access()).await;
+    let (status, done) =
+        step(&p.helpdesk, &id, fulfil(json!({"uid": "04BEEF01", "holder": "alice"}))).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["fulfilment"]["list"]["after_version"], 3);
+    sqlx::query("UPDATE request_fulfilments SET list_version_before = 2 WHERE request_id = $1")
+        .bind(&id)
+        .execute(office.t.db.pool())
         .await
         .unwrap();
     let (_, view) = p.pemohon.get(&format!("/api/v1/requests/{id}")).await;
-    assert_eq!(view["fulfilment"]["list"]["published"], true, "{view}");
-    assert_eq!(view["fulfilment"]["list"]["published_version"], 3);
+    assert_eq!(view["fulfilment"]["list"]["published"], false, "v3 lacks the card: {view}");
+    let (_, payload) = p.helpdesk.post("/api/v1/lists", json!({})).await;
+    publish(&approvers, payload["id"].as_str().unwrap()).await;
+    let (_, view) = p.pemohon.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(view["fulfilment"]["list"]["published_in"], 4, "{view}");
 });
+
+/// Two approvers with keys made in the service (the test site's threshold is 2).
+async fn two_approvers(office: &Office) -> [(Client, &'static str); 2] {
+    office.account("kabid2", &[Role::Approver]).await;
+    let kabid2 = office.login("kabid2").await;
+    let kabid = office.login("kabid").await;
+    let pairs = [
+        (kabid, "pohon mangga di halaman"),
+        (kabid2, "kopi tubruk tanpa gula"),
+    ];
+    for (who, pass) in &pairs {
+        let (status, body) = who
+            .post("/api/v1/signing/keys", json!({ "passphrase": pass }))
+            .await;
+        assert_eq!(status, 200, "approver key: {body}");
+    }
+    pairs
+}
+
+/// Both approvers sign payload `id`; it is published (no broker here: for a file).
+async fn publish(approvers: &[(Client, &'static str); 2], id: &str) {
+    for (who, pass) in approvers {
+        let (status, body) = who
+            .post(
+                &format!("/api/v1/payloads/{id}/signatures"),
+                json!({ "passphrase": pass }),
+            )
+            .await;
+        assert_eq!(status, 200, "sign: {body}");
+    }
+    let (status, body) = approvers[0]
+        .0
+        .post(&format!("/api/v1/payloads/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(status, 200, "publish: {body}");
+}
 
 db_test!(async fn a_fulfil_with_a_card_held_elsewhere_is_refused_and_changes_nothing(t) {
     let (office, p, _dir) = fulfil_office(t).await;

@@ -15,6 +15,8 @@
 
 use std::path::Path;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use pintu::core::card::Uid;
 use pintu::core::list::Role as ListRole;
 use pintu_core::workflow::{ActionKind, RequestKind};
@@ -81,6 +83,9 @@ pub struct Change {
     pub badge: Option<String>,
     /// The visit id.
     pub visit: Option<String>,
+    /// The card's whole keyed hash (hex), to find it in a published list; not shown.
+    #[serde(skip)]
+    pub card_hash: Option<String>,
 }
 
 /// Whether the list carrying a fulfilment's change has gone out.
@@ -90,8 +95,11 @@ pub struct ListFollow {
     pub after_version: i64,
     /// The list version recorded at the last publication.
     pub published_version: i64,
-    /// A list above `after_version` was published: the doors have the change.
+    /// A list above `after_version` that carries the change (the enrolled card or the visit
+    /// in it, the revoked card out of it) was published: the doors have the change.
     pub published: bool,
+    /// The version of the first such list.
+    pub published_in: Option<i64>,
     /// The newest list above `after_version` prepared for signature, if any (the signing
     /// queue's payload that carries the change).
     pub prepared_version: Option<i64>,
@@ -235,6 +243,7 @@ impl Run<'_> {
         .map_err(self.failed(format!("enrolling card {hash} for holder {holder_key}")))?;
         changes.push(Change {
             card: Some(card.label),
+            card_hash: Some(card.card_hash),
             ..Change::holder("card.enrol", &holder_key)
         });
         Ok(changes)
@@ -271,6 +280,7 @@ impl Run<'_> {
             .into_iter()
             .map(|card| Change {
                 card: Some(card.label),
+                card_hash: Some(card.card_hash),
                 ..Change::holder("card.revoke", &holder_key)
             })
             .collect())
@@ -511,7 +521,7 @@ async fn record(
     for (n, c) in changes.iter().enumerate() {
         sqlx::query(
             "INSERT INTO request_changes (request_id, n, change, holder_key, card, badge, \
-             visit_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             visit_id, card_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&request.id)
         .bind(n as i64 + 1)
@@ -520,6 +530,7 @@ async fn record(
         .bind(&c.card)
         .bind(&c.badge)
         .bind(&c.visit)
+        .bind(&c.card_hash)
         .execute(&mut **tx)
         .await?;
     }
@@ -578,7 +589,7 @@ pub(crate) async fn view_in(
     };
     let before: Option<i64> = row.try_get(0)?;
     let rows = sqlx::query(
-        "SELECT change, holder_key, card, badge, visit_id FROM request_changes \
+        "SELECT change, holder_key, card, badge, visit_id, card_hash FROM request_changes \
          WHERE request_id = $1 ORDER BY n",
     )
     .bind(request_id)
@@ -593,6 +604,7 @@ pub(crate) async fn view_in(
                 card: r.try_get(2)?,
                 badge: r.try_get(3)?,
                 visit: r.try_get(4)?,
+                card_hash: r.try_get(5)?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -613,10 +625,12 @@ pub(crate) async fn view_in(
             .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
+            let published_in = first_carrying(tx, after_version, &changes).await?;
             Some(ListFollow {
                 after_version,
                 published_version,
-                published: published_version > after_version,
+                published: published_in.is_some(),
+                published_in,
                 prepared_version,
             })
         }
@@ -632,6 +646,53 @@ impl Change {
             card: None,
             badge: None,
             visit: None,
+            card_hash: None,
         }
     }
+
+    /// Whether the list payload `body` (its JSON bytes) carries this change.
+    fn carried_by(&self, body: &str) -> bool {
+        let quoted = |text: &str| body.contains(&format!("\"{text}\""));
+        match (self.change.as_str(), &self.card_hash, &self.visit) {
+            ("card.enrol", Some(hash), _) => quoted(hash),
+            ("card.revoke", Some(hash), _) => !quoted(hash),
+            ("visit.reserve", _, Some(visit)) => quoted(visit),
+            _ => true,
+        }
+    }
+}
+
+/// Most published lists looked at for a fulfilment's change: the first list above the
+/// fulfilment normally carries it; the next ones cover a list prepared at the same moment.
+const LISTS_CHECKED: i64 = 8;
+
+/// The first published list above `after_version` that carries every change. Version numbers
+/// alone cannot tell: a list prepared from a snapshot read just before the fulfilment
+/// committed has a higher version without the change.
+async fn first_carrying(
+    tx: &mut Tx,
+    after_version: i64,
+    changes: &[Change],
+) -> Result<Option<i64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT list_version, body_b64 FROM payloads WHERE kind = 'list' \
+         AND status = 'published' AND list_version > $1 ORDER BY list_version LIMIT $2",
+    )
+    .bind(after_version)
+    .bind(LISTS_CHECKED)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in rows {
+        let version: i64 = row.try_get(0)?;
+        let body: String = row.try_get(1)?;
+        // A body that does not decode carries nothing we can see.
+        let Ok(bytes) = B64.decode(body.as_bytes()) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        if changes.iter().all(|c| c.carried_by(&text)) {
+            return Ok(Some(version));
+        }
+    }
+    Ok(None)
 }
