@@ -11,7 +11,8 @@
 //!
 //! The directory's rows keep the request they came from (`migrations/0009_request_links.sql`),
 //! and the request view lists what the fulfilment changed and whether the list carrying the
-//! change has been published (a list version above the one known at fulfilment).
+//! change has been published (a published list above the version known at fulfilment whose
+//! bytes carry the change).
 
 use std::path::Path;
 
