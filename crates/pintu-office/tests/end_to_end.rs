@@ -1,9 +1,10 @@
 //! The whole procedure, end to end, over the office's HTTP API and a real door: a request is
-//! filed, disposed, verified and approved; the helpdesk enrols the card and fulfils it; the next
-//! list is built from the database and signed by two approvers (the doors' threshold 2) with
-//! their passphrases; the service publishes it through a real Mosquitto and a real `pintud`
-//! grants the card. Then the card is revoked, a new list goes out the same way, and the door
-//! denies it. SQLite and PostgreSQL.
+//! filed, disposed, verified and approved; the helpdesk fulfils it with the card read at the
+//! desk (the fulfil step creates the holder and enrols the card); the next list is built from
+//! the database and signed by two approvers (the doors' threshold 2) with their passphrases;
+//! the service publishes it through a real Mosquitto and a real `pintud` grants the card. Then
+//! a removal request's fulfil step revokes the card, a new list goes out the same way, and the
+//! door denies it. SQLite and PostgreSQL.
 //!
 //! Needs the `pintud` binary built (the workspace test run builds it).
 
@@ -150,42 +151,62 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     step(&budi, &id, json!({"action": "approve"})).await;
     let approved_at = Instant::now();
 
-    // Fulfilment: the helpdesk enrols the card under the request's reference, then the list.
-    let (status, body) = helpdesk
-        .post("/api/v1/holders", json!({
-            "key": "budi-santoso", "name": "Budi Santoso", "kind": "staff",
-            "doors": [DOOR], "valid_until": "2099-01-01",
-            "request_ref": reference, "approver": "budi"
+    // Fulfilment: the helpdesk fulfils with the card read at the desk; the step creates the
+    // holder from the request and enrols the card in one transaction. Then the list.
+    let fulfil_started = Instant::now();
+    let (status, done) = helpdesk
+        .post(&format!("/api/v1/requests/{id}/steps"), json!({
+            "action": "fulfil", "note": "Kartu terdaftar",
+            "fulfilment": {"uid": UID, "create_holder": true, "holder": "budi-santoso"}
         }))
         .await;
-    assert_eq!(status, 201, "holder: {body}");
-    let (status, card) = helpdesk
-        .post("/api/v1/holders/budi-santoso/cards", json!({ "uid": UID }))
-        .await;
-    assert_eq!(status, 201, "card: {card}");
+    assert_eq!(status, 200, "fulfil: {done}");
+    eprintln!("fulfil step (holder created, card enrolled): {:?}", fulfil_started.elapsed());
+    assert_eq!(done["fulfilment"]["changes"][1]["change"], "card.enrol");
+    assert_eq!(done["fulfilment"]["list"]["published"], false, "awaiting the list");
+    let (status, holder) = helpdesk.get("/api/v1/holders/budi-santoso").await;
+    assert_eq!(status, 200, "{holder}");
+    assert_eq!(holder["request_ref"], reference.as_str());
+    assert_eq!(holder["doors"], json!([DOOR]));
     assert_eq!(door.tap(UID).decision, "deny", "not on any list yet");
     let version = sign_and_publish(&helpdesk, &budi, &sari).await;
     wait_list(&door, version);
     let granted = door.tap(UID);
     let took = approved_at.elapsed();
     assert_eq!(granted.decision, "grant", "{granted:?}");
-    step(&helpdesk, &id, json!({"action": "fulfil", "note": "Kartu terdaftar"})).await;
+    let (_, view) = pemohon.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(view["fulfilment"]["list"]["published"], true, "{view}");
     step(&helpdesk, &id, json!({"action": "inform"})).await;
     eprintln!("approve -> door grants: {took:?} (with enrolment and two signatures)");
     assert!(took < Duration::from_secs(30), "approve to grant took {took:?}");
 
-    // Revocation: the card is revoked, the next list goes out, the door denies.
-    let card_id = card["id"].as_str().expect("card id");
-    let (status, body) = helpdesk
-        .post(&format!("/api/v1/cards/{card_id}/revoke"), json!({
-            "reason": "Pindah tugas", "request_ref": "REQ-REMOVAL-1"
+    // Removal: a removal request goes through the chain; its fulfil step revokes the card,
+    // the next list goes out, the door denies.
+    let (status, filed) = pemohon
+        .post("/api/v1/requests", json!({
+            "kind": "removal", "unit": "Bidang Aplikasi", "subject_name": "Budi Santoso",
+            "reason": "Pindah tugas", "doors": [DOOR]
         }))
         .await;
-    assert_eq!(status, 200, "revoke: {body}");
+    assert_eq!(status, 200, "{filed}");
+    let removal = filed["id"].as_str().unwrap().to_string();
+    step(&kadis, &removal, json!({"action": "dispose"})).await;
+    step(&koordinator, &removal, json!({"action": "verify", "note": "Ada di daftar v1"})).await;
+    step(&budi, &removal, json!({"action": "approve"})).await;
+    let (status, done) = helpdesk
+        .post(&format!("/api/v1/requests/{removal}/steps"), json!({
+            "action": "fulfil", "fulfilment": {"holder": "budi-santoso"}
+        }))
+        .await;
+    assert_eq!(status, 200, "fulfil the removal: {done}");
+    assert_eq!(done["fulfilment"]["changes"][0]["change"], "card.revoke");
+    assert_eq!(door.tap(UID).decision, "grant", "the door still has the old list");
     let next = sign_and_publish(&helpdesk, &budi, &sari).await;
     assert_eq!(next, version + 1);
     wait_list(&door, next);
     assert_eq!(door.tap(UID).decision, "deny");
+    let (_, view) = pemohon.get(&format!("/api/v1/requests/{removal}")).await;
+    assert_eq!(view["fulfilment"]["list"]["published"], true, "{view}");
 
     // A door command goes the same way: ordered, signed by two approvers, sent to the door.
     let (status, order) = admin
@@ -215,7 +236,15 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     let verdict = pintu_office::audit::verify(&office.t.db, &office.t.key).await.unwrap();
     assert_eq!(verdict.problem, None);
     let rows = pintu_office::audit::list(&office.t.db, 0, 10_000).await.unwrap();
-    for action in ["request.approve", "payload.sign", "payload.publish", "register.list_version"] {
+    for action in [
+        "request.approve",
+        "card.enrol",
+        "card.revoke",
+        "request.fulfil",
+        "payload.sign",
+        "payload.publish",
+        "register.list_version",
+    ] {
         assert!(rows.iter().any(|r| r.action == action), "no {action} in the trail");
     }
 });

@@ -1,16 +1,22 @@
 //! Requests: `POST /api/v1/requests` (file one), `GET /api/v1/requests` (list: stage, overdue,
 //! mine to act, search, paged), `GET /api/v1/requests/{id}` (one, with history and the viewer's
 //! allowed actions), `POST /api/v1/requests/{id}/steps` (take a step: the workflow's action JSON,
-//! e.g. `{"action":"reject","reason":"…"}`).
+//! e.g. `{"action":"reject","reason":"…"}`; a fulfil step may carry `"fulfilment": {…}`, what
+//! carries the request out: `requests::fulfil`).
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pintu_core::workflow::{Action, WorkflowError};
+use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::auth::Actor;
-use crate::requests::{self, ListFilter, NewRequest, RequestError, RequestView};
+use crate::directory::DirectoryError;
+use crate::input::FieldError;
+use crate::requests::{
+    self, FulfilContext, Fulfilment, ListFilter, NewRequest, RequestError, RequestView,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,19 +58,34 @@ async fn one(
     Ok(Json(view))
 }
 
+/// The body of a step: the workflow's action JSON and, for a fulfil step, what carries it out.
+#[derive(Debug, Deserialize)]
+struct StepBody {
+    #[serde(flatten)]
+    action: Action,
+    /// The fulfil step's details (card UID, holder, badge …): see `requests::Fulfilment`.
+    #[serde(default)]
+    fulfilment: Option<Fulfilment>,
+}
+
 async fn step(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Json(action): Json<Action>,
+    Json(body): Json<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
+    let fulfil = FulfilContext {
+        details: body.fulfilment.as_ref(),
+        card_key_file: state.settings.site.card_key_file.as_deref(),
+    };
     let view = requests::act(
         &state.db,
         &state.key,
         &state.settings.workflow,
         &actor,
         &id,
-        action,
+        body.action,
+        fulfil,
     )
     .await
     .map_err(request_error)?;
@@ -94,6 +115,28 @@ pub fn request_error(e: RequestError) -> ApiError {
             code: "changed",
             message: e.to_string(),
         },
+        RequestError::Fulfilment(f) => {
+            let message = f.to_string();
+            match f.source {
+                DirectoryError::Db(e) => ApiError::Db(e),
+                DirectoryError::Sealed => ApiError::Internal(message),
+                DirectoryError::Invalid(_) | DirectoryError::NotFound(_) => {
+                    ApiError::Invalid(FieldError::new("fulfilment", message))
+                }
+                DirectoryError::NoSite => ApiError::Conflict {
+                    code: "no_site",
+                    message,
+                },
+                DirectoryError::CardKey(_) => ApiError::Conflict {
+                    code: "no_card_key",
+                    message,
+                },
+                DirectoryError::Conflict(_) | DirectoryError::Register(_) => ApiError::Conflict {
+                    code: "fulfilment_conflict",
+                    message,
+                },
+            }
+        }
         RequestError::Db(e) => ApiError::Db(e),
     }
 }

@@ -227,18 +227,43 @@ pub async fn enrol_card(
     uid: &str,
 ) -> Result<Card, DirectoryError> {
     let uid = parse_uid(uid)?;
-    let hash = card_key.hash(&uid).to_hex();
     let mut tx = db.begin_write().await?;
-    let holder = holder_in(&mut tx, holder_key).await?;
-    if let Some(owner) = card_owner(&mut tx, &hash).await? {
+    let card = enrol_card_in(&mut tx, db, key, card_key, actor, holder_key, &uid, None).await?;
+    tx.commit().await?;
+    Ok(card)
+}
+
+/// [`enrol_card`] inside the caller's transaction; `request_id`: the request whose fulfilment
+/// enrols it (recorded on the card).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn enrol_card_in(
+    tx: &mut Tx,
+    db: &Db,
+    key: &ServiceKey,
+    card_key: &CardKey,
+    actor: &AuditActor,
+    holder_key: &str,
+    uid: &Uid,
+    request_id: Option<&str>,
+) -> Result<Card, DirectoryError> {
+    let hash = card_key.hash(uid).to_hex();
+    let holder = holder_in(tx, holder_key).await?;
+    if let Some(owner) = card_owner(tx, &hash).await? {
         return Err(DirectoryError::Conflict(format!(
             "card {} is already held by {owner}; revoke it there first to move it",
             masked_hash(&hash)
         )));
     }
-    let id = insert_card(&mut tx, key, Some(&holder.id), None, &hash, &uid).await?;
+    let id = insert_card(tx, key, Some(&holder.id), None, &hash, uid).await?;
+    if let Some(request_id) = request_id {
+        sqlx::query("UPDATE cards SET request_id = $1 WHERE id = $2")
+            .bind(request_id)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+    }
     audit::record(
-        &mut tx,
+        tx,
         key,
         db.backend(),
         actor,
@@ -246,9 +271,7 @@ pub async fn enrol_card(
             .after(serde_json::json!({ "card": masked_hash(&hash), "holder": holder_key })),
     )
     .await?;
-    let card = card_in(&mut tx, key, &id, true).await?;
-    tx.commit().await?;
-    Ok(card)
+    card_in(tx, key, &id, true).await
 }
 
 async fn card_in(
@@ -326,7 +349,7 @@ pub async fn revoke_card(
     let input = input.check()?;
     let mut tx = db.begin_write().await?;
     let card = card_in(&mut tx, key, card_id, false).await?;
-    revoke_in(&mut tx, db, key, actor, &card, &input).await?;
+    revoke_in(&mut tx, db, key, actor, &card, &input, None).await?;
     tx.commit().await?;
     Ok(card)
 }
@@ -348,7 +371,7 @@ pub async fn revoke_badge(
         .ok_or_else(|| DirectoryError::NotFound(format!("badge {label}")))?
         .try_get(0)?;
     let card = card_in(&mut tx, key, &id, false).await?;
-    revoke_in(&mut tx, db, key, actor, &card, &input).await?;
+    revoke_in(&mut tx, db, key, actor, &card, &input, None).await?;
     tx.commit().await?;
     Ok(card)
 }
@@ -364,12 +387,28 @@ pub async fn revoke_holder(
 ) -> Result<Vec<Card>, DirectoryError> {
     let input = input.check()?;
     let mut tx = db.begin_write().await?;
-    let holder = holder_in(&mut tx, holder_key).await?;
+    let out = revoke_holder_in(&mut tx, db, key, actor, holder_key, &input, None).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`revoke_holder`] inside the caller's transaction (`input` checked); `request_id`: the
+/// removal request whose fulfilment revokes (recorded on the revocations).
+pub(crate) async fn revoke_holder_in(
+    tx: &mut Tx,
+    db: &Db,
+    key: &ServiceKey,
+    actor: &AuditActor,
+    holder_key: &str,
+    input: &RevokeInput,
+    request_id: Option<&str>,
+) -> Result<Vec<Card>, DirectoryError> {
+    let holder = holder_in(tx, holder_key).await?;
     if let Some(row) =
         sqlx::query("SELECT id FROM visits WHERE ended_at IS NULL AND (host = $1 OR escort = $2)")
             .bind(holder_key)
             .bind(holder_key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
     {
         let visit: String = row.try_get(0)?;
@@ -379,7 +418,7 @@ pub async fn revoke_holder(
     }
     let ids = sqlx::query("SELECT id FROM cards WHERE holder_id = $1 ORDER BY position")
         .bind(&holder.id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
     if ids.is_empty() {
         return Err(DirectoryError::Conflict(format!(
@@ -389,11 +428,10 @@ pub async fn revoke_holder(
     let mut out = Vec::new();
     for row in ids {
         let id: String = row.try_get(0)?;
-        let card = card_in(&mut tx, key, &id, false).await?;
-        revoke_in(&mut tx, db, key, actor, &card, &input).await?;
+        let card = card_in(tx, key, &id, false).await?;
+        revoke_in(tx, db, key, actor, &card, input, request_id).await?;
         out.push(card);
     }
-    tx.commit().await?;
     Ok(out)
 }
 
@@ -404,6 +442,7 @@ async fn revoke_in(
     actor: &AuditActor,
     card: &Card,
     input: &RevokeInput,
+    request_id: Option<&str>,
 ) -> Result<(), DirectoryError> {
     if let Some(visit) = &card.visit {
         return Err(DirectoryError::Conflict(format!(
@@ -427,7 +466,8 @@ async fn revoke_in(
         .try_get(0)?;
     sqlx::query(
         "INSERT INTO card_revocations (id, holder, badge, card_hash, uid_enc, revoked_at, \
-         reason, request_ref, by_name, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         reason, request_ref, by_name, position, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+         $8, $9, $10, $11)",
     )
     .bind(new_id())
     .bind(&card.holder)
@@ -439,6 +479,7 @@ async fn revoke_in(
     .bind(&input.request_ref)
     .bind(&actor.name)
     .bind(next)
+    .bind(request_id)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM cards WHERE id = $1")

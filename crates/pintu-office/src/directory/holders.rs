@@ -206,7 +206,7 @@ pub async fn get_holder(db: &Db, key: &str) -> Result<Holder, DirectoryError> {
     holder_of(&row)
 }
 
-pub(super) async fn holder_in(tx: &mut Tx, key: &str) -> Result<Holder, DirectoryError> {
+pub(crate) async fn holder_in(tx: &mut Tx, key: &str) -> Result<Holder, DirectoryError> {
     let row = sqlx::query(concat!(
         "SELECT ",
         holder_cols!(),
@@ -352,11 +352,27 @@ pub async fn create_holder(
         .into());
     }
     let mut tx = db.begin_write().await?;
-    let tz = site_tz(&mut tx).await?;
-    let doors = super::places::door_ids_in(&mut tx).await?;
+    let h = create_holder_in(&mut tx, db, key, actor, &holder_key, input).await?;
+    tx.commit().await?;
+    Ok(h)
+}
+
+/// [`create_holder`] inside the caller's transaction (a request's fulfilment creates the
+/// holder and enrols the card in one); `holder_key` is checked already.
+pub(crate) async fn create_holder_in(
+    tx: &mut Tx,
+    db: &Db,
+    key: &ServiceKey,
+    actor: &AuditActor,
+    holder_key: &str,
+    input: &HolderInput,
+) -> Result<Holder, DirectoryError> {
+    let holder_key = holder_key.to_string();
+    let tz = site_tz(tx).await?;
+    let doors = super::places::door_ids_in(tx).await?;
     if sqlx::query("SELECT id FROM holders WHERE holder_key = $1")
         .bind(&holder_key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .is_some()
     {
@@ -389,16 +405,15 @@ pub async fn create_holder(
         return Err(FieldError::new("kind", "required: staff, escort or visitor").into());
     }
     apply(&mut h, input, true, &doors, &tz)?;
-    insert_holder(&mut tx, &h).await?;
+    insert_holder(tx, &h).await?;
     audit::record(
-        &mut tx,
+        tx,
         key,
         db.backend(),
         actor,
         Entry::new("holder.create", format!("holder:{}", h.key)).after(&h),
     )
     .await?;
-    tx.commit().await?;
     Ok(h)
 }
 

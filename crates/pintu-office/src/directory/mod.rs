@@ -211,7 +211,7 @@ pub struct RevokeInput {
 }
 
 impl RevokeInput {
-    fn check(&self) -> Result<RevokeInput, FieldError> {
+    pub(crate) fn check(&self) -> Result<RevokeInput, FieldError> {
         Ok(RevokeInput {
             reason: crate::input::single_line("reason", &self.reason, 200)?,
             request_ref: crate::input::single_line("request_ref", &self.request_ref, 100)?,

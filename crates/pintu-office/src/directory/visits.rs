@@ -177,14 +177,29 @@ pub async fn issue_visit(
     actor: &AuditActor,
     input: &VisitInput,
 ) -> Result<Visit, DirectoryError> {
+    let mut tx = db.begin_write().await?;
+    let visit = issue_visit_in(&mut tx, db, key, actor, input, None).await?;
+    tx.commit().await?;
+    Ok(visit)
+}
+
+/// [`issue_visit`] inside the caller's transaction; `request_id`: the visit request whose
+/// fulfilment reserves the badge (recorded on the visit).
+pub(crate) async fn issue_visit_in(
+    tx: &mut Tx,
+    db: &Db,
+    key: &ServiceKey,
+    actor: &AuditActor,
+    input: &VisitInput,
+    request_id: Option<&str>,
+) -> Result<Visit, DirectoryError> {
     let visitor = single_line("visitor", &input.visitor, 100)?;
     if looks_like_national_id(&visitor) {
         return Err(
             FieldError::new("visitor", "a name and company, never a national ID number").into(),
         );
     }
-    let mut tx = db.begin_write().await?;
-    let tz = site_tz(&mut tx).await?;
+    let tz = site_tz(tx).await?;
     let now = Timestamp::now();
     let from = match &input.from {
         Some(f) => single_line("from", f, 40)?,
@@ -202,13 +217,13 @@ pub async fn issue_visit(
     if resolve("until", &until)? <= resolve("from", &from)? {
         return Err(FieldError::new("until", "the window ends before it starts").into());
     }
-    check_person(&mut tx, "host", &input.host).await?;
+    check_person(tx, "host", &input.host).await?;
     if let Some(escort) = &input.escort {
-        check_person(&mut tx, "escort", escort).await?;
+        check_person(tx, "escort", escort).await?;
     }
     if sqlx::query("SELECT id FROM cards WHERE badge_label = $1")
         .bind(&input.badge)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .is_none()
     {
@@ -218,7 +233,7 @@ pub async fn issue_visit(
     }
     if let Some(row) = sqlx::query("SELECT id FROM visits WHERE badge = $1 AND ended_at IS NULL")
         .bind(&input.badge)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
     {
         let other: String = row.try_get(0)?;
@@ -232,20 +247,20 @@ pub async fn issue_visit(
         Some(id) => single_line("id", id, 40)?,
         None => {
             let n: i64 = sqlx::query("SELECT COUNT(*) FROM visits")
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get(0)?;
             let mut n = n + 1;
             loop {
                 let candidate = format!("V-{year}-{n:04}");
-                if visit_in(&mut tx, &candidate).await?.is_none() {
+                if visit_in(tx, &candidate).await?.is_none() {
                     break candidate;
                 }
                 n += 1;
             }
         }
     };
-    if visit_in(&mut tx, &id).await?.is_some() {
+    if visit_in(tx, &id).await?.is_some() {
         return Err(DirectoryError::Conflict(format!("visit {id} exists")));
     }
     let visit = Visit {
@@ -261,13 +276,13 @@ pub async fn issue_visit(
         ended_at: None,
     };
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(position), -1) + 1 FROM visits")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
     sqlx::query(
         "INSERT INTO visits (id, visitor, host, escort, badge, window_from, window_until, \
-         request_ref, approver, ended_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         NULL, $10)",
+         request_ref, approver, ended_at, position, request_id) VALUES ($1, $2, $3, $4, $5, $6, \
+         $7, $8, $9, NULL, $10, $11)",
     )
     .bind(&visit.id)
     .bind(&visit.visitor)
@@ -279,17 +294,17 @@ pub async fn issue_visit(
     .bind(&visit.request_ref)
     .bind(&visit.approver)
     .bind(next)
-    .execute(&mut *tx)
+    .bind(request_id)
+    .execute(&mut **tx)
     .await?;
     audit::record(
-        &mut tx,
+        tx,
         key,
         db.backend(),
         actor,
         Entry::new("visit.issue", format!("visit:{}", visit.id)).after(&visit),
     )
     .await?;
-    tx.commit().await?;
     Ok(visit)
 }
 

@@ -6,6 +6,7 @@
 //! Who sees what: a requester sees the requests they filed; helpdesk, coordinator, approver,
 //! head, auditor and administrator see all of them.
 
+pub mod fulfil;
 mod store;
 
 use jiff::Timestamp;
@@ -18,6 +19,7 @@ use crate::auth::{Actor, Role};
 use crate::db::DbError;
 use crate::input::FieldError;
 
+pub use fulfil::{FulfilContext, Fulfilment, FulfilmentView};
 pub use store::{act, get, list, submit, ListFilter, RequestPage};
 
 /// Roles that see every request.
@@ -139,6 +141,9 @@ pub struct RequestView {
     pub history: Vec<StepView>,
     /// What the viewer may do now (the console's buttons).
     pub allowed_actions: Vec<ActionKind>,
+    /// What its fulfilment changed in the directory and whether the list carrying that has
+    /// been published (one request's view only; `None` in lists and before fulfilment).
+    pub fulfilment: Option<FulfilmentView>,
 }
 
 /// Why a request call was refused.
@@ -156,6 +161,10 @@ pub enum RequestError {
     /// Someone else changed the request at the same moment; the step was not taken.
     #[error("the request changed while this step was taken; reload and try again")]
     Changed,
+    /// Carrying the request out (the fulfil step) was refused by the directory; nothing of
+    /// the step was recorded.
+    #[error(transparent)]
+    Fulfilment(Box<fulfil::FulfilError>),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),

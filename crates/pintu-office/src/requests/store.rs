@@ -136,7 +136,11 @@ pub async fn act(
     actor: &Actor,
     id: &str,
     action: Action,
+    fulfil: super::FulfilContext<'_>,
 ) -> Result<RequestView, RequestError> {
+    if fulfil.details.is_some() && !matches!(action, Action::Fulfil { .. }) {
+        return Err(FieldError::new("fulfilment", "only with the fulfil action").into());
+    }
     let mut tx = db.begin_write().await?;
     lock_requests(&mut tx, db.backend()).await?;
     let before = load(&mut tx, chain, actor, id).await?;
@@ -182,6 +186,10 @@ pub async fn act(
     .await?;
     if updated.rows_affected() != 1 {
         return Err(RequestError::Changed);
+    }
+    if matches!(action, Action::Fulfil { .. }) {
+        // In this transaction: a refused enrolment leaves no step behind.
+        super::fulfil::carry_out(&mut tx, db, key, actor, &before, fulfil).await?;
     }
     let after = load(&mut tx, chain, actor, &before.id).await?;
     audit::record(
@@ -286,6 +294,7 @@ fn view_of(row: &sqlx::any::AnyRow, chain: &Chain) -> Result<RequestView, Reques
         awaiting: None,
         history: Vec::new(),
         allowed_actions: Vec::new(),
+        fulfilment: None,
     };
     view.overdue = view.due_at_ms.is_some_and(|due| due < now_ms());
     let state = state_of(&view);
@@ -344,6 +353,7 @@ async fn load(
     }
     view.allowed_actions =
         workflow::allowed_actions(chain, &state_of(&view), &workflow_actor(actor));
+    view.fulfilment = super::fulfil::view_in(tx, &view.id).await?;
     Ok(view)
 }
 
