@@ -1,12 +1,15 @@
 //! Requests: `POST /api/v1/requests` (file one), `GET /api/v1/requests` (list: stage, overdue,
 //! mine to act, search, paged), `GET /api/v1/requests/{id}` (one, with history and the viewer's
-//! allowed actions), `POST /api/v1/requests/{id}/steps` (take a step: the workflow's action JSON,
-//! e.g. `{"action":"reject","reason":"…"}`).
+//! allowed actions, each decision's signature verified now), `POST /api/v1/requests/{id}/steps`
+//! (take a step: the workflow's action JSON, e.g. `{"action":"dispose","note":"…"}`; an approval
+//! or rejection adds the approver's `passphrase`, e.g.
+//! `{"action":"reject","reason":"…","passphrase":"…"}`, and is signed with their key).
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pintu_core::workflow::{Action, WorkflowError};
+use zeroize::Zeroizing;
 
 use super::{ApiError, AppState};
 use crate::auth::Actor;
@@ -52,22 +55,56 @@ async fn one(
     Ok(Json(view))
 }
 
+/// The step body: the workflow's [`Action`] JSON plus, for a decision, the approver's
+/// passphrase. The passphrase is taken out before the action is read, so `Action` (stored,
+/// audited) never holds it; it lives zeroized-on-drop for the one unlock.
+fn split_body(
+    mut body: serde_json::Value,
+) -> Result<(Action, Option<Zeroizing<String>>), ApiError> {
+    let passphrase = match body.as_object_mut().and_then(|m| m.remove("passphrase")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) => Some(Zeroizing::new(p)),
+        Some(_) => {
+            return Err(ApiError::Invalid(crate::input::FieldError::new(
+                "passphrase",
+                "expected a string",
+            )))
+        }
+    };
+    let action = serde_json::from_value(body)
+        .map_err(|e| ApiError::Invalid(crate::input::FieldError::new("action", e.to_string())))?;
+    Ok((action, passphrase))
+}
+
 async fn step(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Json(action): Json<Action>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let view = requests::act(
-        &state.db,
-        &state.key,
-        &state.settings.workflow,
-        &actor,
-        &id,
-        action,
-    )
-    .await
-    .map_err(request_error)?;
+    let (action, passphrase) = split_body(body)?;
+    let chain = &state.settings.workflow;
+    // Unlocking (Argon2id) and signing happen here, before `act` opens its write transaction.
+    let signed = match passphrase {
+        Some(passphrase) => Some(
+            requests::sign_decision(
+                &state.db,
+                chain,
+                &crate::signing::api::signer(&state),
+                &state.settings.site.name,
+                &actor,
+                &id,
+                &action,
+                &passphrase,
+            )
+            .await
+            .map_err(request_error)?,
+        ),
+        None => None,
+    };
+    let view = requests::act(&state.db, &state.key, chain, &actor, &id, action, signed)
+        .await
+        .map_err(request_error)?;
     Ok(Json(view))
 }
 
@@ -94,6 +131,15 @@ pub fn request_error(e: RequestError) -> ApiError {
             code: "changed",
             message: e.to_string(),
         },
+        RequestError::NoKey { .. } => ApiError::Conflict {
+            code: "no_key",
+            message: e.to_string(),
+        },
+        RequestError::KeyHeldOffline { .. } => ApiError::Conflict {
+            code: "key_held_offline",
+            message: e.to_string(),
+        },
+        RequestError::Signing(e) => crate::signing::api::signing_error(e),
         RequestError::Db(e) => ApiError::Db(e),
     }
 }

@@ -6,6 +6,7 @@
 //! Who sees what: a requester sees the requests they filed; helpdesk, coordinator, approver,
 //! head, auditor and administrator see all of them.
 
+mod signature;
 mod store;
 
 use jiff::Timestamp;
@@ -17,7 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Actor, Role};
 use crate::db::DbError;
 use crate::input::FieldError;
+use crate::signing::SigningError;
 
+pub use signature::{
+    sign_decision, statement_of, verify_all, Failure, SignedDecision, StepSignature, Verdict,
+};
 pub use store::{act, get, list, submit, ListFilter, RequestPage};
 
 /// Roles that see every request.
@@ -81,6 +86,9 @@ pub struct StepView {
     pub to: Stage,
     /// When (Unix ms).
     pub at_ms: i64,
+    /// A decision's signature (approve, reject), verified when the request was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<StepSignature>,
 }
 
 /// What the request waits for.
@@ -156,6 +164,28 @@ pub enum RequestError {
     /// Someone else changed the request at the same moment; the step was not taken.
     #[error("the request changed while this step was taken; reload and try again")]
     Changed,
+    /// The approver has no signing key, so cannot decide.
+    #[error(
+        "account {account:?} has no signing key: an approval or a rejection is the approver's \
+         signature, so create your signing key first (POST /api/v1/signing/keys with a \
+         passphrase)"
+    )]
+    NoKey {
+        /// The approver.
+        account: String,
+    },
+    /// The approver's key is held offline; decisions are signed in the service.
+    #[error(
+        "your signing key {key_id:?} is held offline: a request's decision is signed in the \
+         service, so create a key sealed here (POST /api/v1/signing/keys)"
+    )]
+    KeyHeldOffline {
+        /// The key.
+        key_id: String,
+    },
+    /// Unlocking or signing failed (wrong passphrase, throttled, damaged key).
+    #[error(transparent)]
+    Signing(SigningError),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
