@@ -297,7 +297,8 @@ mod tests {
     #[test]
     fn every_field_changes_the_bytes() {
         let base = statement();
-        let changes: Vec<(&str, Box<dyn Fn(&mut DecisionStatement)>)> = vec![
+        type Change = Box<dyn Fn(&mut DecisionStatement)>;
+        let changes: Vec<(&str, Change)> = vec![
             ("site", Box::new(|s| s.site.push('x'))),
             ("request_id", Box::new(|s| s.request_id.push('x'))),
             ("reference", Box::new(|s| s.reference.push('x'))),
