@@ -147,8 +147,11 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     let reference = filed["reference"].as_str().unwrap().to_string();
     step(&kadis, &id, json!({"action": "dispose"})).await;
     step(&koordinator, &id, json!({"action": "verify", "note": "Tidak ada di daftar"})).await;
+    // The approval is budi's signature: his passphrase unlocks his key (Argon2id) for it.
+    let approving = Instant::now();
     step(&budi, &id, json!({"action": "approve", "passphrase": BUDI_PASS})).await;
     let approved_at = Instant::now();
+    eprintln!("signed approve step: {:?}", approved_at - approving);
 
     // Fulfilment: the helpdesk enrols the card under the request's reference, then the list.
     let (status, body) = helpdesk
