@@ -508,3 +508,68 @@ db_test!(async fn a_decision_edited_with_plain_sql_is_caught_by_requests_verify(
     let (ok, text) = verify_command(dir.path(), &office.t.url);
     assert!(!ok && text.contains("the decision has no signature"), "{text}");
 });
+
+db_test!(async fn a_request_changed_between_the_signature_and_the_step_is_not_decided(t) {
+    use pintu_core::workflow::Action;
+    use pintu_office::requests::{self, RequestError};
+    let office = Office::start(t).await;
+    let p = people(&office).await;
+    let id = verified_request(&p).await;
+    let kabid: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = 'kabid'")
+        .fetch_one(office.t.db.pool())
+        .await
+        .unwrap();
+    let actor = pintu_office::auth::Actor {
+        session: pintu_office::auth::session::Session {
+            token_hash: "test".into(),
+            account_id: kabid,
+            username: "kabid".into(),
+            display_name: "Test kabid".into(),
+            roles: [Role::Approver].into_iter().collect(),
+            csrf_token: String::new(),
+            expires_at_ms: i64::MAX,
+            second_factor: true,
+            must_change_password: false,
+        },
+    };
+    let state = &office.state;
+    let signer = pintu_office::signing::api::signer(state);
+    let approve = Action::Approve { note: "Sesuai SOP".into() };
+    let sign = || {
+        requests::sign_decision(
+            &state.db,
+            &state.settings.workflow,
+            &signer,
+            &state.settings.site.name,
+            &actor,
+            &id,
+            &approve,
+            KABID_PASS,
+        )
+    };
+    // Signed, then the request's doors change before the step is stored: the signature is not
+    // over this request any more, so nothing is decided.
+    let signed = sign().await.unwrap();
+    sqlx::query("UPDATE requests SET doors_json = '[\"data-center\"]' WHERE id = $1")
+        .bind(&id)
+        .execute(office.t.db.pool())
+        .await
+        .unwrap();
+    let got = requests::act(
+        &state.db, &state.key, &state.settings.workflow, &actor, &id, approve.clone(), Some(signed),
+    )
+    .await;
+    assert!(matches!(got, Err(RequestError::Changed)), "{got:?}");
+    let (_, view) = p.kabid.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(view["stage"], "verified");
+    assert!(stored_signature(&office, &id, 3).await.is_none());
+    // Signed again over the request as it is now, the approval goes through.
+    let signed = sign().await.unwrap();
+    let view = requests::act(
+        &state.db, &state.key, &state.settings.workflow, &actor, &id, approve.clone(), Some(signed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(view.history[2].signature.as_ref().map(|s| s.verified), Some(true));
+    assert!(view.history[2].signature.as_ref().unwrap().problem.is_none());
+});
