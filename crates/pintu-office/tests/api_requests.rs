@@ -373,6 +373,14 @@ db_test!(async fn a_decision_needs_a_passphrase_and_a_key_and_a_rejection_is_sig
     let (status, body) = step(&p.kabid, &id, json!({"action": "approve"})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "passphrase");
+    // Unknown fields and a passphrase that is no string are refused before anything is unlocked.
+    for bad in [
+        json!({"action": "approve", "passphrase": KABID_PASS, "extra": 1}),
+        json!({"action": "approve", "passphrase": 42}),
+    ] {
+        let (status, body) = step(&p.kabid, &id, bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
     // A passphrase on a step that is no decision is refused, not ignored.
     let withdraw = json!({"action": "withdraw", "passphrase": "x"});
     let (status, body) = step(&p.pemohon, &id, withdraw).await;

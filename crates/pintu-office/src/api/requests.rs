@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pintu_core::workflow::{Action, WorkflowError};
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{ApiError, AppState};
@@ -56,33 +57,24 @@ async fn one(
 }
 
 /// The step body: the workflow's [`Action`] JSON plus, for a decision, the approver's
-/// passphrase. The passphrase is taken out before the action is read, so `Action` (stored,
-/// audited) never holds it; it lives zeroized-on-drop for the one unlock.
-fn split_body(
-    mut body: serde_json::Value,
-) -> Result<(Action, Option<Zeroizing<String>>), ApiError> {
-    let passphrase = match body.as_object_mut().and_then(|m| m.remove("passphrase")) {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(p)) => Some(Zeroizing::new(p)),
-        Some(_) => {
-            return Err(ApiError::Invalid(crate::input::FieldError::new(
-                "passphrase",
-                "expected a string",
-            )))
-        }
-    };
-    let action = serde_json::from_value(body)
-        .map_err(|e| ApiError::Invalid(crate::input::FieldError::new("action", e.to_string())))?;
-    Ok((action, passphrase))
+/// passphrase, kept out of `Action` (which is stored and audited) and zeroized after the unlock.
+#[derive(Deserialize)]
+struct StepBody {
+    #[serde(flatten)]
+    action: Action,
+    /// The passphrase of the approver's signing key (approve, reject).
+    #[serde(default)]
+    passphrase: Option<String>,
 }
 
 async fn step(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Json(body): Json<serde_json::Value>,
+    Json(body): Json<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let (action, passphrase) = split_body(body)?;
+    let StepBody { action, passphrase } = body;
+    let passphrase = passphrase.map(Zeroizing::new);
     let chain = &state.settings.workflow;
     // Unlocking (Argon2id) and signing happen here, before `act` opens its write transaction.
     let signed = match passphrase {
