@@ -581,3 +581,86 @@ db_test!(async fn a_request_changed_between_the_signature_and_the_step_is_not_de
     assert_eq!(view.history[2].signature.as_ref().map(|s| s.verified), Some(true));
     assert!(view.history[2].signature.as_ref().unwrap().problem.is_none());
 });
+
+db_test!(async fn an_approver_with_an_offline_key_decides_with_a_file_signed_by_pintuctl(t) {
+    let office = Office::start(t).await;
+    let p = people(&office).await;
+    office.account("luring", &[Role::Approver]).await;
+    let luring = office.login("luring").await;
+    // Luring keeps a key file made with `pintuctl keygen` and registers its public half.
+    let dir = tempfile::tempdir().unwrap();
+    let (key_file, _pub_file, public) =
+        pintu::office::keys::keygen(dir.path(), "luring-usb").unwrap();
+    let (status, key) = luring
+        .post("/api/v1/signing/keys/offline", json!({ "public_key": public.public_key }))
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let id = verified_request(&p).await;
+
+    // No passphrase opens an offline key: the refusal says what to do instead.
+    let (status, body) =
+        step(&luring, &id, json!({"action": "approve", "passphrase": "apa saja boleh"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "key_held_offline");
+    assert!(body["error"]["message"].as_str().unwrap().contains("decision-file"), "{body}");
+
+    // The statement to sign, as an offline-signing file; pintuctl sign signs it.
+    let approve = json!({"action": "approve", "note": "Disetujui luring"});
+    let path = format!("/api/v1/requests/{id}/decision-file");
+    let (status, file) = luring.post(&path, approve.clone()).await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["kind"], "decision");
+    let (status, _) = p.kadis.post(&path, approve.clone()).await;
+    assert_eq!(status, 403, "only who may decide gets the statement");
+    let file_path = dir.path().join("decision.json");
+    std::fs::write(&file_path, file.to_string()).unwrap();
+    let out = pintu_testkit::pintuctl(&[
+        "sign",
+        "--key",
+        key_file.to_str().unwrap(),
+        file_path.to_str().unwrap(),
+    ]);
+    let stdout = pintu_testkit::text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", pintu_testkit::text(&out.stderr));
+    assert!(stdout.contains("decision \"approve\" on request \"REQ-"), "{stdout}");
+    let signature: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("decision.json.sig")).unwrap())
+            .unwrap();
+
+    // A signature file for another note (other bytes) is refused, and so is a forged signature.
+    let mut other = approve.clone();
+    other["note"] = json!("Tanpa syarat");
+    other["signature_file"] = signature.clone();
+    let (status, body) = step(&luring, &id, other).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "other_bytes");
+    let mut forged = approve.clone();
+    let mut bad = signature.clone();
+    let sig = bad["signature"].as_str().unwrap().to_string();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    bad["signature"] = json!(format!("{flipped}{}", &sig[1..]));
+    forged["signature_file"] = bad;
+    let (status, body) = step(&luring, &id, forged).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "bad_signature");
+    // Another approver cannot take the step with luring's file.
+    let mut theirs = approve.clone();
+    theirs["signature_file"] = signature.clone();
+    let (status, body) = step(&p.kabid, &id, theirs).await;
+    assert_eq!(status, 403, "{body}");
+
+    // The right file takes the step; the signature verifies like one made in the service.
+    let mut signed = approve.clone();
+    signed["signature_file"] = signature;
+    let (status, body) = step(&luring, &id, signed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stage"], "approved");
+    let shown = &body["history"][2]["signature"];
+    assert_eq!(shown["how"], "offline");
+    assert_eq!(shown["key_id"], key["key_id"]);
+    assert_eq!(shown["verified"], true, "{shown}");
+    let verdict = pintu_office::requests::verify_all(&office.t.db, &office.state.settings.workflow)
+        .await
+        .unwrap();
+    assert_eq!((verdict.decisions, verdict.verified), (1, 1), "{verdict:?}");
+});

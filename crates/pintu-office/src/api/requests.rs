@@ -3,7 +3,9 @@
 //! allowed actions, each decision's signature verified now), `POST /api/v1/requests/{id}/steps`
 //! (take a step: the workflow's action JSON, e.g. `{"action":"dispose","note":"…"}`; an approval
 //! or rejection adds the approver's `passphrase`, e.g.
-//! `{"action":"reject","reason":"…","passphrase":"…"}`, and is signed with their key).
+//! `{"action":"reject","reason":"…","passphrase":"…"}`, and is signed with their key; with a key
+//! held offline, `"signature_file"` instead), `POST /api/v1/requests/{id}/decision-file` (the
+//! decision statement to sign offline with `pintuctl sign`).
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
@@ -21,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests", post(file).get(list))
         .route("/api/v1/requests/{id}", get(one))
         .route("/api/v1/requests/{id}/steps", post(step))
+        .route("/api/v1/requests/{id}/decision-file", post(decision_file))
 }
 
 async fn file(
@@ -65,6 +68,32 @@ struct StepBody {
     /// The passphrase of the approver's signing key (approve, reject).
     #[serde(default)]
     passphrase: Option<String>,
+    /// Or, for a key held offline, the signature file `pintuctl sign` made of the decision
+    /// statement (`decision-file`).
+    #[serde(default)]
+    signature_file: Option<serde_json::Value>,
+}
+
+/// The decision statement of the caller's `action` as an offline-signing file.
+async fn decision_file(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(action): Json<Action>,
+) -> Result<Json<pintu::office::offline::PayloadFile>, ApiError> {
+    let file = requests::decision_file(
+        &state.db,
+        &state.key,
+        &state.settings.workflow,
+        &crate::signing::api::signer(&state),
+        &state.settings.site.name,
+        &actor,
+        &id,
+        &action,
+    )
+    .await
+    .map_err(request_error)?;
+    Ok(Json(file))
 }
 
 async fn step(
@@ -73,12 +102,36 @@ async fn step(
     Path(id): Path<String>,
     Json(body): Json<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let StepBody { action, passphrase } = body;
+    let StepBody {
+        action,
+        passphrase,
+        signature_file,
+    } = body;
     let passphrase = passphrase.map(Zeroizing::new);
     let chain = &state.settings.workflow;
     // Unlocking (Argon2id) and signing happen here, before `act` opens its write transaction.
-    let signed = match passphrase {
-        Some(passphrase) => Some(
+    let signed = match (passphrase, signature_file) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Invalid(crate::input::FieldError::new(
+                "signature_file",
+                "give a passphrase or a signature file, not both",
+            )))
+        }
+        (None, Some(file)) => Some(
+            requests::offline_decision(
+                &state.db,
+                chain,
+                &crate::signing::api::signer(&state),
+                &state.settings.site.name,
+                &actor,
+                &id,
+                &action,
+                &serde_json::to_vec(&file).unwrap_or_default(),
+            )
+            .await
+            .map_err(request_error)?,
+        ),
+        (Some(passphrase), None) => Some(
             requests::sign_decision(
                 &state.db,
                 chain,
@@ -92,7 +145,7 @@ async fn step(
             .await
             .map_err(request_error)?,
         ),
-        None => None,
+        (None, None) => None,
     };
     let view = requests::act(&state.db, &state.key, chain, &actor, &id, action, signed)
         .await

@@ -6,6 +6,7 @@
 //! Who sees what: a requester sees the requests they filed; helpdesk, coordinator, approver,
 //! head, auditor and administrator see all of them.
 
+mod offline;
 mod signature;
 mod store;
 
@@ -20,6 +21,7 @@ use crate::db::DbError;
 use crate::input::FieldError;
 use crate::signing::SigningError;
 
+pub use offline::{decision_file, offline_decision};
 pub use signature::{
     sign_decision, statement_of, verify_all, Failure, SignedDecision, StepSignature, Verdict,
 };
@@ -174,10 +176,11 @@ pub enum RequestError {
         /// The approver.
         account: String,
     },
-    /// The approver's key is held offline; decisions are signed in the service.
+    /// The approver's key is held offline: no passphrase opens it here.
     #[error(
-        "your signing key {key_id:?} is held offline: a request's decision is signed in the \
-         service, so create a key sealed here (POST /api/v1/signing/keys)"
+        "your signing key {key_id:?} is held offline: download the decision statement \
+         (POST /api/v1/requests/{{id}}/decision-file), sign it with `pintuctl sign --key KEY \
+         FILE` and take the step with the signature file as `signature_file`"
     )]
     KeyHeldOffline {
         /// The key.

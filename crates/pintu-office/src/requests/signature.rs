@@ -199,7 +199,7 @@ pub(super) fn check(
         None if decision => Err(FieldError::new(
             "passphrase",
             "an approval or a rejection is the approver's signature: give the passphrase of \
-             your signing key",
+             your signing key (or, for a key held offline, `signature_file`)",
         )
         .into()),
         None => Ok(()),
