@@ -382,4 +382,21 @@ mod tests {
             Err(OfflineError::Format { .. })
         ));
     }
+
+    #[test]
+    fn a_decision_statement_is_described_from_its_bytes_and_signed_as_they_are() {
+        let statement = b"pintu-request-decision-v1\nreference \"REQ-2026-0001\"\n\
+            decision \"reject\"\nkey_id \"kabid-2026\"\n";
+        let what = describe(PayloadKind::Decision, statement).unwrap();
+        assert!(
+            what.starts_with("decision \"reject\" on request \"REQ-2026-0001\""),
+            "{what}"
+        );
+        // A list is not a decision, and a decision is not a list.
+        assert!(describe(PayloadKind::Decision, &list_bytes()).is_err());
+        assert!(describe(PayloadKind::List, statement).is_err());
+        // The statement carries its own domain tag: the signature covers exactly its bytes.
+        assert_eq!(signing_message(PayloadKind::Decision, statement), statement);
+        assert_eq!(PayloadKind::parse("decision"), Some(PayloadKind::Decision));
+    }
 }
