@@ -34,6 +34,10 @@ pub enum PayloadKind {
     List,
     /// A signed door command.
     Command,
+    /// A request's decision statement (`pintu_core::workflow::DecisionStatement`): an
+    /// approver with an offline key approves or rejects a request by signing it. Never a
+    /// payload of the service's k-of-n signing: it is uploaded with the request's step.
+    Decision,
 }
 
 impl PayloadKind {
@@ -42,6 +46,7 @@ impl PayloadKind {
         match self {
             PayloadKind::List => "list",
             PayloadKind::Command => "command",
+            PayloadKind::Decision => "decision",
         }
     }
 
@@ -50,6 +55,7 @@ impl PayloadKind {
         match text {
             "list" => Some(PayloadKind::List),
             "command" => Some(PayloadKind::Command),
+            "decision" => Some(PayloadKind::Decision),
             _ => None,
         }
     }
@@ -59,6 +65,9 @@ impl PayloadKind {
         match self {
             PayloadKind::List => list::SIGNING_CONTEXT,
             PayloadKind::Command => command::COMMAND_SIGNING_CONTEXT,
+            // The statement starts with its own domain tag line; its signature covers exactly
+            // its bytes, as when the service signs it with the approver's sealed key.
+            PayloadKind::Decision => b"",
         }
     }
 
@@ -67,6 +76,8 @@ impl PayloadKind {
         match self {
             PayloadKind::List => list::ENVELOPE_FORMAT,
             PayloadKind::Command => command::COMMAND_ENVELOPE_FORMAT,
+            // A decision has no envelope: its signature is stored with the request's step.
+            PayloadKind::Decision => crate::core::workflow::DECISION_TAG,
         }
     }
 }
@@ -277,6 +288,31 @@ pub fn describe(kind: PayloadKind, payload: &[u8]) -> Result<String, OfflineErro
                 c.id
             ))
         }
+        PayloadKind::Decision => {
+            let text = std::str::from_utf8(payload).map_err(|e| bad(e.to_string()))?;
+            let mut lines = text.lines();
+            if lines.next() != Some(crate::core::workflow::DECISION_TAG) {
+                return Err(bad(format!(
+                    "the first line is not {}",
+                    crate::core::workflow::DECISION_TAG
+                )));
+            }
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                    .unwrap_or("?")
+            };
+            Ok(format!(
+                "decision {} on request {} ({} for {}, doors {}), note {}, key {}",
+                field("decision"),
+                field("reference"),
+                field("kind"),
+                field("subject_name"),
+                field("doors"),
+                field("text"),
+                field("key_id")
+            ))
+        }
     }
 }
 
@@ -345,5 +381,22 @@ mod tests {
             PayloadFile::parse(b"not json"),
             Err(OfflineError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn a_decision_statement_is_described_from_its_bytes_and_signed_as_they_are() {
+        let statement = b"pintu-request-decision-v1\nreference \"REQ-2026-0001\"\n\
+            decision \"reject\"\nkey_id \"kabid-2026\"\n";
+        let what = describe(PayloadKind::Decision, statement).unwrap();
+        assert!(
+            what.starts_with("decision \"reject\" on request \"REQ-2026-0001\""),
+            "{what}"
+        );
+        // A list is not a decision, and a decision is not a list.
+        assert!(describe(PayloadKind::Decision, &list_bytes()).is_err());
+        assert!(describe(PayloadKind::List, statement).is_err());
+        // The statement carries its own domain tag: the signature covers exactly its bytes.
+        assert_eq!(signing_message(PayloadKind::Decision, statement), statement);
+        assert_eq!(PayloadKind::parse("decision"), Some(PayloadKind::Decision));
     }
 }

@@ -22,6 +22,7 @@ mod chain;
 mod duration;
 mod names;
 mod request;
+mod statement;
 
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub use chain::{
 pub use duration::{parse_duration, DurationError};
 pub use names::{Lang, RequestKind, Role, UnknownName};
 pub use request::{Action, ActionKind, Actor, Decision, Request, Stage, StepRecord};
+pub use statement::{
+    decision_name, decision_of, history_sha256, DecisionStatement, DECISION_TAG, HISTORY_TAG,
+};
 
 use crate::text::quoted;
 

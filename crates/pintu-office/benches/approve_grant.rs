@@ -3,8 +3,8 @@
 //! Each round files a new staff-access request for a new card, has it disposed and verified,
 //! then times, from the approver's click:
 //!
-//! - the approval itself;
-//! - the fulfilment (the holder and card enrolled by the helpdesk, the step recorded);
+//! - the approval itself (the approver's signature: an Argon2id unlock of their key);
+//! - the fulfilment (the holder created from the request and the card enrolled, in the step);
 //! - the next list built from the database;
 //! - two approvers' signatures (threshold 2; each unlocks an Argon2id-sealed key);
 //! - the publication on the broker;
@@ -161,7 +161,6 @@ async fn one_round(p: &People, door: &Pintud, n: u32) -> Round {
         )
         .await;
     let id = filed["id"].as_str().expect("request id").to_string();
-    let reference = filed["reference"].as_str().expect("reference").to_string();
     let steps = format!("/api/v1/requests/{id}/steps");
     p.kadis.post(&steps, json!({"action": "dispose"})).await;
     p.koordinator
@@ -182,28 +181,20 @@ async fn one_round(p: &People, door: &Pintud, n: u32) -> Round {
         took
     };
     let mut r = Round::default();
-    p.budi.post(&steps, json!({"action": "approve"})).await;
+    p.budi
+        .post(
+            &steps,
+            json!({"action": "approve", "passphrase": BUDI_PASS}),
+        )
+        .await;
     r.approve = lap();
     p.helpdesk
         .post(
-            "/api/v1/holders",
-            json!({
-                "key": holder, "name": format!("Pegawai {n}"), "kind": "staff",
-                "doors": [DOOR], "valid_until": "2099-01-01",
-                "request_ref": reference, "approver": "budi"
-            }),
-        )
-        .await;
-    p.helpdesk
-        .post(
-            &format!("/api/v1/holders/{holder}/cards"),
-            json!({ "uid": uid }),
-        )
-        .await;
-    p.helpdesk
-        .post(
             &steps,
-            json!({"action": "fulfil", "note": "Kartu terdaftar"}),
+            json!({
+                "action": "fulfil", "note": "Kartu terdaftar",
+                "fulfilment": {"uid": uid, "holder": holder, "create_holder": true}
+            }),
         )
         .await;
     r.fulfil = lap();

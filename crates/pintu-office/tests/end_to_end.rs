@@ -148,8 +148,11 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     let reference = filed["reference"].as_str().unwrap().to_string();
     step(&kadis, &id, json!({"action": "dispose"})).await;
     step(&koordinator, &id, json!({"action": "verify", "note": "Tidak ada di daftar"})).await;
-    step(&budi, &id, json!({"action": "approve"})).await;
+    // The approval is budi's signature: his passphrase unlocks his key (Argon2id) for it.
+    let approving = Instant::now();
+    step(&budi, &id, json!({"action": "approve", "passphrase": BUDI_PASS})).await;
     let approved_at = Instant::now();
+    eprintln!("signed approve step: {:?}", approved_at - approving);
 
     // Fulfilment: the helpdesk fulfils with the card read at the desk; the step creates the
     // holder from the request and enrols the card in one transaction. Then the list.
@@ -192,7 +195,7 @@ db_test!(async fn a_request_becomes_a_signed_list_a_real_door_grants_and_a_revoc
     let removal = filed["id"].as_str().unwrap().to_string();
     step(&kadis, &removal, json!({"action": "dispose"})).await;
     step(&koordinator, &removal, json!({"action": "verify", "note": "Ada di daftar v1"})).await;
-    step(&budi, &removal, json!({"action": "approve"})).await;
+    step(&budi, &removal, json!({"action": "approve", "passphrase": BUDI_PASS})).await;
     let (status, done) = helpdesk
         .post(&format!("/api/v1/requests/{removal}/steps"), json!({
             "action": "fulfil", "fulfilment": {"holder": "budi-santoso"}

@@ -7,6 +7,8 @@
 //! head, auditor and administrator see all of them.
 
 pub mod fulfil;
+mod offline;
+mod signature;
 mod store;
 
 use jiff::Timestamp;
@@ -18,9 +20,14 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Actor, Role};
 use crate::db::DbError;
 use crate::input::FieldError;
+use crate::signing::SigningError;
 
 pub use fulfil::{FulfilContext, Fulfilment, FulfilmentView};
-pub use store::{act, get, list, submit, ListFilter, RequestPage};
+pub use offline::{decision_file, offline_decision};
+pub use signature::{
+    sign_decision, statement_of, verify_all, Failure, SignedDecision, StepSignature, Verdict,
+};
+pub use store::{act, get, list, submit, ListFilter, RequestPage, Step};
 
 /// Roles that see every request.
 pub const READ_ALL: [Role; 6] = [
@@ -83,6 +90,9 @@ pub struct StepView {
     pub to: Stage,
     /// When (Unix ms).
     pub at_ms: i64,
+    /// A decision's signature (approve, reject), verified when the request was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<StepSignature>,
 }
 
 /// What the request waits for.
@@ -165,6 +175,29 @@ pub enum RequestError {
     /// the step was recorded.
     #[error(transparent)]
     Fulfilment(Box<fulfil::FulfilError>),
+    /// The approver has no signing key, so cannot decide.
+    #[error(
+        "account {account:?} has no signing key: an approval or a rejection is the approver's \
+         signature, so create your signing key first (POST /api/v1/signing/keys with a \
+         passphrase)"
+    )]
+    NoKey {
+        /// The approver.
+        account: String,
+    },
+    /// The approver's key is held offline: no passphrase opens it here.
+    #[error(
+        "your signing key {key_id:?} is held offline: download the decision statement \
+         (POST /api/v1/requests/{{id}}/decision-file), sign it with `pintuctl sign --key KEY \
+         FILE` and take the step with the signature file as `signature_file`"
+    )]
+    KeyHeldOffline {
+        /// The key.
+        key_id: String,
+    },
+    /// Unlocking or signing failed (wrong passphrase, throttled, damaged key).
+    #[error(transparent)]
+    Signing(SigningError),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),

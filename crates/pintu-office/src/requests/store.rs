@@ -4,6 +4,7 @@ use pintu_core::workflow::{self, Action, Chain, Request, Stage, StepRecord};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::signature::{self, SignedDecision};
 use super::{
     due_ms, may_see, ts, workflow_actor, Awaiting, NewRequest, RequestError, RequestView, StepView,
     READ_ALL,
@@ -128,16 +129,45 @@ pub async fn submit(
     Ok(view)
 }
 
-/// `actor` takes `action` on request `id` (or its reference).
+/// A step as it is taken: the workflow's action, and what goes with it.
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// The action (stored and audited).
+    pub action: Action,
+    /// An approval's or rejection's signed statement ([`super::sign_decision`], made before
+    /// the write transaction opens); stored with the step.
+    pub signed: Option<SignedDecision>,
+    /// A fulfilment's details, carried out in the step's transaction.
+    pub fulfil: super::FulfilContext<'a>,
+}
+
+impl Step<'_> {
+    /// A step with nothing beside its action (dispose, verify, inform, withdraw, a fulfil
+    /// that records its note only).
+    pub fn plain(action: Action) -> Step<'static> {
+        Step {
+            action,
+            signed: None,
+            fulfil: super::FulfilContext::default(),
+        }
+    }
+}
+
+/// `actor` takes `step` on request `id` (or its reference), in one transaction with what goes
+/// with it (the decision's signature, the fulfilment's directory changes) and its audit rows.
 pub async fn act(
     db: &Db,
     key: &ServiceKey,
     chain: &Chain,
     actor: &Actor,
     id: &str,
-    action: Action,
-    fulfil: super::FulfilContext<'_>,
+    step: Step<'_>,
 ) -> Result<RequestView, RequestError> {
+    let Step {
+        action,
+        signed,
+        fulfil,
+    } = step;
     if fulfil.details.is_some() && !matches!(action, Action::Fulfil { .. }) {
         return Err(FieldError::new("fulfilment", "only with the fulfil action").into());
     }
@@ -152,6 +182,7 @@ pub async fn act(
         &action,
         ts(now_ms()),
     )?;
+    signature::check(signed.as_ref(), &before, actor.account_id(), &action)?;
     let mut after_state = request.clone();
     after_state.apply(&outcome);
     let StepRecord {
@@ -173,6 +204,9 @@ pub async fn act(
     .bind(at.as_millisecond())
     .execute(&mut *tx)
     .await?;
+    if let Some(s) = &signed {
+        signature::store(&mut tx, &before.id, n, s).await?;
+    }
     let updated = sqlx::query(
         "UPDATE requests SET stage = $1, entered_stage_at_ms = $2, due_at_ms = $3, \
          updated_at_ms = $2 WHERE id = $4 AND stage = $5",
@@ -202,7 +236,10 @@ pub async fn act(
             format!("request:{}", before.reference),
         )
         .before(serde_json::json!({ "stage": before.stage }))
-        .after(serde_json::json!({ "stage": after.stage, "action": action })),
+        .after(signature::audit_after(
+            serde_json::json!({ "stage": after.stage, "action": action }),
+            signed.as_ref(),
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -234,7 +271,7 @@ async fn lock_requests(tx: &mut Tx, backend: Backend) -> Result<(), RequestError
 }
 
 /// The workflow's state of a loaded request.
-fn state_of(view: &RequestView) -> Request {
+pub(super) fn state_of(view: &RequestView) -> Request {
     Request {
         kind: view.kind,
         stage: view.stage,
@@ -305,11 +342,29 @@ fn view_of(row: &sqlx::any::AnyRow, chain: &Chain) -> Result<RequestView, Reques
     Ok(view)
 }
 
-/// Loads one request (by id or reference) with its history, checking the viewer may see it.
+/// Loads one request (by id or reference) with its history and its decisions' signatures
+/// (verified now), checking the viewer may see it.
 async fn load(
     tx: &mut Tx,
     chain: &Chain,
     actor: &Actor,
+    id: &str,
+) -> Result<RequestView, RequestError> {
+    let mut view = load_unchecked(tx, chain, id).await?;
+    if !may_see(actor, &view.requester_id) {
+        return Err(RequestError::NotFound);
+    }
+    signature::attach(tx, &mut view).await?;
+    view.allowed_actions =
+        workflow::allowed_actions(chain, &state_of(&view), &workflow_actor(actor));
+    view.fulfilment = super::fulfil::view_in(tx, &view.id).await?;
+    Ok(view)
+}
+
+/// Loads one request with its history, whoever asks (no signatures, no allowed actions).
+pub(super) async fn load_unchecked(
+    tx: &mut Tx,
+    chain: &Chain,
     id: &str,
 ) -> Result<RequestView, RequestError> {
     let sql = format!(
@@ -322,9 +377,6 @@ async fn load(
         .await?
         .ok_or(RequestError::NotFound)?;
     let mut view = view_of(&row, chain)?;
-    if !may_see(actor, &view.requester_id) {
-        return Err(RequestError::NotFound);
-    }
     let steps = sqlx::query(
         "SELECT s.n, s.action_json, s.actor_id, a.username, s.role, s.from_stage, s.to_stage, \
          s.at_ms FROM request_steps s JOIN accounts a ON a.id = s.actor_id \
@@ -349,11 +401,9 @@ async fn load(
             from: parse(&from, "stage")?,
             to: parse(&to, "stage")?,
             at_ms: s.try_get(7)?,
+            signature: None,
         });
     }
-    view.allowed_actions =
-        workflow::allowed_actions(chain, &state_of(&view), &workflow_actor(actor));
-    view.fulfilment = super::fulfil::view_in(tx, &view.id).await?;
     Ok(view)
 }
 

@@ -126,6 +126,13 @@ fn check(
         kind: kind.as_str(),
         message,
     };
+    if kind == PayloadKind::Decision {
+        return Err(invalid(
+            "a request's decision is signed at its step (POST /api/v1/requests/{id}/steps), \
+             not put up for k-of-n signature"
+                .into(),
+        ));
+    }
     let probe = vault::generate();
     let signature = B64.encode(
         probe
@@ -184,6 +191,7 @@ fn check(
                 expires_at: payload.expires_at,
             })
         }
+        PayloadKind::Decision => Err(invalid("not a payload".into())),
     }
 }
 

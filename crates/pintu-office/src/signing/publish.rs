@@ -106,7 +106,10 @@ impl Signer {
             (PayloadKind::List, None) => m.site_list_topic(&info.site),
             (PayloadKind::List, Some(door)) => m.door_list_topic(&info.site, door),
             // A command always names its door (checked when it was created).
-            (PayloadKind::Command, door) => m.commands_topic(&info.site, door.unwrap_or("*")),
+            // (No decision is ever stored as a payload: `create_payload` refuses it.)
+            (PayloadKind::Command | PayloadKind::Decision, door) => {
+                m.commands_topic(&info.site, door.unwrap_or("*"))
+            }
         });
         let file_name = match (info.kind, door, info.list_version) {
             (PayloadKind::List, None, Some(v)) => format!("{}-v{v}.signed", info.site),
@@ -152,7 +155,9 @@ impl Signer {
             (Some(link), Some(topic), Some(m)) => {
                 let sent = match info.kind {
                     PayloadKind::List => link.publish_retained(topic, envelope.clone()).await,
-                    PayloadKind::Command => publish_once(m, link, topic, envelope.clone()).await,
+                    PayloadKind::Command | PayloadKind::Decision => {
+                        publish_once(m, link, topic, envelope.clone()).await
+                    }
                 };
                 Some(sent.map_err(|source| SigningError::NotAcknowledged {
                     id: info.id.clone(),

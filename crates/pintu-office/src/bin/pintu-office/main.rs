@@ -41,6 +41,9 @@ enum Command {
     /// The audit trail: verify the chain, export it.
     #[command(subcommand)]
     Audit(commands::audit::Command),
+    /// Requests: verify every decision's signature.
+    #[command(subcommand)]
+    Requests(commands::requests::Command),
     /// The register: import today's register.toml, export the database as TOML.
     #[command(subcommand)]
     Register(commands::register::Command),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => commands::audit::run(&cli.config, cmd).await,
             Command::Archive(cmd) => commands::archive::run(&cli.config, cmd).await,
             Command::Register(cmd) => commands::register::run(&cli.config, cmd).await,
+            Command::Requests(cmd) => commands::requests::run(&cli.config, cmd).await,
         }
     });
     match result {

@@ -8,6 +8,7 @@ pub mod check_config;
 pub mod init;
 pub mod migrate;
 pub mod register;
+pub mod requests;
 pub mod serve;
 
 use std::path::Path;
