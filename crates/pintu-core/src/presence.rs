@@ -270,8 +270,7 @@ impl Presence {
                 None => OccupantChange::Remove(card),
             })
             .collect();
-        let unescorted =
-            std::mem::take(&mut self.unescorted_touched).then_some(self.unescorted);
+        let unescorted = std::mem::take(&mut self.unescorted_touched).then_some(self.unescorted);
         PresenceChanges {
             occupants,
             unescorted,

@@ -32,8 +32,7 @@ use super::event::{EventDraft, EventKind};
 use super::flood::{counts_as_failure, FloodGuard, FloodSettings};
 use super::list::{Entry, ListMeta, Role};
 use super::presence::{
-    AntiPassback, Occupant, Presence, PresenceChanges, PresenceSnapshot,
-    RestoreError, VisitInfo,
+    AntiPassback, Occupant, Presence, PresenceChanges, PresenceSnapshot, RestoreError, VisitInfo,
 };
 use super::trusted_time::{ClockStatus, ClockTrust, EffectiveTime, NtpState, TrustedTime};
 use super::visit::{visit_for, VisitLookup};

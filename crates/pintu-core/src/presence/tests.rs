@@ -284,9 +284,17 @@ impl Records {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Enter { card: u8, visitor: bool, window_min: u64 },
-    Exit { card: u8 },
-    Tick { min: u64 },
+    Enter {
+        card: u8,
+        visitor: bool,
+        window_min: u64,
+    },
+    Exit {
+        card: u8,
+    },
+    Tick {
+        min: u64,
+    },
     Restart,
 }
 
