@@ -330,9 +330,7 @@ impl Presence {
         s: &EscortSettings,
     ) -> Option<(Occupant, Vec<EventDraft>)> {
         let i = self.inside.iter().position(|o| &o.card == card)?;
-        let left = self.inside.remove(i);
-        self.visitors -= usize::from(left.is_visitor());
-        self.touched.push(left.card);
+        let left = self.remove_at(i);
         let mut out = Vec::new();
         if left.is_visitor() {
             let mut closed = left.describe(EventKind::VisitClosed);
@@ -345,13 +343,28 @@ impl Presence {
             });
             out.push(closed);
         }
+        out.extend(self.after_leaving(&left.holder, s));
+        Some((left, out))
+    }
+
+    fn remove_at(&mut self, i: usize) -> Occupant {
+        let left = self.inside.remove(i);
+        self.visitors -= usize::from(left.is_visitor());
+        self.touched.push(left.card);
+        left
+    }
+
+    /// The unescorted alarm after `who` left: raised per visitor left without an escort, or
+    /// cleared when no visitor is inside any more.
+    fn after_leaving(&mut self, who: &str, s: &EscortSettings) -> Vec<EventDraft> {
+        let mut out = Vec::new();
         let visitors_inside = self.visitors > 0;
         if !self.unescorted && visitors_inside && !self.escort_inside(s) {
             self.set_unescorted(true);
             for v in self.inside.iter().filter(|o| o.is_visitor()) {
                 out.push(
                     v.describe(EventKind::VisitorUnescorted)
-                        .detail(format!("{} left; no escort is inside", left.holder)),
+                        .detail(format!("{who} left; no escort is inside")),
                 );
             }
         } else if self.unescorted && !visitors_inside {
@@ -360,7 +373,36 @@ impl Presence {
                 EventDraft::new(EventKind::VisitorUnescortedCleared).reason("no_visitor_inside"),
             );
         }
-        Some((left, out))
+        out
+    }
+
+    /// Drops whoever has been recorded inside for `max` or longer at `wall` (the effective
+    /// time), with a `presence.expired` event each: a door without exit information never sees
+    /// them leave, and must not count them inside forever. The unescorted alarm follows as for
+    /// an exit. No `visit.closed` for a visitor: nobody saw them leave.
+    pub fn expire(&mut self, wall: Timestamp, max: Duration, s: &EscortSettings) -> Vec<EventDraft> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.inside.len() {
+            let o = &self.inside[i];
+            let inside_for = wall_gap(wall, o.entered_at);
+            if inside_for < max {
+                i += 1;
+                continue;
+            }
+            let left = self.remove_at(i);
+            out.push(
+                left.describe(EventKind::PresenceExpired)
+                    .reason("presence_expiry")
+                    .detail(format!(
+                        "recorded inside since {} ({} min) with no exit seen; dropped from presence",
+                        left.entered_at,
+                        inside_for.as_secs() / 60
+                    )),
+            );
+            out.extend(self.after_leaving(&left.holder, s));
+        }
+        out
     }
 
     /// Time passes: `visit.overstay` for visitors inside past their window, repeated every

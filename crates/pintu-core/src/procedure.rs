@@ -59,6 +59,10 @@ pub struct ProcedureSettings {
     /// How far past the newest signed time (a list's `issued_at`) a wall-clock reading may raise
     /// the trusted-time floor ([`clock_ceiling`](super::trusted_time::clock_ceiling)). Default 1 h.
     pub clock_max_ahead: Duration,
+    /// Someone recorded inside this long is dropped from presence (`presence.expired`): a door
+    /// without exit information cannot see anyone leave. `None`: never. Default `None` (the
+    /// config gives entry-only doors 12 h).
+    pub presence_expiry: Option<Duration>,
 }
 
 impl ProcedureSettings {
@@ -73,6 +77,7 @@ impl ProcedureSettings {
             clock_tolerance: Duration::from_secs(5),
             visitors_when_clock_untrusted: false,
             clock_max_ahead: Duration::from_secs(3600),
+            presence_expiry: None,
         }
     }
 }
@@ -424,6 +429,9 @@ impl Procedure {
             );
         }
         events.extend(self.flood.tick(mono));
+        if let Some(max) = self.settings.presence_expiry {
+            events.extend(self.presence.expire(now.at, max, &self.settings.escort));
+        }
         events.extend(
             self.presence
                 .tick(now.at, mono, self.settings.overstay_repeat),

@@ -382,3 +382,55 @@ fn a_snapshot_from_before_entry_order_was_saved_keeps_its_order() {
     let orders: Vec<_> = q.occupants().iter().map(|o| o.order).collect();
     assert_eq!(orders, vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn presence_expires_after_the_limit_with_an_event_and_the_alarm_follows() {
+    let s = EscortSettings::default();
+    let m0 = Instant::now();
+    let mut p = Presence::new();
+    p.enter(staff(1, "budi", m0), &s); // entered at T0
+    p.enter(visitor(3, m0, at(mins(600))), &s);
+    let mut late = staff(2, "siti", m0);
+    late.entered_at = at(mins(30));
+    p.enter(late, &s);
+    p.take_changes();
+    let max = mins(120);
+    assert!(p.expire(at(mins(119)), max, &s).is_empty());
+    // Budi and the visitor reach the limit; siti (30 min later) is still inside, so the
+    // visitor was not left alone while inside.
+    let e = p.expire(at(mins(120)), max, &s);
+    assert_eq!(
+        kinds(&e),
+        vec![EventKind::PresenceExpired, EventKind::PresenceExpired]
+    );
+    assert_eq!(e[0].holder.as_deref(), Some("budi"));
+    assert_eq!(e[0].entered_at, Some(ts(T0)));
+    assert_eq!(e[0].reason.as_deref(), Some("presence_expiry"));
+    assert_eq!(e[1].visit.as_deref(), Some("V3"), "the visit is named");
+    let inside: Vec<_> = p.occupants().iter().map(|o| o.holder.as_str()).collect();
+    assert_eq!(inside, ["siti"]);
+    assert_eq!(p.visitors(), 0);
+    let changes = p.take_changes();
+    assert_eq!(changes.occupants.len(), 2);
+    assert!(changes
+        .occupants
+        .iter()
+        .all(|c| matches!(c, OccupantChange::Remove(_))));
+}
+
+#[test]
+fn an_escort_expiring_leaves_a_visitor_unescorted() {
+    let s = EscortSettings::default();
+    let m0 = Instant::now();
+    let mut p = Presence::new();
+    p.enter(staff(1, "budi", m0), &s);
+    let mut v = visitor(3, m0, at(mins(600)));
+    v.entered_at = at(mins(60));
+    p.enter(v, &s);
+    let e = p.expire(at(mins(120)), mins(120), &s);
+    assert_eq!(
+        kinds(&e),
+        vec![EventKind::PresenceExpired, EventKind::VisitorUnescorted]
+    );
+    assert!(p.unescorted_alarm());
+}
