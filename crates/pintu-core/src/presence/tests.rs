@@ -295,6 +295,9 @@ enum Op {
     Tick {
         min: u64,
     },
+    Expire {
+        max_min: u64,
+    },
     Restart,
 }
 
@@ -307,6 +310,7 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         (0u8..8).prop_map(|card| Op::Exit { card }),
         (0u64..60).prop_map(|min| Op::Tick { min }),
+        (1u64..90).prop_map(|max_min| Op::Expire { max_min }),
         Just(Op::Restart),
     ]
 }
@@ -339,6 +343,9 @@ proptest! {
                 Op::Tick { min } => {
                     now += mins(min);
                     p.tick(at(now), m0 + now, repeat);
+                }
+                Op::Expire { max_min } => {
+                    p.expire(at(now), mins(max_min), &s);
                 }
                 Op::Restart => {
                     p = Presence::restore(records.snapshot(), at(now), m0 + now, repeat)
