@@ -380,7 +380,12 @@ impl Presence {
     /// time), with a `presence.expired` event each: a door without exit information never sees
     /// them leave, and must not count them inside forever. The unescorted alarm follows as for
     /// an exit. No `visit.closed` for a visitor: nobody saw them leave.
-    pub fn expire(&mut self, wall: Timestamp, max: Duration, s: &EscortSettings) -> Vec<EventDraft> {
+    pub fn expire(
+        &mut self,
+        wall: Timestamp,
+        max: Duration,
+        s: &EscortSettings,
+    ) -> Vec<EventDraft> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.inside.len() {

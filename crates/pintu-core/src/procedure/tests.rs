@@ -2,8 +2,8 @@
 //! the trusted-time floor, presence across restarts, lockdown and the tap's own event.
 
 use super::*;
-use crate::presence::OccupantChange;
 use crate::event::Event;
+use crate::presence::OccupantChange;
 use crate::visit::Visit;
 use jiff::tz::TimeZone;
 use jiff::SignedDuration;
