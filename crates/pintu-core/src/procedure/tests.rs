@@ -8,6 +8,7 @@ use crate::visit::Visit;
 use jiff::tz::TimeZone;
 use jiff::SignedDuration;
 use proptest::prelude::*;
+use std::time::Duration;
 use uuid::Uuid;
 use Direction::{Entry as In, Exit as Out};
 
