@@ -177,7 +177,7 @@ pub enum RestoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OccupantChange {
     /// Inside, with this record (new, or updated by an overstay alarm).
-    Upsert(Occupant),
+    Upsert(Box<Occupant>),
     /// No longer inside.
     Remove(CardHash),
 }
@@ -261,12 +261,12 @@ impl Presence {
     pub fn take_changes(&mut self) -> PresenceChanges {
         let mut touched = std::mem::take(&mut self.touched);
         // Few per input (a tap touches one or two cards): sorting is cheaper than a set.
-        touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        touched.sort_unstable();
         touched.dedup();
         let occupants = touched
             .into_iter()
             .map(|card| match self.inside.iter().find(|o| o.card == card) {
-                Some(o) => OccupantChange::Upsert(o.clone()),
+                Some(o) => OccupantChange::Upsert(Box::new(o.clone())),
                 None => OccupantChange::Remove(card),
             })
             .collect();

@@ -260,7 +260,7 @@ impl Records {
         for change in changes.occupants {
             match change {
                 OccupantChange::Upsert(o) => {
-                    self.occupants.insert(o.card, o);
+                    self.occupants.insert(o.card, *o);
                 }
                 OccupantChange::Remove(card) => {
                     self.occupants.remove(&card);
