@@ -5,9 +5,17 @@
 //! distinct cards, one at a time, after 50 warm-up taps. Also reported: the daemon's own `micros`
 //! field (from the read that completed the frame to the decision).
 //!
+//! Every distinct card enters (one entry reader, no exits), so that pass runs with 0 to 1,050
+//! people inside. The **people-inside dimension** (issue 24) follows: for each size in
+//! `PINTU_BENCH_INSIDE` (default `0,250,1000`), a fresh pintud with an entry and an exit reader
+//! lets that many in first (not measured), then runs `PINTU_BENCH_INSIDE_ROUNDS` (default 5,000)
+//! rounds of one more person entering and leaving, so the count inside stays at the size:
+//! p50/p99 of the entry and the exit tap, pintud's CPU and bytes written to storage per tap
+//! (`/proc/PID/stat`, `/proc/PID/io` `write_bytes`), and the state directory after the taps.
+//!
 //! `cargo bench --bench tap_serial` runs it (release build of pintud); without `--bench` (as
-//! `cargo test --benches` runs it) it only smoke tests 20 taps. Prints `RESULT` lines in the
-//! format `benches/run` collects.
+//! `cargo test --benches` runs it) it only smoke tests 20 taps and sizes 0 and 5. Prints
+//! `RESULT` lines in the format `benches/run` collects.
 
 mod common;
 #[allow(unused_imports)]
@@ -91,6 +99,140 @@ fn main() {
         "—",
         "info",
     );
+
+    let sizes: Vec<usize> = match std::env::var("PINTU_BENCH_INSIDE") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) if bench => vec![0, 250, 1000],
+        Err(_) => vec![0, 5],
+    };
+    let rounds = if bench {
+        common::env_usize("PINTU_BENCH_INSIDE_ROUNDS", 5_000)
+    } else {
+        10
+    };
+    for inside in sizes {
+        inside_dimension(inside, rounds);
+    }
+}
+
+/// Cards of the people let in first (the pool of those who come and go starts after them).
+const PREFILL_BASE: usize = 1 << 24;
+
+/// One size of the people-inside dimension: `inside` people enter first, then `rounds` rounds of
+/// one more person entering (entry reader) and leaving (exit reader).
+fn inside_dimension(inside: usize, rounds: usize) {
+    let dir = tempfile::tempdir_in(common::work_dir()).expect("temp dir");
+    let mut entry = open_pty();
+    let mut exit = open_pty();
+    let entry_port = dir.path().join("entry");
+    let exit_port = dir.path().join("exit");
+    std::os::unix::fs::symlink(&entry.1, &entry_port).expect("symlink");
+    std::os::unix::fs::symlink(&exit.1, &exit_port).expect("symlink");
+    // Those who come and go cycle through a pool (each has left before their card comes back).
+    let pool = rounds.clamp(1, 1_000);
+    let cards: Vec<usize> = (0..pool)
+        .chain((0..inside).map(|i| PREFILL_BASE + i))
+        .collect();
+    let readers = format!(
+        "{}\n\n[[reader]]\n{}",
+        serial_reader("in", "entry", &entry_port),
+        serial_reader("out", "exit", &exit_port)
+    );
+    let config = write_site_with(dir.path(), &cards, &readers);
+    let (mut child, lines) = common::spawn_pintud(&config, &dir.path().join("list.signed"));
+    let pid = child.id();
+    let mut open = 0;
+    while open < 2 {
+        wait_line(&lines, "serial port open", Duration::from_secs(30));
+        open += 1;
+    }
+    for i in 0..inside {
+        entry
+            .0
+            .write_all(&em4100_frame(card(PREFILL_BASE + i)))
+            .expect("write frame");
+        wait_line(&lines, "decision=\"grant\"", Duration::from_secs(5));
+    }
+    let state = dir.path().join("state");
+    let (cpu0, written0) = (cpu_ticks(pid), write_bytes(pid));
+    let mut ins = Vec::with_capacity(rounds);
+    let mut outs = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let c = card(r % pool);
+        for (pty, taps) in [(&mut entry, &mut ins), (&mut exit, &mut outs)] {
+            let written = Instant::now();
+            pty.0.write_all(&em4100_frame(c)).expect("write frame");
+            let (at, _) = wait_line(&lines, "decision=\"grant\"", Duration::from_secs(5));
+            taps.push(at.duration_since(written));
+        }
+    }
+    let taps = (2 * rounds) as u64;
+    let cpu = Duration::from_millis((cpu_ticks(pid) - cpu0) * 10).as_micros() as u64 / taps.max(1);
+    let written = (write_bytes(pid) - written0) / taps.max(1);
+    let on_disk = common::dir_size(&state);
+    stop(&mut child);
+    let (i, o) = (Percentiles::of(ins), Percentiles::of(outs));
+    println!(
+        "{inside} inside, {rounds} rounds: entry p50 {:?} p99 {:?}; exit p50 {:?} p99 {:?}; pintud CPU {cpu} µs/tap; {written} B written/tap; state dir {}",
+        i.p50, i.p99, o.p50, o.p99, common::fmt_mb(on_disk)
+    );
+    result(
+        &format!("serial tap, {inside} inside: entry, exit (p50 / p99)"),
+        &format!(
+            "{} / {}, {} / {}",
+            fmt(i.p50),
+            fmt(i.p99),
+            fmt(o.p50),
+            fmt(o.p99)
+        ),
+        "flat in people inside",
+        "info",
+    );
+    result(
+        &format!("serial tap, {inside} inside: pintud CPU, bytes written to storage per tap"),
+        &format!("{cpu} µs, {written} B"),
+        "flat in people inside",
+        "info",
+    );
+    result(
+        &format!("serial tap, {inside} inside: state directory after {taps} taps"),
+        &common::fmt_mb(on_disk),
+        "—",
+        "info",
+    );
+}
+
+/// A serial EM4100 reader's `[[reader]]` body.
+fn serial_reader(name: &str, role: &str, port: &Path) -> String {
+    format!(
+        "name = \"{name}\"\nrole = \"{role}\"\nbackend = \"serial\"\nport = \"{}\"\nprotocol = \"em4100\"\nhold = \"50ms\"",
+        port.display()
+    )
+}
+
+/// CPU time `pid` has used (user + system), in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let at = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    at(11) + at(12) // utime, stime (fields 14 and 15 of the whole line)
+}
+
+/// Bytes `pid` has caused to be written to storage (`/proc/PID/io` `write_bytes`).
+fn write_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Distinct 5-byte EM4100 cards.
@@ -114,12 +256,20 @@ fn open_pty() -> (std::fs::File, PathBuf) {
 /// Keys, a signed list granting cards 0..n, and a config with one serial reader; returns the
 /// config path.
 fn write_site(dir: &Path, port: &Path, n: usize) -> PathBuf {
+    let cards: Vec<usize> = (0..n).collect();
+    write_site_with(dir, &cards, &serial_reader("rdm", "entry", port))
+}
+
+/// Keys, a signed list granting `cards`, and a config whose readers are `readers` (the body of
+/// the first `[[reader]]`, more may follow); returns the config path.
+fn write_site_with(dir: &Path, cards: &[usize], readers: &str) -> PathBuf {
     let signer = SigningKey::from_bytes(&[5; 32]);
     let card_key = CardKey::from_bytes([9; 32]);
     std::fs::write(dir.join("card.key"), card_key.to_hex()).expect("card key");
     let now = Timestamp::now();
-    let entries = (0..n)
-        .map(|i| {
+    let entries = cards
+        .iter()
+        .map(|&i| {
             let uid = Uid::from_bytes(&card(i)).expect("uid");
             Entry {
                 card: card_key.hash(&uid),
@@ -150,14 +300,7 @@ fn write_site(dir: &Path, port: &Path, n: usize) -> PathBuf {
         &[("k1".into(), signer.clone())],
     );
     std::fs::write(dir.join("list.signed"), signed).expect("list");
-    common::write_door_config(
-        dir,
-        &signer.verifying_key(),
-        &format!(
-            "name = \"rdm\"\nbackend = \"serial\"\nport = \"{}\"\nprotocol = \"em4100\"\nhold = \"50ms\"",
-            port.display()
-        ),
-    )
+    common::write_door_config(dir, &signer.verifying_key(), readers)
 }
 
 /// The next line containing `text` (other lines are skipped).

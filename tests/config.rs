@@ -1107,3 +1107,42 @@ fn max_ahead_of_signed_out_of_range_is_refused() {
         "must be between 1m and 400days",
     );
 }
+
+/// Issue 24 item 2: `[visits] presence_expiry`: a duration or "off"; unset, 12 h on a door
+/// without an exit reader and off on a door with one.
+#[test]
+fn presence_expiry_defaults_by_door_and_is_checked() {
+    use std::time::Duration;
+    let site = Site::new();
+    let (_, cfg) = load(&site, &site.config_text(""));
+    assert_eq!(
+        cfg.expect("valid").procedure.presence_expiry,
+        Some(Duration::from_secs(12 * 3600)),
+        "the fixture door has only an entry reader"
+    );
+    let exit = "\n[[reader]]\nname = \"exit\"\nrole = \"exit\"\nbackend = \"sim\"\n";
+    let (_, cfg) = load(&site, &site.config_text(exit));
+    assert_eq!(cfg.expect("valid").procedure.presence_expiry, None);
+    let set = |v: &str| site.config_text(&format!("\n[visits]\npresence_expiry = {v}\n"));
+    let (_, cfg) = load(&site, &set("\"90m\""));
+    assert_eq!(
+        cfg.expect("valid").procedure.presence_expiry,
+        Some(Duration::from_secs(5400))
+    );
+    let (_, cfg) = load(&site, &set("\"off\""));
+    assert_eq!(cfg.expect("valid").procedure.presence_expiry, None);
+    assert_error(
+        &site,
+        &set("\"10s\""),
+        "presence_expiry",
+        "visits.presence_expiry",
+        "must be between 1m and 30days, or \"off\"",
+    );
+    assert_error_contains(
+        &site,
+        &set("\"soon\""),
+        "presence_expiry",
+        "visits.presence_expiry",
+        "expected a duration like \"12h\", or \"off\"",
+    );
+}

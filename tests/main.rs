@@ -17,6 +17,7 @@ mod mqtt;
 mod mqtt_broker;
 mod mqtt_refusals;
 mod pcsc;
+mod presence;
 mod register;
 mod register_imported;
 mod report;

@@ -150,6 +150,10 @@ pub enum EventKind {
     /// Someone left through the exit button while several were inside: presence is unchanged.
     #[serde(rename = "exit.unattributed")]
     ExitUnattributed,
+    /// Someone recorded inside longer than `[visits] presence_expiry` was dropped from presence
+    /// (a door without exit information cannot see them leave).
+    #[serde(rename = "presence.expired")]
+    PresenceExpired,
     // -- list expiry, the freeze attack (issue 10) --
     /// Warning: the active list expires within `[list] expiry_warning`.
     #[serde(rename = "list.expiring")]
@@ -238,6 +242,7 @@ impl EventKind {
             EventKind::ClockUntrusted => "clock.untrusted",
             EventKind::ClockUntrustedCleared => "clock.untrusted.cleared",
             EventKind::ExitUnattributed => "exit.unattributed",
+            EventKind::PresenceExpired => "presence.expired",
             EventKind::ListExpiring => "list.expiring",
             EventKind::ListExpired => "list.expired",
             EventKind::ListFileDamaged => "list.file_damaged",

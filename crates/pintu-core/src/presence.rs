@@ -5,8 +5,11 @@
 //! the last person who may escort leaves while a visitor is inside, the `visit.closed` exit record
 //! when a visitor leaves, and `visit.overstay` while a visitor stays past the visit's window.
 //!
-//! Presence must survive restarts and power cuts: [`Presence::snapshot`] gives a serde value for
-//! the daemon to persist, and [`Presence::restore`] takes it back at boot. Monotonic instants do
+//! Presence must survive restarts and power cuts. The daemon saves it by change: after each
+//! input, [`Presence::take_changes`] says which occupants were added, updated or removed (and
+//! whether the unescorted alarm changed), so a tap writes one small record, not everyone inside.
+//! At boot the records make a [`PresenceSnapshot`] again, which [`Presence::restore`] takes back
+//! ([`Presence::snapshot`] gives the whole state at once). Monotonic instants do
 //! not survive a reboot, so a restore re-arms overstay timing from wall-clock facts (the visit's
 //! end and the last overstay alarm), and a visit's duration falls back to wall-clock times.
 
@@ -90,6 +93,11 @@ pub struct Occupant {
     /// When the next overstay repeat is due on this boot's monotonic clock (not persisted).
     #[serde(skip)]
     next_overstay: Option<Instant>,
+    /// Position in the order of entry, set by [`Presence::enter`]: records saved one by one
+    /// (in no order) are put back in entry order at boot. Snapshots written before it existed
+    /// read as 0 and keep their list order.
+    #[serde(default)]
+    pub order: u64,
 }
 
 impl Occupant {
@@ -114,6 +122,7 @@ impl Occupant {
             overstay_alarms: 0,
             last_overstay_at: None,
             next_overstay: None,
+            order: 0,
         }
     }
 
@@ -164,11 +173,55 @@ pub enum RestoreError {
     Format(u32),
 }
 
+/// One occupant's change since the last [`Presence::take_changes`]: what to write for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OccupantChange {
+    /// Inside, with this record (new, or updated by an overstay alarm).
+    Upsert(Box<Occupant>),
+    /// No longer inside.
+    Remove(CardHash),
+}
+
+impl OccupantChange {
+    /// The card the change is about.
+    pub fn card(&self) -> &CardHash {
+        match self {
+            OccupantChange::Upsert(o) => &o.card,
+            OccupantChange::Remove(card) => card,
+        }
+    }
+}
+
+/// What changed in presence since the last [`Presence::take_changes`]. Applied in order to the
+/// records saved before, it gives the records of [`Presence::snapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceChanges {
+    /// One change per occupant touched, at most.
+    pub occupants: Vec<OccupantChange>,
+    /// The unescorted alarm's new state, when it changed.
+    pub unescorted: Option<bool>,
+}
+
+impl PresenceChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.occupants.is_empty() && self.unescorted.is_none()
+    }
+}
+
 /// Who is inside.
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
     inside: Vec<Occupant>,
     unescorted: bool,
+    /// Visitors among `inside` (status asks on every change; counted, not scanned).
+    visitors: usize,
+    /// The order the next occupant gets.
+    next_order: u64,
+    /// Cards entered, left or updated since the last `take_changes`.
+    touched: Vec<CardHash>,
+    /// Whether `unescorted` changed since the last `take_changes`.
+    unescorted_touched: bool,
 }
 
 /// Whole seconds from `from` to `to`, zero if negative.
@@ -197,6 +250,38 @@ impl Presence {
         self.inside.len()
     }
 
+    /// How many of them are visitors.
+    pub fn visitors(&self) -> usize {
+        self.visitors
+    }
+
+    /// What changed since the last call: the records to write (one per occupant touched, as
+    /// they are now) and the alarm state. The caller persists them before acknowledging the
+    /// input that changed them.
+    pub fn take_changes(&mut self) -> PresenceChanges {
+        let mut touched = std::mem::take(&mut self.touched);
+        // Few per input (a tap touches one or two cards): sorting is cheaper than a set.
+        touched.sort_unstable();
+        touched.dedup();
+        let occupants = touched
+            .into_iter()
+            .map(|card| match self.inside.iter().find(|o| o.card == card) {
+                Some(o) => OccupantChange::Upsert(Box::new(o.clone())),
+                None => OccupantChange::Remove(card),
+            })
+            .collect();
+        let unescorted = std::mem::take(&mut self.unescorted_touched).then_some(self.unescorted);
+        PresenceChanges {
+            occupants,
+            unescorted,
+        }
+    }
+
+    fn set_unescorted(&mut self, on: bool) {
+        self.unescorted = on;
+        self.unescorted_touched = true;
+    }
+
     /// Whether `card` is inside.
     pub fn is_inside(&self, card: &CardHash) -> bool {
         self.inside.iter().any(|o| &o.card == card)
@@ -218,9 +303,14 @@ impl Presence {
             return Vec::new();
         }
         let escorts = s.can_escort(occupant.role);
+        let mut occupant = occupant;
+        occupant.order = self.next_order;
+        self.next_order += 1;
+        self.visitors += usize::from(occupant.is_visitor());
+        self.touched.push(occupant.card);
         self.inside.push(occupant);
         if self.unescorted && escorts {
-            self.unescorted = false;
+            self.set_unescorted(false);
             return vec![
                 EventDraft::new(EventKind::VisitorUnescortedCleared).reason("escort_entered")
             ];
@@ -240,7 +330,7 @@ impl Presence {
         s: &EscortSettings,
     ) -> Option<(Occupant, Vec<EventDraft>)> {
         let i = self.inside.iter().position(|o| &o.card == card)?;
-        let left = self.inside.remove(i);
+        let left = self.remove_at(i);
         let mut out = Vec::new();
         if left.is_visitor() {
             let mut closed = left.describe(EventKind::VisitClosed);
@@ -253,22 +343,71 @@ impl Presence {
             });
             out.push(closed);
         }
-        let visitors_inside = self.inside.iter().any(Occupant::is_visitor);
+        out.extend(self.after_leaving(&left.holder, s));
+        Some((left, out))
+    }
+
+    fn remove_at(&mut self, i: usize) -> Occupant {
+        let left = self.inside.remove(i);
+        self.visitors -= usize::from(left.is_visitor());
+        self.touched.push(left.card);
+        left
+    }
+
+    /// The unescorted alarm after `who` left: raised per visitor left without an escort, or
+    /// cleared when no visitor is inside any more.
+    fn after_leaving(&mut self, who: &str, s: &EscortSettings) -> Vec<EventDraft> {
+        let mut out = Vec::new();
+        let visitors_inside = self.visitors > 0;
         if !self.unescorted && visitors_inside && !self.escort_inside(s) {
-            self.unescorted = true;
+            self.set_unescorted(true);
             for v in self.inside.iter().filter(|o| o.is_visitor()) {
                 out.push(
                     v.describe(EventKind::VisitorUnescorted)
-                        .detail(format!("{} left; no escort is inside", left.holder)),
+                        .detail(format!("{who} left; no escort is inside")),
                 );
             }
         } else if self.unescorted && !visitors_inside {
-            self.unescorted = false;
+            self.set_unescorted(false);
             out.push(
                 EventDraft::new(EventKind::VisitorUnescortedCleared).reason("no_visitor_inside"),
             );
         }
-        Some((left, out))
+        out
+    }
+
+    /// Drops whoever has been recorded inside for `max` or longer at `wall` (the effective
+    /// time), with a `presence.expired` event each: a door without exit information never sees
+    /// them leave, and must not count them inside forever. The unescorted alarm follows as for
+    /// an exit. No `visit.closed` for a visitor: nobody saw them leave.
+    pub fn expire(
+        &mut self,
+        wall: Timestamp,
+        max: Duration,
+        s: &EscortSettings,
+    ) -> Vec<EventDraft> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.inside.len() {
+            let o = &self.inside[i];
+            let inside_for = wall_gap(wall, o.entered_at);
+            if inside_for < max {
+                i += 1;
+                continue;
+            }
+            let left = self.remove_at(i);
+            out.push(
+                left.describe(EventKind::PresenceExpired)
+                    .reason("presence_expiry")
+                    .detail(format!(
+                        "recorded inside since {} ({} min) with no exit seen; dropped from presence",
+                        left.entered_at,
+                        inside_for.as_secs() / 60
+                    )),
+            );
+            out.extend(self.after_leaving(&left.holder, s));
+        }
+        out
     }
 
     /// Time passes: `visit.overstay` for visitors inside past their window, repeated every
@@ -287,6 +426,7 @@ impl Presence {
             }
             o.overstay_alarms += 1;
             o.last_overstay_at = Some(wall);
+            self.touched.push(o.card);
             // After a late tick, skip the missed repeats rather than raise a burst.
             let next = o.next_overstay.map_or(mono + repeat, |n| n + repeat);
             o.next_overstay = Some(if next <= mono { mono + repeat } else { next });
@@ -351,6 +491,16 @@ impl Presence {
             return Err(RestoreError::Format(snapshot.format));
         }
         let mut inside = snapshot.occupants;
+        // Records come back in entry order; a snapshot from before `order` existed (all 0)
+        // keeps its list order and is numbered here.
+        inside.sort_by_key(|o| o.order);
+        if inside.windows(2).any(|w| w[0].order >= w[1].order) {
+            for (i, o) in inside.iter_mut().enumerate() {
+                o.order = i as u64;
+            }
+        }
+        let next_order = inside.last().map_or(0, |o| o.order + 1);
+        let visitors = inside.iter().filter(|o| o.is_visitor()).count();
         for o in inside.iter_mut() {
             o.entered_mono = None;
             o.next_overstay = match (o.overstay_alarms, o.last_overstay_at) {
@@ -369,257 +519,13 @@ impl Presence {
         Ok(Presence {
             inside,
             unescorted: snapshot.unescorted,
+            visitors,
+            next_order,
+            touched: Vec::new(),
+            unescorted_touched: false,
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn mins(n: u64) -> Duration {
-        Duration::from_secs(60 * n)
-    }
-
-    const T0: &str = "2026-05-04T03:00:00Z";
-
-    fn at(offset: Duration) -> Timestamp {
-        ts(T0) + SignedDuration::try_from(offset).unwrap()
-    }
-
-    fn staff(card: u8, holder: &str, mono: Instant) -> Occupant {
-        Occupant::new(
-            CardHash([card; 32]),
-            holder,
-            holder,
-            Role::Staff,
-            ts(T0),
-            mono,
-        )
-    }
-
-    fn visitor(card: u8, mono: Instant, until: Timestamp) -> Occupant {
-        Occupant::new(
-            CardHash([card; 32]),
-            format!("badge-{card}"),
-            "badge",
-            Role::Visitor,
-            ts(T0),
-            mono,
-        )
-        .on_visit(
-            VisitInfo {
-                id: format!("V{card}"),
-                visitor: "Andi".into(),
-                host: "budi".into(),
-                valid_until: until,
-            },
-            Some("budi".into()),
-        )
-    }
-
-    fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
-        events.iter().map(|e| e.kind).collect()
-    }
-
-    #[test]
-    fn visitor_exit_writes_the_exit_record() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        p.enter(visitor(3, m0, at(mins(120))), &s);
-        assert_eq!(p.count(), 2);
-        let exit_wall = at(mins(45));
-        let (left, events) = p
-            .exit(
-                &CardHash([3; 32]),
-                Some("exit"),
-                exit_wall,
-                m0 + mins(45),
-                &s,
-            )
-            .expect("inside");
-        assert_eq!(left.holder, "badge-3");
-        assert_eq!(kinds(&events), vec![EventKind::VisitClosed]);
-        let e = &events[0];
-        assert_eq!(e.visit.as_deref(), Some("V3"));
-        assert_eq!(e.visitor.as_deref(), Some("Andi"));
-        assert_eq!(e.holder.as_deref(), Some("badge-3"));
-        assert_eq!(e.card.as_deref(), Some("c:03030303"));
-        assert_eq!(e.escort.as_deref(), Some("budi"));
-        assert_eq!(e.entered_at, Some(ts(T0)));
-        assert_eq!(e.exited_at, Some(exit_wall));
-        assert_eq!(e.duration_s, Some(45 * 60));
-        assert_eq!(e.reader.as_deref(), Some("exit"));
-        assert_eq!(p.count(), 1);
-        assert!(
-            p.exit(&CardHash([3; 32]), None, exit_wall, m0, &s)
-                .is_none(),
-            "not inside any more"
-        );
-    }
-
-    #[test]
-    fn last_escort_leaving_raises_unescorted_and_an_escort_entering_clears_it() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        p.enter(staff(2, "siti", m0), &s);
-        p.enter(visitor(3, m0, at(mins(120))), &s);
-        let (_, e) = p
-            .exit(&CardHash([1; 32]), Some("exit"), ts(T0), m0, &s)
-            .unwrap();
-        assert!(e.is_empty(), "siti is still inside");
-        let (_, e) = p
-            .exit(&CardHash([2; 32]), Some("exit"), ts(T0), m0, &s)
-            .unwrap();
-        assert_eq!(kinds(&e), vec![EventKind::VisitorUnescorted]);
-        assert_eq!(e[0].visit.as_deref(), Some("V3"));
-        assert!(p.unescorted_alarm());
-        let e = p.enter(staff(1, "budi", m0), &s);
-        assert_eq!(kinds(&e), vec![EventKind::VisitorUnescortedCleared]);
-        assert!(!p.unescorted_alarm());
-    }
-
-    #[test]
-    fn the_last_visitor_leaving_clears_the_unescorted_alarm() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        p.enter(visitor(3, m0, at(mins(120))), &s);
-        p.exit(&CardHash([1; 32]), None, ts(T0), m0, &s);
-        let (_, e) = p.exit(&CardHash([3; 32]), None, ts(T0), m0, &s).unwrap();
-        assert_eq!(
-            kinds(&e),
-            vec![EventKind::VisitClosed, EventKind::VisitorUnescortedCleared]
-        );
-        assert!(!p.unescorted_alarm());
-    }
-
-    #[test]
-    fn a_visitor_is_not_an_escort_for_another_visitor() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        p.enter(visitor(3, m0, at(mins(120))), &s);
-        p.enter(visitor(4, m0, at(mins(120))), &s);
-        let (_, e) = p.exit(&CardHash([1; 32]), None, ts(T0), m0, &s).unwrap();
-        assert_eq!(
-            kinds(&e),
-            vec![EventKind::VisitorUnescorted, EventKind::VisitorUnescorted]
-        );
-    }
-
-    #[test]
-    fn overstay_at_the_window_end_and_repeats() {
-        let m0 = Instant::now();
-        let repeat = mins(15);
-        let end = at(mins(60));
-        let mut p = Presence::new();
-        p.enter(visitor(3, m0, end), &EscortSettings::default());
-        assert_eq!(p.next_deadline(ts(T0), m0), Some(m0 + mins(60)));
-        let just_before = mins(60) - Duration::from_nanos(1);
-        assert!(p.tick(at(just_before), m0 + just_before, repeat).is_empty());
-        let e = p.tick(end, m0 + mins(60), repeat);
-        assert_eq!(kinds(&e), vec![EventKind::VisitOverstay]);
-        assert_eq!(e[0].reason.as_deref(), Some("overstay"));
-        assert_eq!(e[0].visit.as_deref(), Some("V3"));
-        assert_eq!(p.next_deadline(end, m0 + mins(60)), Some(m0 + mins(75)));
-        assert!(p.tick(at(mins(74)), m0 + mins(74), repeat).is_empty());
-        let e = p.tick(at(mins(75)), m0 + mins(75), repeat);
-        assert_eq!(e[0].reason.as_deref(), Some("overstay_repeat"));
-        // A tick 40 min late raises one alarm, not a burst, and re-bases the schedule.
-        let e = p.tick(at(mins(130)), m0 + mins(130), repeat);
-        assert_eq!(e.len(), 1);
-        assert_eq!(
-            p.next_deadline(at(mins(130)), m0 + mins(130)),
-            Some(m0 + mins(145))
-        );
-        assert_eq!(p.occupants()[0].overstay_alarms, 3);
-    }
-
-    #[test]
-    fn restart_with_visitors_inside_keeps_them_and_rearms_overstay_from_wall_time() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let repeat = mins(15);
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        p.enter(visitor(3, m0, at(mins(60))), &s); // overstays at T0 + 60
-        p.enter(visitor(4, m0, at(mins(600))), &s); // fine for hours
-        p.tick(at(mins(60)), m0 + mins(60), repeat); // V3's first alarm at T0 + 60
-        let snap = p.snapshot();
-        let json = serde_json::to_string(&snap).unwrap();
-        let back: PresenceSnapshot = serde_json::from_str(&json).unwrap();
-
-        // Power cut; the door is back at T0 + 70 on a fresh monotonic clock.
-        let m1 = Instant::now() + mins(1000);
-        let mut q = Presence::restore(back, at(mins(70)), m1, repeat).unwrap();
-        assert_eq!(q.count(), 3);
-        assert!(q.occupants().iter().all(|o| o.entered_mono.is_none()));
-        // V3's repeat is due at T0 + 75 (last alarm + 15 min): 5 min from now.
-        assert_eq!(q.next_deadline(at(mins(70)), m1), Some(m1 + mins(5)));
-        assert!(q.tick(at(mins(74)), m1 + mins(4), repeat).is_empty());
-        let e = q.tick(at(mins(75)), m1 + mins(5), repeat);
-        assert_eq!(kinds(&e), vec![EventKind::VisitOverstay]);
-        assert_eq!(e[0].visit.as_deref(), Some("V3"));
-        // V4's first alarm comes at its window end, from wall time.
-        let e = q.tick(at(mins(600)), m1 + mins(530), repeat);
-        assert!(e
-            .iter()
-            .any(|e| e.visit.as_deref() == Some("V4") && e.reason.as_deref() == Some("overstay")));
-        // Duration after a restart comes from wall-clock times.
-        let (_, e) = q
-            .exit(&CardHash([4; 32]), Some("exit"), at(mins(610)), m1, &s)
-            .unwrap();
-        assert_eq!(e[0].duration_s, Some(610 * 60));
-    }
-
-    #[test]
-    fn restore_of_a_visitor_whose_window_ended_while_down_fires_at_once() {
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(visitor(3, m0, at(mins(60))), &EscortSettings::default());
-        let m1 = m0 + mins(1);
-        let mut q = Presence::restore(p.snapshot(), at(mins(90)), m1, mins(15)).unwrap();
-        assert_eq!(q.next_deadline(at(mins(90)), m1), Some(m1));
-        assert_eq!(
-            kinds(&q.tick(at(mins(90)), m1, mins(15))),
-            vec![EventKind::VisitOverstay]
-        );
-    }
-
-    #[test]
-    fn snapshot_of_another_format_is_refused() {
-        let snap = PresenceSnapshot {
-            format: 2,
-            occupants: vec![],
-            unescorted: false,
-        };
-        assert_eq!(
-            Presence::restore(snap, ts(T0), Instant::now(), mins(1)).unwrap_err(),
-            RestoreError::Format(2)
-        );
-    }
-
-    #[test]
-    fn entering_twice_keeps_the_first_record() {
-        let s = EscortSettings::default();
-        let m0 = Instant::now();
-        let mut p = Presence::new();
-        p.enter(staff(1, "budi", m0), &s);
-        let mut again = staff(1, "budi", m0 + mins(5));
-        again.entered_at = at(mins(5));
-        p.enter(again, &s);
-        assert_eq!(p.count(), 1);
-        assert_eq!(p.occupants()[0].entered_at, ts(T0));
-    }
-}
+mod tests;

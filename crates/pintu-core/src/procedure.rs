@@ -5,8 +5,9 @@
 //! Inputs carry the wall clock and the monotonic clock read together; outputs are a [`Verdict`]
 //! for the lock (grant, deny, or wait for an escort) and [`EventDraft`]s, in the order they
 //! happened, with the tap's own event marked ([`TapResult::tap_event`]). A lockdown (a signed
-//! command admitting one role) is decided here too, before anything else about an entry tap. No I/O: the daemon persists [`Procedure::snapshot`] (presence and the time floor)
-//! when [`Procedure::take_dirty`] says so, and calls [`Procedure::on_tick`] at
+//! command admitting one role) is decided here too, before anything else about an entry tap. No I/O: the daemon persists what [`Procedure::take_changes`] says changed (occupants
+//! entered or left, the unescorted alarm, the time floor), rebuilds a [`ProcedureSnapshot`] from
+//! those records at boot, and calls [`Procedure::on_tick`] at
 //! [`Procedure::next_deadline`] (and at least every second). Rules and defaults: `docs/visits.md`.
 //!
 //! ```text
@@ -19,62 +20,25 @@
 //!  tick ─► escort timeouts, lockouts ending, overstay alarms, clock trust changes
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::card::CardHash;
 use super::decision::{decide, Decision, DenyReason};
-use super::escort::{EscortBook, EscortSettings, PendingVisitor, Tapper, VisitorTap};
+use super::escort::{EscortBook, PendingVisitor, Tapper, VisitorTap};
 use super::event::{EventDraft, EventKind};
-use super::flood::{counts_as_failure, FloodGuard, FloodSettings};
+use super::flood::{counts_as_failure, FloodGuard};
 use super::list::{Entry, ListMeta, Role};
 use super::presence::{
-    AntiPassback, Occupant, Presence, PresenceSnapshot, RestoreError, VisitInfo,
+    AntiPassback, Occupant, Presence, PresenceChanges, PresenceSnapshot, RestoreError, VisitInfo,
 };
 use super::trusted_time::{ClockStatus, ClockTrust, EffectiveTime, NtpState, TrustedTime};
 use super::visit::{visit_for, VisitLookup};
 
-/// Everything the procedure needs from the door's config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcedureSettings {
-    /// This door's id (entries may name doors).
-    pub door: String,
-    /// The escort rule.
-    pub escort: EscortSettings,
-    /// Anti-passback mode. Default off.
-    pub anti_passback: AntiPassback,
-    /// How often `visit.overstay` repeats while a visitor stays past the window. Default 15 min.
-    pub overstay_repeat: Duration,
-    /// Unknown-card flood lockout.
-    pub flood: FloodSettings,
-    /// A wall clock this far below the trusted floor still counts as trusted. Default 5 s.
-    pub clock_tolerance: Duration,
-    /// Let visitor badges open while the clock is untrusted (decided on the floor, a lower bound
-    /// that cannot show a window has not ended). Default false: they are denied
-    /// `clock_untrusted`.
-    pub visitors_when_clock_untrusted: bool,
-    /// How far past the newest signed time (a list's `issued_at`) a wall-clock reading may raise
-    /// the trusted-time floor ([`clock_ceiling`](super::trusted_time::clock_ceiling)). Default 1 h.
-    pub clock_max_ahead: Duration,
-}
-
-impl ProcedureSettings {
-    /// The defaults for `door`.
-    pub fn new(door: impl Into<String>) -> Self {
-        ProcedureSettings {
-            door: door.into(),
-            escort: EscortSettings::default(),
-            anti_passback: AntiPassback::Off,
-            overstay_repeat: Duration::from_secs(15 * 60),
-            flood: FloodSettings::default(),
-            clock_tolerance: Duration::from_secs(5),
-            visitors_when_clock_untrusted: false,
-            clock_max_ahead: Duration::from_secs(3600),
-        }
-    }
-}
+mod settings;
+pub use self::settings::ProcedureSettings;
 
 /// Which side of the door a reader is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,6 +137,24 @@ pub struct ProcedureSnapshot {
     pub presence: PresenceSnapshot,
 }
 
+/// What changed since the last [`Procedure::take_changes`]: what the daemon writes before it
+/// acknowledges the input that changed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcedureChanges {
+    /// Occupants entered, updated or left, and the unescorted alarm.
+    pub presence: PresenceChanges,
+    /// The time floor was raised by a signed time or reset by a signed command: save it now
+    /// (floor rises from clock readings are saved at the daemon's own pace).
+    pub floor: bool,
+}
+
+impl ProcedureChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.presence.is_empty() && !self.floor
+    }
+}
+
 /// The procedure's state at one door.
 #[derive(Debug, Clone)]
 pub struct Procedure {
@@ -186,7 +168,8 @@ pub struct Procedure {
     list_expires: Option<Timestamp>,
     /// Last effective wall time and monotonic time seen, to turn wall deadlines into instants.
     last: (Timestamp, Instant),
-    dirty: bool,
+    /// The floor moved by a signed time or a reset since the last `take_changes`.
+    floor_changed: bool,
     /// The role still admitted during a lockdown (a signed command). Not in the snapshot: the
     /// daemon persists it on its own, as the command that set it is recorded.
     lockdown: Option<Role>,
@@ -205,7 +188,7 @@ impl Procedure {
             clock_untrusted: false,
             list_expires: None,
             last: (wall, mono),
-            dirty: false,
+            floor_changed: false,
             lockdown: None,
         }
     }
@@ -231,7 +214,7 @@ impl Procedure {
             clock_untrusted: false,
             list_expires: None,
             last: (now.at, mono),
-            dirty: false,
+            floor_changed: false,
             lockdown: None,
         })
     }
@@ -287,7 +270,7 @@ impl Procedure {
     /// A signed time known to have passed raises the floor.
     pub fn observe_time(&mut self, seen: Timestamp, mono: Instant) {
         if self.time.observe(seen, mono) {
-            self.dirty = true;
+            self.floor_changed = true;
         }
     }
 
@@ -300,7 +283,7 @@ impl Procedure {
     /// A signed `reset_time_floor`: the floor becomes `to` (the command's `issued_at`).
     pub fn reset_time_floor(&mut self, to: Timestamp, mono: Instant) {
         self.time.reset(to, mono);
-        self.dirty = true;
+        self.floor_changed = true;
     }
 
     /// The snapshot to persist. `mono`: now, so the floor includes the time elapsed since it was
@@ -312,10 +295,25 @@ impl Procedure {
         }
     }
 
-    /// Whether presence (or the floor) changed since the last call: persist the snapshot before
-    /// acknowledging the tap that changed it.
+    /// The time floor to persist now (`mono`: now, so it includes the time elapsed since it
+    /// was seen).
+    pub fn floor_to_persist(&self, mono: Instant) -> Option<Timestamp> {
+        self.time.to_persist(mono)
+    }
+
+    /// What changed since the last call (see [`ProcedureChanges`]): persist it before
+    /// acknowledging the input that changed it.
+    pub fn take_changes(&mut self) -> ProcedureChanges {
+        ProcedureChanges {
+            presence: self.presence.take_changes(),
+            floor: std::mem::take(&mut self.floor_changed),
+        }
+    }
+
+    /// Whether anything changed since the last call (and forgets what): for a caller that
+    /// saves the whole [`snapshot`](Self::snapshot).
     pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+        !self.take_changes().is_empty()
     }
 
     /// When [`on_tick`](Self::on_tick) next has something to do.
@@ -389,13 +387,13 @@ impl Procedure {
             );
         }
         events.extend(self.flood.tick(mono));
-        let overstay = self
-            .presence
-            .tick(now.at, mono, self.settings.overstay_repeat);
-        if !overstay.is_empty() {
-            self.dirty = true;
+        if let Some(max) = self.settings.presence_expiry {
+            events.extend(self.presence.expire(now.at, max, &self.settings.escort));
         }
-        events.extend(overstay);
+        events.extend(
+            self.presence
+                .tick(now.at, mono, self.settings.overstay_repeat),
+        );
         events
     }
 
@@ -413,7 +411,6 @@ impl Procedure {
                     self.presence
                         .exit(&card, None, now.at, mono, &self.settings.escort)
                 {
-                    self.dirty = true;
                     events.extend(e);
                 }
             }
@@ -549,7 +546,6 @@ impl Procedure {
             ctx.tap.mono,
             &self.settings.escort,
         ) {
-            self.dirty = true;
             let mut granted = EventDraft::tap(
                 Decision::Grant,
                 ctx.tap.reader,
@@ -620,7 +616,6 @@ impl Procedure {
         );
         ctx.events
             .extend(self.presence.enter(occupant, &self.settings.escort));
-        self.dirty = true;
         if self.settings.escort.can_escort(tapper.role) {
             let escort_holder = tapper.holder.clone();
             if let Some(p) = self
@@ -680,7 +675,6 @@ impl Procedure {
                 .on_visit(VisitInfo::from(&visit), Some(escort.holder));
                 ctx.events
                     .extend(self.presence.enter(occupant, &self.settings.escort));
-                self.dirty = true;
                 decided
             }
             VisitorTap::Awaiting { deadline } => {

@@ -39,6 +39,7 @@ pub use self::raw::{
     RawStore, RawTrust, RawVisits,
 };
 pub use self::secrets::{read_secret, read_secret_in, CREDENTIALS_DIRECTORY};
+pub use self::validate::ENTRY_ONLY_PRESENCE_EXPIRY;
 
 use crate::core::card::CardKey;
 use crate::core::doorstate::LockType;

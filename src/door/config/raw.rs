@@ -78,6 +78,10 @@ pub struct RawVisits {
     /// How often `visit.overstay` repeats.
     #[serde(default = "default_overstay_repeat")]
     pub overstay_repeat: HumanDuration,
+    /// After how long someone recorded inside is dropped from presence (`presence.expired`), or
+    /// `"off"`. Unset: `"12h"` on a door without an exit reader, `"off"` on one with.
+    #[serde(default)]
+    pub presence_expiry: Option<String>,
 }
 
 impl Default for RawVisits {
@@ -88,6 +92,7 @@ impl Default for RawVisits {
             escort_roles: default_escort_roles(),
             anti_passback: AntiPassback::Off,
             overstay_repeat: default_overstay_repeat(),
+            presence_expiry: None,
         }
     }
 }

@@ -342,6 +342,7 @@ pub(super) fn validate_procedure(
     if v.overstay_repeat.0 < Duration::from_secs(60) {
         err("visits.overstay_repeat", "must be at least 1m".into());
     }
+    let presence_expiry = presence_expiry(raw, err);
     let f = &raw.flood;
     if !within(
         f.window.0,
@@ -387,8 +388,45 @@ pub(super) fn validate_procedure(
     settings.clock_tolerance = raw.clock.tolerance.0;
     settings.visitors_when_clock_untrusted = raw.clock.visitors_when_untrusted;
     settings.clock_max_ahead = raw.clock.max_ahead_of_signed.0;
+    settings.presence_expiry = presence_expiry;
     settings
 }
+
+/// `[visits] presence_expiry`: a duration between 1m and 30days, or `"off"`. Unset, a door
+/// without an exit reader expires presence after [`ENTRY_ONLY_PRESENCE_EXPIRY`] (it never sees
+/// anyone leave, bar the exit button with one person inside), a door with one keeps it.
+fn presence_expiry(raw: &RawConfig, err: &mut dyn FnMut(&str, String)) -> Option<Duration> {
+    let Some(text) = raw.visits.presence_expiry.as_deref() else {
+        let exit_reader = raw.readers.iter().any(|r| r.role == Direction::Exit);
+        return (!exit_reader).then_some(ENTRY_ONLY_PRESENCE_EXPIRY);
+    };
+    if text == "off" {
+        return None;
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if (Duration::from_secs(60)..=Duration::from_secs(30 * 86_400)).contains(&d) => {
+            Some(d)
+        }
+        Ok(_) => {
+            err(
+                "visits.presence_expiry",
+                "must be between 1m and 30days, or \"off\"".into(),
+            );
+            None
+        }
+        Err(_) => {
+            err(
+                "visits.presence_expiry",
+                format!("expected a duration like \"12h\", or \"off\"; found {text:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// Presence expiry on a door without an exit reader when the config does not say: longer than
+/// a working day, short enough that yesterday's people are not counted inside today.
+pub const ENTRY_ONLY_PRESENCE_EXPIRY: Duration = Duration::from_secs(12 * 3600);
 
 /// Checks the lock and input pins: on the Pi header, none used twice, keys only where they apply.
 pub(super) fn validate_gpio(

@@ -65,9 +65,20 @@ impl DaemonHandle {
                 }
             }
             Request::Status => Reply::Status(Box::new(self.status())),
-            Request::Who => Reply::Who {
-                occupants: self.view.borrow().occupants.clone(),
-            },
+            Request::Who => {
+                let (tx, rx) = oneshot::channel();
+                if self.door_tx.send(DoorMsg::Who { reply: tx }).await.is_err() {
+                    return Reply::Error {
+                        message: "the door task has stopped".into(),
+                    };
+                }
+                match rx.await {
+                    Ok(occupants) => Reply::Who { occupants },
+                    Err(_) => Reply::Error {
+                        message: "the door task has stopped".into(),
+                    },
+                }
+            }
             Request::Events { limit } => {
                 match self
                     .recorder
@@ -151,7 +162,7 @@ impl DaemonHandle {
         // behind it), as the door task's `list.expired` alarm does.
         let decided_at = view.clock.as_ref().map_or(now, |c| c.effective.max(now));
         Status {
-            occupancy: view.occupants.len(),
+            occupancy: view.occupancy,
             visitors_inside: view.visitors,
             clock: view.clock,
             site: self.cfg.site.clone(),

@@ -44,6 +44,10 @@ pub(crate) enum DoorMsg {
         role: Option<Role>,
         reply: oneshot::Sender<Option<Role>>,
     },
+    /// Who is inside, built for the asker (status carries only the counts).
+    Who {
+        reply: oneshot::Sender<Vec<Occupant>>,
+    },
     /// Enrollment: the next tap (on `reader`, or any) before `deadline` is captured, not decided.
     Capture {
         reader: Option<String>,
@@ -62,8 +66,8 @@ pub(crate) struct DoorView {
     pub lockdown: Option<Role>,
     /// Door contact as last reported (`true` = open); `None` until an input says.
     pub contact: Option<bool>,
-    /// Who is inside.
-    pub occupants: Vec<Occupant>,
+    /// How many are inside (the list itself is asked of the task: [`DoorMsg::Who`]).
+    pub occupancy: usize,
     /// How many of them are visitors.
     pub visitors: usize,
     /// The clock as the procedure sees it; `None` until the task's first look.
@@ -77,7 +81,7 @@ impl DoorView {
             lock: LockState::Secured,
             lockdown,
             contact: None,
-            occupants: Vec::new(),
+            occupancy: 0,
             visitors: 0,
             clock: None,
         }

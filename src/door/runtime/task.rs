@@ -14,7 +14,7 @@ use crate::core::doorstate::{DoorEvent, DoorMachine, LockCommand, LockType, Outp
 use crate::core::event::{EventDraft, EventKind};
 use crate::core::expiry::ExpiryWatch;
 use crate::core::list::Role;
-use crate::core::procedure::{Procedure, ProcedureSnapshot, Tap, TapResult, Verdict};
+use crate::core::procedure::{Procedure, Tap, TapResult, Verdict};
 use crate::core::trusted_time::{ClockTrust, NtpState};
 use crate::door::clock::Clock;
 use crate::door::config::Config;
@@ -134,28 +134,24 @@ pub(crate) struct DoorTask {
     ntp: fn() -> Option<bool>,
 }
 
-/// The procedure at start: restored from the store's snapshot (who is inside, the time floor),
-/// or fresh. A snapshot that cannot be read is logged and dropped: presence then starts empty.
+/// The procedure at start: restored from the store's records (who is inside, the time floor),
+/// or fresh. A record that cannot be read is logged and left out; a snapshot that does not
+/// restore is logged and dropped: presence then starts empty. A store written before the
+/// records (one key holding the whole snapshot) is migrated here, once.
 fn restore_procedure(cfg: &Config, store: &Store, wall: Timestamp) -> Procedure {
     let settings = cfg.procedure.clone();
     let mono = now_mono();
-    let snapshot = match store.procedure_snapshot() {
-        Ok(Some(bytes)) => match serde_json::from_slice::<ProcedureSnapshot>(&bytes) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(
-                    "stored presence snapshot is damaged ({e}); starting with nobody inside"
-                );
-                None
-            }
-        },
-        Ok(None) => None,
+    let loaded = match store.load_procedure() {
+        Ok(loaded) => loaded,
         Err(e) => {
-            tracing::error!("cannot read the presence snapshot ({e}); starting with nobody inside");
-            None
+            tracing::error!("cannot read the presence records ({e}); starting with nobody inside");
+            return Procedure::new(settings, wall, mono);
         }
     };
-    match snapshot {
+    for why in &loaded.damaged {
+        tracing::error!("stored presence is damaged ({why}); left out");
+    }
+    let procedure = match loaded.snapshot {
         None => Procedure::new(settings, wall, mono),
         Some(snap) => match Procedure::restore(settings.clone(), snap, wall, mono) {
             Ok(p) => {
@@ -169,7 +165,19 @@ fn restore_procedure(cfg: &Config, store: &Store, wall: Timestamp) -> Procedure 
                 Procedure::new(settings, wall, mono)
             }
         },
+    };
+    if loaded.legacy {
+        match store.replace_procedure(&procedure.snapshot(mono)) {
+            Ok(()) => tracing::info!(
+                inside = procedure.presence().count(),
+                "presence snapshot migrated to one record per occupant"
+            ),
+            Err(e) => tracing::error!(
+                "cannot migrate the presence snapshot ({e}); retried at the next start"
+            ),
+        }
     }
+    procedure
 }
 
 /// An operator waiting for the next tap (`pintuctl enroll --door`).
@@ -258,6 +266,9 @@ impl DoorTask {
             }
             DoorMsg::Ping { reply } => {
                 let _ = reply.send(());
+            }
+            DoorMsg::Who { reply } => {
+                let _ = reply.send(self.occupants());
             }
             DoorMsg::CommandTime { issued_at } => {
                 self.procedure.observe_command_time(issued_at);
@@ -535,46 +546,30 @@ impl DoorTask {
         }
     }
 
-    /// Saves the procedure's snapshot when it changed (durable with the next flush, which a
-    /// tap's acknowledgement waits for), and publishes who is inside and the clock.
+    /// Saves what changed in the procedure (durable with the next flush, which a tap's
+    /// acknowledgement waits for), and publishes how many are inside and the clock. Who is
+    /// inside is built only when asked ([`DoorMsg::Who`]).
     fn persist_procedure(&mut self) {
         let mono = now_mono();
         // Presence changes are saved at once; the time floor (which moves with every trusted
-        // clock reading) at least once a minute.
-        let floor_due = self
-            .snapshot_saved
-            .is_none_or(|at| mono.duration_since(at) >= Duration::from_secs(60));
-        if self.procedure.take_dirty() || floor_due {
+        // clock reading) at least once a minute, and at once when a signed time moved it.
+        let changes = self.procedure.take_changes();
+        let floor_due = changes.floor
+            || self
+                .snapshot_saved
+                .is_none_or(|at| mono.duration_since(at) >= Duration::from_secs(60));
+        if floor_due {
             self.snapshot_saved = Some(mono);
-            match serde_json::to_vec(&self.procedure.snapshot(mono)) {
-                Ok(bytes) => {
-                    if let Err(e) = self.store.save_procedure_snapshot(&bytes) {
-                        tracing::error!("cannot save presence: {e}");
-                        self.recorder.fail();
-                    }
-                }
-                Err(e) => tracing::error!("presence snapshot does not serialize: {e}"),
+        }
+        if !changes.is_empty() || floor_due {
+            let floor = floor_due.then(|| self.procedure.floor_to_persist(mono));
+            if let Err(e) = self.store.save_procedure_changes(&changes, floor) {
+                tracing::error!("cannot save presence: {e}");
+                self.recorder.fail();
             }
         }
         let presence = self.procedure.presence();
-        let occupants: Vec<control::Occupant> = presence
-            .occupants()
-            .iter()
-            .map(|o| control::Occupant {
-                holder: o.holder.clone(),
-                name: o.name.clone(),
-                role: o.role.as_str().to_string(),
-                card: o.card.masked(),
-                entered_at: o.entered_at,
-                visit: o.visit.as_ref().map(|v| v.id.clone()),
-                escort: o.escort.clone(),
-            })
-            .collect();
-        let visitors = presence
-            .occupants()
-            .iter()
-            .filter(|o| o.role == Role::Visitor)
-            .count();
+        let (occupancy, visitors) = (presence.count(), presence.visitors());
         let clock = self
             .procedure
             .clock_status(self.clock.now(), mono, self.ntp_state());
@@ -590,10 +585,28 @@ impl DoorTask {
             .to_string(),
         };
         self.view.send_modify(|v| {
-            v.occupants = occupants;
+            v.occupancy = occupancy;
             v.visitors = visitors;
             v.clock = Some(clock);
         });
+    }
+
+    /// Who is inside, for `pintuctl who`: built when asked, not on every change.
+    fn occupants(&self) -> Vec<control::Occupant> {
+        self.procedure
+            .presence()
+            .occupants()
+            .iter()
+            .map(|o| control::Occupant {
+                holder: o.holder.clone(),
+                name: o.name.clone(),
+                role: o.role.as_str().to_string(),
+                card: o.card.masked(),
+                entered_at: o.entered_at,
+                visit: o.visit.as_ref().map(|v| v.id.clone()),
+                escort: o.escort.clone(),
+            })
+            .collect()
     }
 
     fn input(&mut self, input: DoorInput) {

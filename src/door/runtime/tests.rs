@@ -435,3 +435,5 @@ async fn the_door_task_stops_with_the_lock_secured() {
     // The door task is gone: requests say so instead of hanging.
     assert!(door.handle.tap(STAFF, None).await.is_err());
 }
+
+mod presence;

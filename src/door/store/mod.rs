@@ -28,7 +28,8 @@
 //! - `outbox.rs`: event numbering and its reservation file, the outbox, the journal of
 //!   delivered events and the events set aside.
 //! - `commands.rs`: command ids already seen (replay protection).
-//! - `snapshot.rs`: the procedure's snapshot and the lockdown, kept across restarts.
+//! - `snapshot.rs`: the procedure's records (presence saved by change, the time floor) and the
+//!   lockdown, kept across restarts.
 //! - [`chunk`]: the encoding of the list cache's records.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ use self::list::{trusted_floor, META_HIGHEST_VERSION};
 pub use self::list::{ActiveList, CardLookup};
 use self::outbox::{resume_numbering, SeqState};
 use self::recovery::remove_stale_temp_files;
+pub use self::snapshot::LoadedProcedure;
 
 /// File name of the last good signed list inside the state directory.
 pub const LIST_FILE: &str = "list.signed";
@@ -159,6 +161,10 @@ pub struct Store {
     journal_len: AtomicU64,
     /// Command ids already received, with their expiry (replay protection).
     commands_seen: sled::Tree,
+    /// The procedure's records: one per occupant, the alarm, the time floor (`snapshot.rs`).
+    procedure: sled::Tree,
+    /// Bytes written for events and procedure records since open ([`Store::bytes_written`]).
+    written: AtomicU64,
     /// Events the MQTT link could not deliver on their own (too large, refused for that message),
     /// moved out of the outbox so the next ones can go; kept, never deleted (`docs/mqtt.md`).
     set_aside: sled::Tree,
@@ -254,6 +260,7 @@ impl Store {
         let journal = db.open_tree("journal")?;
         let commands_seen = db.open_tree("commands.seen")?;
         let set_aside = db.open_tree("outbox.set_aside")?;
+        let procedure = db.open_tree(snapshot::PROCEDURE_TREE)?;
         let store = Store {
             _dir_lock: dir_lock,
             highest_version: AtomicU64::new(trusted_floor(&db, &meta, policy)?),
@@ -265,6 +272,8 @@ impl Store {
             seq_floor: AtomicU64::new(seq_floor),
             journal,
             commands_seen,
+            procedure,
+            written: AtomicU64::new(0),
             set_aside_len: AtomicU64::new(set_aside.len() as u64),
             set_aside,
             delivery_refused: Mutex::new(None),

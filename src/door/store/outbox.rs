@@ -33,7 +33,9 @@ impl Store {
         }
         let event = draft.into_event(Uuid::new_v4(), seq, now, &self.site, &self.door);
         let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let written = 8 + bytes.len() as u64;
         self.outbox.insert(seq.to_be_bytes(), bytes)?;
+        self.written.fetch_add(written, Ordering::Relaxed);
         state.next = seq + 1;
         drop(state);
         self.outbox_len.fetch_add(1, Ordering::Relaxed);

@@ -3,10 +3,12 @@
 
 use super::*;
 use crate::event::Event;
+use crate::presence::OccupantChange;
 use crate::visit::Visit;
 use jiff::tz::TimeZone;
 use jiff::SignedDuration;
 use proptest::prelude::*;
+use std::time::Duration;
 use uuid::Uuid;
 use Direction::{Entry as In, Exit as Out};
 
@@ -1150,4 +1152,30 @@ proptest! {
             prop_assert_eq!(d.p.presence().count(), inside.len(), "no card twice");
         }
     }
+}
+
+/// Issue 24 item 2: with `presence_expiry`, someone who entered and was never seen leaving is
+/// dropped at the tick past the limit, and the change is there to persist.
+#[test]
+fn presence_expiry_drops_who_was_never_seen_leaving() {
+    let mut s = ProcedureSettings::new("server-room");
+    s.presence_expiry = Some(Duration::from_secs(3_600));
+    let mut d = Door::new(s);
+    assert_eq!(d.tap(STAFF, In, ms(0)).verdict, Verdict::Grant);
+    d.p.take_changes();
+    assert!(d.tick(Duration::from_secs(3_599)).is_empty());
+    assert_eq!(d.inside(), vec!["budi"]);
+    let e = d.tick(Duration::from_secs(3_600));
+    assert_eq!(kinds(&e), vec![EventKind::PresenceExpired]);
+    assert!(d.inside().is_empty());
+    let changes = d.p.take_changes();
+    assert_eq!(
+        changes.presence.occupants,
+        vec![OccupantChange::Remove(CardHash([STAFF; 32]))]
+    );
+    // Without the setting nobody expires.
+    let mut d = Door::default();
+    d.tap(STAFF, In, ms(0));
+    assert!(d.tick(Duration::from_secs(30 * 86_400)).is_empty());
+    assert_eq!(d.inside(), vec!["budi"]);
 }
