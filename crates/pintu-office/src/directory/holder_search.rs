@@ -226,6 +226,17 @@ pub(crate) async fn search(
     page: &Page,
     words: &[String],
 ) -> Result<Paged<Holder>, DirectoryError> {
+    search_planned(db, page, words, SELECTIVE).await
+}
+
+/// [`search`], a word being common above `selective` matching terms (the tests force each
+/// plan; the answer never depends on it).
+pub(crate) async fn search_planned(
+    db: &Db,
+    page: &Page,
+    words: &[String],
+    selective: i64,
+) -> Result<Paged<Holder>, DirectoryError> {
     let counts = term_counts(db, words).await?;
     // Drive by the rarest word; the others are tested per holder.
     let (driver, &fewest) = counts
@@ -252,7 +263,7 @@ pub(crate) async fn search(
     if total > page.offset() {
         let mut rows = Sql::default();
         rows.push(&format!("SELECT {HOLDER_COLUMNS} FROM holders WHERE "));
-        if fewest <= SELECTIVE {
+        if fewest <= selective {
             rows.push("id IN (SELECT t.holder_id FROM holder_terms t WHERE ")
                 .starts_with("t", &words[driver]);
             for (i, word) in &others {
