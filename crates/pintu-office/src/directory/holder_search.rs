@@ -66,7 +66,7 @@ fn next_char(c: char) -> Option<char> {
         // Terms hold no punctuation: after the digits come the letters.
         '9' => Some('a'),
         'z' => None,
-        c if c.is_ascii_alphanumeric() => char::from_u32(c as u32 + 1),
+        // Other letters (not folded to a-z) in code point order, as SQLite compares them.
         c => char::from_u32(c as u32 + 1),
     }
 }
