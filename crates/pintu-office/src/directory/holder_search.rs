@@ -261,8 +261,12 @@ pub(crate) async fn search_planned(
 
     let mut items = Vec::new();
     if total > page.offset() {
+        // The page's ids first, then their rows: PostgreSQL computes the select list (the
+        // card count) of every row it skips for OFFSET.
         let mut rows = Sql::default();
-        rows.push(&format!("SELECT {HOLDER_COLUMNS} FROM holders WHERE "));
+        rows.push(&format!(
+            "SELECT {HOLDER_COLUMNS} FROM holders WHERE id IN (SELECT id FROM holders WHERE "
+        ));
         if fewest <= selective {
             rows.push("id IN (SELECT t.holder_id FROM holder_terms t WHERE ")
                 .starts_with("t", &words[driver]);
@@ -280,7 +284,7 @@ pub(crate) async fn search_planned(
         }
         // The limit and offset are checked integers (`PageQuery::check`), not user text.
         rows.push(&format!(
-            " ORDER BY position, holder_key LIMIT {} OFFSET {}",
+            " ORDER BY position, holder_key LIMIT {} OFFSET {}) ORDER BY position, holder_key",
             page.per_page,
             page.offset()
         ));

@@ -172,6 +172,8 @@ pub async fn list_holders(db: &Db, page: &Page) -> Result<Paged<Holder>, Directo
         Some(words) => super::holder_search::search(db, page, words).await,
         None => {
             // No filter: the count reads the smallest index, the page walks `holders_order`.
+            // The page's ids first: PostgreSQL computes the select list (the card count) of
+            // every row it skips for OFFSET.
             let total: i64 = sqlx::query("SELECT COUNT(*) FROM holders")
                 .fetch_one(db.pool())
                 .await?
@@ -179,7 +181,8 @@ pub async fn list_holders(db: &Db, page: &Page) -> Result<Paged<Holder>, Directo
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 holder_cols!(),
-                " FROM holders ORDER BY position, holder_key LIMIT $1 OFFSET $2"
+                " FROM holders WHERE id IN (SELECT id FROM holders \
+                 ORDER BY position, holder_key LIMIT $1 OFFSET $2) ORDER BY position, holder_key"
             ))
             .bind(page.per_page)
             .bind(page.offset())
