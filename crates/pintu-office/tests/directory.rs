@@ -211,6 +211,13 @@ db_test!(async fn lists_are_paged_and_searched_on_the_server(t) {
     assert_eq!(found["total"], 15);
     let (_, none) = auditor.get("/api/v1/holders?q=_").await;
     assert_eq!(none["total"], 0, "a wildcard is searched as text");
+    // Holders: each word is a word prefix of the name, id, unit or NIP (accents folded).
+    let (_, prefix) = auditor.get("/api/v1/holders?q=PEG&per_page=100").await;
+    assert_eq!(prefix["total"], 30);
+    let (_, inside) = auditor.get("/api/v1/holders?q=egawai").await;
+    assert_eq!(inside["total"], 0, "inside a word is not a word prefix");
+    let (_, one) = auditor.get("/api/v1/holders?q=p%C3%A9gawai%2007").await;
+    assert_eq!((one["total"].as_i64(), items(&one)[0]["key"].as_str()), (Some(1), Some("staff-07")));
     let (status, body) = auditor.get("/api/v1/holders?per_page=1000").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "per_page");

@@ -115,9 +115,11 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
-    /// Applies the migrations not yet applied (idempotent).
+    /// Applies the migrations not yet applied (idempotent), then indexes for search the
+    /// holders that have no search terms yet (what SQL cannot do: `0007_holder_search`).
     pub async fn migrate(&self) -> Result<(), DbError> {
         MIGRATOR.run(&self.pool).await?;
+        crate::directory::holder_search::index_missing(self).await?;
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! Holders: list and search (paged on the server), create, update. Each change and its audit
+//! Holders: list and search (paged on the server; the search index is
+//! [`super::holder_search`]), create, update. Each change and its audit
 //! record (before/after) commit in one transaction. The rules are the register's
 //! (`docs/register.md`): a holder keeps their request reference and approver, and a change of
 //! access (role, doors, schedule, validity) needs a new request reference and approver. Their
@@ -27,6 +28,9 @@ macro_rules! holder_cols {
          (SELECT COUNT(*) FROM cards c WHERE c.holder_id = holders.id)"
     };
 }
+
+/// The same columns, for statements built at run time ([`super::holder_search`]).
+pub(super) const HOLDER_COLUMNS: &str = holder_cols!();
 
 /// A KTP as stored: its type and last four digits only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +125,7 @@ pub struct HolderInput {
     pub approver: Option<String>,
 }
 
-fn holder_of(r: &AnyRow) -> Result<Holder, DirectoryError> {
+pub(super) fn holder_of(r: &AnyRow) -> Result<Holder, DirectoryError> {
     let bad = |what: &str| DirectoryError::Conflict(format!("stored holder has a bad {what}"));
     let kind: String = r.try_get(5)?;
     let ktp_type: Option<String> = r.try_get(6)?;
@@ -154,42 +158,44 @@ fn holder_of(r: &AnyRow) -> Result<Holder, DirectoryError> {
     })
 }
 
-/// Holders whose name, id, unit or NIP matches the page's search, in register order.
+/// Holders in register order, a page of them; with a search, those matching every word of it
+/// (word prefixes of name, id, unit and NIP: [`super::holder_search`]).
 pub async fn list_holders(db: &Db, page: &Page) -> Result<Paged<Holder>, DirectoryError> {
-    let total: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM holders WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
-         OR LOWER(holder_key) LIKE $2 ESCAPE '\\' OR LOWER(unit) LIKE $3 ESCAPE '\\' \
-         OR COALESCE(nip, '') LIKE $4 ESCAPE '\\'",
-    )
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .fetch_one(db.pool())
-    .await?
-    .try_get(0)?;
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        holder_cols!(),
-        " FROM holders WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
-         OR LOWER(holder_key) LIKE $2 ESCAPE '\\' OR LOWER(unit) LIKE $3 ESCAPE '\\' \
-         OR COALESCE(nip, '') LIKE $4 ESCAPE '\\' \
-         ORDER BY position, holder_key LIMIT $5 OFFSET $6"
-    ))
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .bind(&page.pattern)
-    .bind(page.per_page)
-    .bind(page.offset())
-    .fetch_all(db.pool())
-    .await?;
-    Ok(Paged {
-        items: rows.iter().map(holder_of).collect::<Result<_, _>>()?,
-        page: page.page,
-        per_page: page.per_page,
-        total,
-    })
+    match page.search.as_deref() {
+        Some([]) => Ok(Paged {
+            // Searched for nothing a word can hold (`%`, `-`): no holder matches.
+            items: Vec::new(),
+            page: page.page,
+            per_page: page.per_page,
+            total: 0,
+        }),
+        Some(words) => super::holder_search::search(db, page, words).await,
+        None => {
+            // No filter: the count reads the smallest index, the page walks `holders_order`.
+            // The page's ids first: PostgreSQL computes the select list (the card count) of
+            // every row it skips for OFFSET.
+            let total: i64 = sqlx::query("SELECT COUNT(*) FROM holders")
+                .fetch_one(db.pool())
+                .await?
+                .try_get(0)?;
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                holder_cols!(),
+                " FROM holders WHERE id IN (SELECT id FROM holders \
+                 ORDER BY position, holder_key LIMIT $1 OFFSET $2) ORDER BY position, holder_key"
+            ))
+            .bind(page.per_page)
+            .bind(page.offset())
+            .fetch_all(db.pool())
+            .await?;
+            Ok(Paged {
+                items: rows.iter().map(holder_of).collect::<Result<_, _>>()?,
+                page: page.page,
+                per_page: page.per_page,
+                total,
+            })
+        }
+    }
 }
 
 /// Holder `key` (the register's id).
@@ -417,7 +423,8 @@ pub(crate) async fn create_holder_in(
     Ok(h)
 }
 
-/// Inserts holder `h` at the end of the register order (the caller audits).
+/// Inserts holder `h` at the end of the register order, with its search terms (the caller
+/// audits). Creation and the register import both come here.
 pub(crate) async fn insert_holder(tx: &mut Tx, h: &Holder) -> Result<(), DirectoryError> {
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(position), -1) + 1 FROM holders")
         .fetch_one(&mut **tx)
@@ -451,7 +458,7 @@ pub(crate) async fn insert_holder(tx: &mut Tx, h: &Holder) -> Result<(), Directo
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    super::holder_search::index_holder(tx, h).await
 }
 
 pub(crate) fn doors_json(doors: &Option<Vec<String>>) -> Option<String> {
@@ -510,6 +517,7 @@ pub async fn update_holder(
         .bind(&h.id)
         .execute(&mut *tx)
         .await?;
+        super::holder_search::index_holder(&mut tx, &h).await?;
         audit::record(
             &mut tx,
             key,

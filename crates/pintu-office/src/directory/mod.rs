@@ -3,7 +3,8 @@
 //! holds (`docs/register.md`), one row per item in the tables of `migrations/0003_directory.sql`.
 //!
 //! - [`places`]: rooms and doors.
-//! - [`holders`]: holders: list/search (paged on the server), create, update.
+//! - [`holders`]: holders: list/search (paged on the server), create, update; their search
+//!   index (word prefixes, case- and accent-insensitive) is [`holder_search`].
 //! - [`cards`]: holders' cards and the badge pool: list/search, enrol, add, revoke.
 //! - [`visits`]: visits (a pool badge lent for a window): list, issue, end.
 //!
@@ -18,6 +19,7 @@
 //! four digits are stored. The audit trail never holds a raw UID.
 
 pub mod cards;
+pub mod holder_search;
 pub mod holders;
 pub mod places;
 pub mod register;
@@ -108,7 +110,9 @@ pub(crate) fn open_uid(key: &ServiceKey, sealed: &str) -> Result<Uid, DirectoryE
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// Search text (matched anywhere in names and ids, case-insensitive).
+    /// Search text: for holders, words that must each start a word of the holder's name, id,
+    /// unit or NIP ([`holder_search`]); for the other lists, text matched anywhere in names
+    /// and ids. Case-insensitive.
     #[serde(default)]
     pub q: Option<String>,
     /// Page number, from 1.
@@ -124,6 +128,9 @@ pub struct PageQuery {
 pub struct Page {
     /// The `LIKE` pattern of the search (`%` alone when none).
     pub pattern: String,
+    /// The search's normalised words ([`holder_search::words`]), `None` when none was given
+    /// (an empty list: a search with nothing a word can hold, which matches nothing).
+    pub search: Option<Vec<String>>,
     /// Page number, from 1.
     pub page: i64,
     /// Rows per page.
@@ -144,15 +151,25 @@ impl PageQuery {
                 format!("expected 1 to {MAX_PER_PAGE}"),
             ));
         }
-        let pattern = match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            None => "%".to_string(),
+        let (pattern, search) = match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            None => ("%".to_string(), None),
             Some(q) => {
                 let q = crate::input::single_line("q", q, 100)?;
-                format!("%{}%", escape_like(&q.to_lowercase()))
+                let mut words = holder_search::words(&q);
+                words.sort();
+                words.dedup();
+                if words.len() > holder_search::MAX_WORDS {
+                    return Err(FieldError::new(
+                        "q",
+                        format!("at most {} words", holder_search::MAX_WORDS),
+                    ));
+                }
+                (format!("%{}%", escape_like(&q.to_lowercase())), Some(words))
             }
         };
         Ok(Page {
             pattern,
+            search,
             page: i64::from(page),
             per_page: i64::from(per_page),
         })
@@ -164,6 +181,7 @@ impl Page {
     pub fn first() -> Page {
         Page {
             pattern: "%".into(),
+            search: None,
             page: 1,
             per_page: 25,
         }

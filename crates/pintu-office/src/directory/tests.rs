@@ -362,3 +362,167 @@ db_test!(async fn visits_lend_a_pool_badge_and_reach_the_list(t) {
     let why = RevokeInput { reason: "broken".into(), request_ref: "RM-3".into() };
     cards::revoke_badge(&t.db, &t.key, &actor(), "VB-02", &why).await.unwrap();
 });
+
+/// Keys of the holders matching `q` (one page of 100).
+async fn found(t: &TestDb, q: &str) -> Vec<String> {
+    let page = PageQuery {
+        q: Some(q.into()),
+        per_page: Some(100),
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let found = holders::list_holders(&t.db, &page).await.unwrap();
+    assert_eq!(
+        found.total,
+        found.items.len() as i64,
+        "{q}: total and items agree"
+    );
+    found.items.into_iter().map(|h| h.key).collect()
+}
+
+fn holder_input(key: &str, name: &str, unit: &str, nip: Option<&str>) -> HolderInput {
+    HolderInput {
+        key: Some(key.into()),
+        name: Some(name.into()),
+        unit: Some(unit.into()),
+        nip: nip.map(String::from),
+        kind: Some(pintu::core::list::Role::Staff),
+        valid_until: Some("2099-01-01".into()),
+        request_ref: Some("R-S".into()),
+        approver: Some("kabid".into()),
+        ..Default::default()
+    }
+}
+
+db_test!(async fn holders_are_searched_by_word_prefixes_case_and_accent_insensitive(t) {
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(REGISTER)).await.unwrap();
+    let nip = "199001012015022002";
+    holders::create_holder(&t.db, &t.key, &actor(), &holder_input("desi", "Désirée Nuraini", "Bagian Umum", Some(nip)))
+        .await.unwrap();
+    let budi = "198501012010011001";
+    // Imported and created holders alike.
+    assert_eq!(found(&t, "bud").await, [budi], "a name prefix");
+    assert_eq!(found(&t, "Santoso").await, [budi], "the second word");
+    assert_eq!(found(&t, "SANTO budi").await, [budi], "every word, any order, any case");
+    assert_eq!(found(&t, "desiree").await, ["desi"], "accents folded in the name");
+    assert_eq!(found(&t, "DÉSI nur").await, ["desi"], "and in the search");
+    assert_eq!(found(&t, "19900101").await, ["desi"], "a NIP prefix");
+    assert_eq!(found(&t, nip).await, ["desi"], "the whole NIP");
+    assert_eq!(found(&t, "1985").await, [budi], "an id prefix");
+    assert_eq!(found(&t, "umum").await, ["desi"], "the unit");
+    assert_eq!(found(&t, "tik").await, [budi], "the unit");
+    assert_eq!(found(&t, "bidang tik budi").await, [budi]);
+    assert!(found(&t, "antoso").await.is_empty(), "inside a word is not a prefix");
+    assert!(found(&t, "budi siti").await.is_empty(), "every word must match");
+    assert!(found(&t, "sitix").await.is_empty());
+    assert!(found(&t, "%").await.is_empty(), "no word: nothing matches");
+    assert_eq!(found(&t, "b").await, [budi, "desi"], "register order (budi, bidang; bagian)");
+    assert!(PageQuery { q: Some("a b c d e f g h i".into()), ..Default::default() }.check().is_err());
+});
+
+db_test!(async fn a_changed_holder_is_found_by_the_new_words_only_and_a_revoked_one_stays(t) {
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(REGISTER)).await.unwrap();
+    holders::create_holder(&t.db, &t.key, &actor(), &holder_input("dewi", "Dewi Lestari", "Bidang TIK", Some("199201012015022003")))
+        .await.unwrap();
+    let change: HolderInput = serde_json::from_value(serde_json::json!({
+        "name": "Dewi Anggraini", "unit": "Sekretariat", "nip": ""
+    })).unwrap();
+    holders::update_holder(&t.db, &t.key, &actor(), "dewi", &change).await.unwrap();
+    assert_eq!(found(&t, "anggr").await, ["dewi"]);
+    assert_eq!(found(&t, "sekretariat dewi").await, ["dewi"]);
+    assert!(found(&t, "lestari").await.is_empty(), "the old name is gone");
+    assert!(found(&t, "199201").await.is_empty(), "the removed NIP is gone");
+    assert!(!found(&t, "tik").await.contains(&"dewi".to_string()), "the old unit is gone");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM holder_terms WHERE term = 'lestari'").await, 0);
+
+    // Revoking takes the cards out of service; the holder stays, and stays found.
+    let why = RevokeInput { reason: "moved".into(), request_ref: "RM-9".into() };
+    cards::revoke_holder(&t.db, &t.key, &actor(), "siti", &why).await.unwrap();
+    let siti = PageQuery { q: Some("siti".into()), ..Default::default() }.check().unwrap();
+    let siti = holders::list_holders(&t.db, &siti).await.unwrap();
+    assert_eq!((siti.items.len(), siti.items[0].cards), (1, 0));
+});
+
+/// Every holder key over all pages of `q`, in order, with the total each page reported.
+async fn all_pages(t: &TestDb, q: Option<&str>, selective: Option<i64>) -> (Vec<String>, Vec<i64>) {
+    let (mut keys, mut totals) = (Vec::new(), Vec::new());
+    for n in 1.. {
+        let page = PageQuery {
+            q: q.map(String::from),
+            page: Some(n),
+            per_page: Some(7),
+        }
+        .check()
+        .unwrap();
+        let got = match (selective, page.search.as_deref()) {
+            (Some(s), Some(words)) => super::holder_search::search_planned(&t.db, &page, words, s)
+                .await
+                .unwrap(),
+            _ => holders::list_holders(&t.db, &page).await.unwrap(),
+        };
+        totals.push(got.total);
+        if got.items.is_empty() {
+            break;
+        }
+        keys.extend(got.items.into_iter().map(|h| h.key));
+    }
+    (keys, totals)
+}
+
+db_test!(async fn paging_visits_every_holder_once_and_the_count_follows_every_write(t) {
+    let listed = |t: &TestDb| {
+        let db = t.db.clone();
+        async move { holders::list_holders(&db, &Page::first()).await.unwrap().total }
+    };
+    assert_eq!(listed(&t).await, 0);
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(REGISTER)).await.unwrap();
+    assert_eq!(listed(&t).await, 3, "import");
+    for i in 0..20 {
+        let unit = if i % 2 == 0 { "Bidang TIK" } else { "Bidang Umum" };
+        holders::create_holder(&t.db, &t.key, &actor(), &holder_input(&format!("p-{i:02}"), &format!("Pegawai {i}"), unit, None))
+            .await.unwrap();
+    }
+    assert_eq!(listed(&t).await, 23, "create");
+    let mut more = REGISTER.to_string();
+    more.push_str(
+        "\n[[holder]]\nid = \"baru\"\nname = \"Pegawai Baru\"\nrole = \"staff\"\nvalid_from = 2025-01-01\n\
+         valid_until = 2099-01-01\nrequest_ref = \"R\"\napprover = \"kabid\"\n",
+    );
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(&more)).await.unwrap();
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(&more)).await.unwrap();
+    assert_eq!(listed(&t).await, 24, "a second import adds only the new holder, once");
+    // Holders are never deleted: revoking keeps them (and their count).
+    let why = RevokeInput { reason: "left".into(), request_ref: "RM-8".into() };
+    cards::revoke_holder(&t.db, &t.key, &actor(), "siti", &why).await.unwrap();
+    assert_eq!(listed(&t).await, 24, "revoke");
+
+    let (keys, totals) = all_pages(&t, None, None).await;
+    assert_eq!(keys.len(), 24);
+    assert_eq!(keys.iter().collect::<std::collections::BTreeSet<_>>().len(), 24, "each once");
+    assert_eq!(keys[..3], ["198501012010011001", "siti", "gone"], "register order");
+    assert_eq!(keys.last().map(String::as_str), Some("baru"));
+    assert!(totals.iter().all(|&n| n == 24));
+    // A search pages the same way, with either plan.
+    let pegawai: Vec<String> = keys.iter().filter(|k| k.starts_with("p-") || *k == "baru").cloned().collect();
+    let tik: Vec<String> = (0..20).step_by(2).map(|i| format!("p-{i:02}")).collect();
+    for selective in [None, Some(0), Some(1_000_000)] {
+        let (got, totals) = all_pages(&t, Some("pegawai"), selective).await;
+        assert_eq!(got, pegawai, "{selective:?}");
+        assert!(totals.iter().all(|&n| n == 21), "{selective:?} {totals:?}");
+        assert_eq!(all_pages(&t, Some("tik peg"), selective).await.0, tik, "{selective:?}");
+    }
+});
+
+db_test!(async fn holders_without_terms_are_indexed_when_the_migrations_run(t) {
+    register::import(&t.db, &t.key, &card_key(), &actor(), &loaded(REGISTER)).await.unwrap();
+    // As a database migrated before 0007 holds them: rows, no terms.
+    sqlx::query("DELETE FROM holder_terms").execute(t.db.pool()).await.unwrap();
+    assert!(found(&t, "santoso").await.is_empty());
+    t.db.migrate().await.unwrap();
+    assert_eq!(found(&t, "santoso").await, ["198501012010011001"]);
+    assert_eq!(found(&t, "left unit").await, ["gone"]);
+    let terms = count(&t, "SELECT COUNT(*) FROM holder_terms").await;
+    t.db.migrate().await.unwrap();
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM holder_terms").await, terms, "once");
+});
