@@ -21,35 +21,25 @@
 //! Holders are seeded by bulk SQL, then given their search terms by the service's own indexer
 //! (`holder_search::index_missing`, what `Db::migrate` runs for holders without terms).
 
-use std::collections::BTreeSet;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pintu_office::api::{self, AppState};
-use pintu_office::audit::AuditActor;
-use pintu_office::auth::accounts::{self, NewAccount};
+use pintu_office::api::AppState;
 use pintu_office::auth::Role;
 use pintu_office::config::Settings;
 use pintu_office::db::Db;
 use pintu_office::secret::ServiceKey;
 
-const PASSWORD: &str = "kopi tubruk pagi hari";
 const DOORS: u64 = 20;
 const TARGET_P95: Duration = Duration::from_millis(100);
-
-fn bench_mode() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn result_line(figure: &str, value: &str, target: &str, verdict: &str) {
-    println!("RESULT\t{figure}\t{value}\t{target}\t{verdict}");
 }
 
 /// Inserts `rows` rows made by `row(i)` in statements of `chunk` rows, in one transaction per
@@ -150,7 +140,7 @@ async fn login(base: &str, username: &str) -> Client {
         .expect("client");
     let answer = http
         .post(format!("{base}/api/v1/session"))
-        .json(&serde_json::json!({ "login": username, "password": PASSWORD }))
+        .json(&serde_json::json!({ "login": username, "password": support::PASSWORD }))
         .send()
         .await
         .expect("login");
@@ -194,22 +184,17 @@ async fn run(engine: &str, url: String, holders: u64, events: u64, rounds: u64) 
     db.migrate().await.expect("migrate");
     let seeded = seed(&db, holders, events).await;
     println!("{engine}: seeded {holders} holders and {events} events in {seeded:.1?}");
+    // The planner's statistics, as a running server's autovacuum would have gathered them
+    // after such a load (SQLite plans without them).
+    if db.backend() == pintu_office::db::Backend::Postgres {
+        sqlx::query("ANALYZE")
+            .execute(db.pool())
+            .await
+            .expect("analyze");
+    }
     let key = ServiceKey::from_bytes(&[9; 32]);
     for (name, role) in [("auditor", Role::Auditor), ("helpdesk", Role::Helpdesk)] {
-        accounts::create(
-            &db,
-            &key,
-            &AuditActor::cli("bench"),
-            NewAccount {
-                username: name.into(),
-                nip: None,
-                display_name: name.into(),
-                password: PASSWORD.into(),
-                roles: BTreeSet::from([role]),
-            },
-        )
-        .await
-        .expect("account");
+        support::account(&db, &key, name, role).await;
     }
     let state = AppState {
         db: db.clone(),
@@ -217,16 +202,7 @@ async fn run(engine: &str, url: String, holders: u64, events: u64, rounds: u64) 
         settings: Arc::new(settings(&url)),
         https: false,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(pintu_office::server::serve(
-        listener,
-        None,
-        api::router(state),
-        std::future::pending(),
-    ));
+    let base = support::serve(state).await;
     let helpdesk = login(&base, "helpdesk").await;
     let auditor = login(&base, "auditor").await;
     let pages = (holders / 50).max(1);
@@ -295,7 +271,7 @@ async fn run(engine: &str, url: String, holders: u64, events: u64, rounds: u64) 
     for (name, client, paths) in kinds {
         let (p50, p95) = timed(client, &paths).await;
         let verdict = if p95 <= TARGET_P95 { "met" } else { "MISSED" };
-        result_line(
+        support::result_line(
             &format!("API {name} ({engine}, {holders} holders, {events} events) p50/p95"),
             &format!(
                 "{:.1}/{:.1} ms",
@@ -311,7 +287,7 @@ async fn run(engine: &str, url: String, holders: u64, events: u64, rounds: u64) 
 
 fn main() {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let full = bench_mode();
+    let full = support::bench_mode();
     let holders = if full {
         env_u64("PINTU_BENCH_HOLDERS", 100_000)
     } else {

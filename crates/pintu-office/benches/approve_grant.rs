@@ -17,13 +17,12 @@
 //! runs it (the door binary is the one of the same profile); without `--bench` (as
 //! `cargo test --benches` runs it) it smoke tests one round. Prints `RESULT` lines.
 
-use std::collections::BTreeSet;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pintu_office::api::{self, AppState};
-use pintu_office::audit::AuditActor;
-use pintu_office::auth::accounts::{self, NewAccount};
+use pintu_office::api::AppState;
 use pintu_office::auth::{self, session, Role};
 use pintu_office::config::Settings;
 use pintu_office::db::Db;
@@ -32,7 +31,6 @@ use pintu_testkit::broker::{Broker, BrokerOptions};
 use pintu_testkit::{Pintud, Site, DOOR};
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "kopi tubruk pagi hari";
 const BUDI_PASS: &str = "pohon mangga di halaman";
 const SARI_PASS: &str = "kopi tubruk tanpa gula";
 const TARGET: Duration = Duration::from_secs(2);
@@ -46,14 +44,6 @@ list_valid_for = "30days"
 [list]
 version = 0
 "#;
-
-fn bench_mode() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn result_line(figure: &str, value: &str, target: &str, verdict: &str) {
-    println!("RESULT\t{figure}\t{value}\t{target}\t{verdict}");
-}
 
 fn settings(url: &str, site: &Site, broker: &Broker) -> Settings {
     let text = format!(
@@ -253,21 +243,7 @@ async fn run(rounds: u32) {
     ];
     let mut ids = std::collections::HashMap::new();
     for (name, role) in people {
-        let account = accounts::create(
-            &db,
-            &key,
-            &AuditActor::cli("bench"),
-            NewAccount {
-                username: name.into(),
-                nip: None,
-                display_name: name.into(),
-                password: PASSWORD.into(),
-                roles: BTreeSet::from([role]),
-            },
-        )
-        .await
-        .expect("account");
-        ids.insert(name, account.id);
+        ids.insert(name, support::account(&db, &key, name, role).await.id);
     }
     let state = AppState {
         db: db.clone(),
@@ -275,16 +251,7 @@ async fn run(rounds: u32) {
         settings: Arc::new(settings(&url, &site, &broker)),
         https: false,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(pintu_office::server::serve(
-        listener,
-        None,
-        api::router(state),
-        std::future::pending(),
-    ));
+    let base = support::serve(state).await;
     let login = |name: &str| Client::session(&base, &db, &ids[name]);
     let admin = login("admin").await;
     admin
@@ -332,7 +299,7 @@ async fn run(rounds: u32) {
     );
     let totals: Vec<Duration> = results.iter().map(|r| r.total).collect();
     let p95 = quantile(totals.clone(), 0.95);
-    result_line(
+    support::result_line(
         &format!("approve -> door grants (SQLite, {rounds} rounds) p50/p95"),
         &format!("{}/{}", ms(quantile(totals, 0.5)), ms(p95)),
         "<= 2 s",
@@ -343,7 +310,7 @@ async fn run(rounds: u32) {
 
 fn main() {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let rounds = if bench_mode() {
+    let rounds = if support::bench_mode() {
         std::env::var("PINTU_BENCH_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())

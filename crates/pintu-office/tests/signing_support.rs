@@ -147,55 +147,14 @@ pub fn door_config(
     keys: &[&ApproverKey],
     broker: Option<&Broker>,
 ) -> std::path::PathBuf {
-    let trust: String = keys
+    let trusted: Vec<(&str, &str)> = keys
         .iter()
-        .map(|k| {
-            format!(
-                "\n[[trust.keys]]\nid = \"{}\"\npublic_key = \"{}\"\n",
-                k.key_id, k.public_key
-            )
-        })
+        .map(|k| (k.key_id.as_str(), k.public_key.as_str()))
         .collect();
-    let mqtt = broker.map_or(String::new(), |b| {
-        format!(
-            "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nheartbeat = \"5s\"\ninsecure = true\n",
-            b.port()
-        )
-    });
-    let text = format!(
-        r#"site = "{SITE}"
-state_dir = "state"
-
-[door]
-id = "{DOOR}"
-unlock_for = "1s"
-
-[trust]
-threshold = 2
-card_key_file = "card.key"
-{trust}
-[list]
-poll_interval = "100ms"
-max_size = "1MiB"
-
-[[reader]]
-name = "entry"
-role = "entry"
-backend = "sim"
-
-[control]
-socket = "control.sock"
-mode = "0600"
-
-[store]
-cache_size = "4MiB"
-
-[log]
-level = "debug"
-{mqtt}"#
-    );
+    let mqtt = broker.map_or(String::new(), |b| Site::mqtt_section(b.port()));
     let path = site.path("pintu.toml");
-    std::fs::write(&path, text).expect("write the door config");
+    std::fs::write(&path, site.config_text_trusting(&trusted, 2, &mqtt))
+        .expect("write the door config");
     path
 }
 

@@ -26,13 +26,14 @@ use crate::secret::ServiceKey;
 use crate::signing::{Signer, SigningError};
 
 /// Loads the request and checks, before anything else, that `actor` may take `action` now and
-/// that it is a decision.
-async fn decidable(
+/// that it is a decision (else a refusal naming `field`, what carried the attempt to sign).
+pub(super) async fn decidable(
     db: &Db,
     chain: &Chain,
     actor: &Actor,
     id: &str,
     action: &Action,
+    field: &'static str,
 ) -> Result<RequestView, RequestError> {
     let view = super::get(db, chain, actor, id).await?;
     workflow::step(
@@ -43,7 +44,7 @@ async fn decidable(
         super::ts(now_ms()),
     )?;
     if decision_of(action).is_none() {
-        return Err(FieldError::new("action", "only an approval or a rejection is signed").into());
+        return Err(FieldError::new(field, "only an approval or a rejection is signed").into());
     }
     Ok(view)
 }
@@ -61,7 +62,7 @@ pub async fn decision_file(
     id: &str,
     action: &Action,
 ) -> Result<PayloadFile, RequestError> {
-    let view = decidable(db, chain, actor, id, action).await?;
+    let view = decidable(db, chain, actor, id, action, "action").await?;
     let Some(active) = signer
         .active_key(actor.account_id())
         .await
@@ -118,7 +119,7 @@ pub async fn offline_decision(
     action: &Action,
     file: &[u8],
 ) -> Result<SignedDecision, RequestError> {
-    let view = decidable(db, chain, actor, id, action).await?;
+    let view = decidable(db, chain, actor, id, action, "action").await?;
     let file =
         SignatureFile::parse(file).map_err(|e| FieldError::new("signature_file", e.to_string()))?;
     let signed_at_ms = file

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _};
 use pintu_core::workflow::{
-    self, decision_of, history_sha256, Action, Chain, DecisionStatement, StepRecord,
+    decision_of, history_sha256, Action, Chain, DecisionStatement, StepRecord,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -124,20 +124,8 @@ pub async fn sign_decision(
     action: &Action,
     passphrase: &str,
 ) -> Result<SignedDecision, RequestError> {
-    let view = super::get(db, chain, actor, id).await?;
     // The workflow decides first: a refused step must not cost a passphrase attempt.
-    workflow::step(
-        chain,
-        &state_of(&view),
-        &super::workflow_actor(actor),
-        action,
-        super::ts(now_ms()),
-    )?;
-    if decision_of(action).is_none() {
-        return Err(
-            FieldError::new("passphrase", "only an approval or a rejection is signed").into(),
-        );
-    }
+    let view = super::offline::decidable(db, chain, actor, id, action, "passphrase").await?;
     let account = signer.account(actor.account_id()).await.map_err(signing)?;
     let target = format!("request:{}", view.reference);
     let (key, secret) = signer
