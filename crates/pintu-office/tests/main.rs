@@ -4,6 +4,7 @@
 
 mod api_accounts;
 mod api_docs;
+mod api_fulfil;
 mod api_requests;
 mod api_session;
 mod archive;
