@@ -27,6 +27,28 @@ async fn post_login(client: &Client, login: &str, password: &str) -> (u16, serde
         .await
 }
 
+/// `failures` wrong logins under as many unknown names (each refused), then budi's right
+/// password: its status, body and `Retry-After` (0 when absent).
+async fn fail_then_log_in(client: &Client, failures: u32) -> (u16, serde_json::Value, u64) {
+    for i in 0..failures {
+        let (status, _) = post_login(client, &format!("guess{i}"), "wrong password!!").await;
+        assert_eq!(status, 401);
+    }
+    let (status, body, headers) = client
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/session",
+            json!({"login": "budi", "password": PASSWORD}),
+        )
+        .await;
+    let wait = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (status, body, wait)
+}
+
 async fn audit_actions(office: &Office) -> Vec<String> {
     pintu_office::audit::list(&office.t.db, 0, 1000)
         .await
@@ -82,20 +104,9 @@ db_test!(async fn too_many_failures_from_one_address_are_throttled(t) {
     office.account("budi", &[Role::Requester]).await;
     let client = Client::new(&office.base);
     // Ten names, one failure each: no account locks, the address is throttled.
-    for i in 0..10 {
-        let (status, _) = post_login(&client, &format!("guess{i}"), "wrong password!!").await;
-        assert_eq!(status, 401);
-    }
-    let (status, body, headers) = client
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/session",
-            json!({"login": "budi", "password": PASSWORD}),
-        )
-        .await;
+    let (status, body, wait) = fail_then_log_in(&client, 10).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "too_many_attempts");
-    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
     // The window passes (the attempts' times moved back in SQL): the right password works.
     sqlx::query("UPDATE login_attempts SET at_ms = at_ms - 900001")
@@ -112,19 +123,8 @@ db_test!(async fn the_address_limit_and_window_come_from_the_config(t) {
     let office = Office::start_with(t, settings).await;
     office.account("budi", &[Role::Requester]).await;
     let client = Client::new(&office.base);
-    for i in 0..3 {
-        let (status, _) = post_login(&client, &format!("guess{i}"), "wrong password!!").await;
-        assert_eq!(status, 401);
-    }
-    let (status, body, headers) = client
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/session",
-            json!({"login": "budi", "password": PASSWORD}),
-        )
-        .await;
+    let (status, body, wait) = fail_then_log_in(&client, 3).await;
     assert_eq!(status, 429, "three failures are the configured limit: {body}");
-    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((901..=3600).contains(&wait), "the configured hour: Retry-After {wait}");
     // 15 minutes later the default window would have passed; the configured hour has not.
     sqlx::query("UPDATE login_attempts SET at_ms = at_ms - 900001")
